@@ -1,0 +1,60 @@
+"""Fixtures shared by the whole suite.
+
+`micropython` runs device code under the real MicroPython unix port with the heap
+capped as on the ESP32; `devnet` is a real anvil node on a free loopback port.
+"""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _d in (ROOT, os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware"),
+           os.path.join(ROOT, "boards"), os.path.join(ROOT, "tests")):
+    if _d not in sys.path:
+        sys.path.insert(0, _d)
+
+from tools import mp  # noqa: E402
+from tools.devnet import Devnet  # noqa: E402
+
+
+class MicroPython:
+    """`micropython.run(code, heap="64k")` returns stdout; a MicroPython exception
+    fails the test with MicroPython's traceback."""
+
+    run = staticmethod(mp.run)
+
+    def eval(self, code, heap=mp.DEFAULT_HEAP, **kw):
+        """Run `code` and return the last line of its output parsed as a Python literal."""
+        import ast
+
+        out = mp.run(code, heap=heap, **kw).strip().splitlines()
+        return ast.literal_eval(out[-1]) if out else None
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    return MicroPython()
+
+
+@pytest.fixture
+def devnet():
+    """A fresh anvil per test (chain id 31337, automine on)."""
+    with Devnet() as d:
+        yield d
+
+
+@pytest.fixture
+def devnet_factory():
+    """Start anvil with custom options: devnet_factory(chain_id=..., automine=False)."""
+    started = []
+
+    def make(**kw):
+        d = Devnet(**kw).start()
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()

@@ -1,0 +1,147 @@
+"""A local Ethereum devnet: anvil on a free loopback port.
+
+    python -m tools.devnet [--chain-id N] [--fund ADDRESS=ETH ...] [--no-mining]
+
+starts anvil, waits until it answers, funds the given addresses and keeps running
+until interrupted. Tests use the Devnet class through the `devnet` fixture.
+"""
+
+import argparse
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+
+from .paths import executable
+
+# anvil's first default account (mnemonic "test test ... junk"), the faucet of tests
+FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+FAUCET = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RPCError(Exception):
+    pass
+
+
+class Devnet:
+    def __init__(self, chain_id=31337, port=None, automine=True, block_time=None,
+                 base_fee=None, extra_args=()):
+        self.chain_id = chain_id
+        self.port = port or free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.automine = automine
+        self.block_time = block_time
+        self.base_fee = base_fee
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self._id = 0
+
+    def start(self, timeout=30):
+        argv = [executable("anvil"), "--host", "127.0.0.1", "--port", str(self.port),
+                "--chain-id", str(self.chain_id), "--silent"]
+        if self.block_time:
+            argv += ["--block-time", str(self.block_time)]
+        if not self.automine:
+            argv += ["--no-mining"]
+        if self.base_fee is not None:
+            argv += ["--block-base-fee-per-gas", str(self.base_fee)]
+        self.proc = subprocess.Popen(argv + self.extra_args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("anvil exited: %s" % self.proc.stderr.read().decode())
+            try:
+                got = int(self.rpc("eth_chainId"), 16)
+                if got != self.chain_id:
+                    raise RuntimeError("anvil answers chain id %d, not %d" % (got, self.chain_id))
+                return self
+            except (OSError, RPCError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("anvil did not answer on %s" % self.url)
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def rpc(self, method, *params, timeout=10):
+        self._id += 1
+        body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
+                           "params": list(params)}).encode()
+        req = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            reply = json.loads(r.read())
+        if "error" in reply:
+            raise RPCError("%s: %s" % (method, reply["error"]))
+        return reply["result"]
+
+    # conveniences for tests and tools
+    def fund(self, address, wei):
+        self.rpc("anvil_setBalance", address, hex(wei))
+
+    def balance(self, address):
+        return int(self.rpc("eth_getBalance", address, "latest"), 16)
+
+    def mine(self, blocks=1):
+        self.rpc("anvil_mine", hex(blocks))
+
+    def set_automine(self, on):
+        self.rpc("evm_setAutomine", bool(on))
+
+    def nonce(self, address, block="latest"):
+        return int(self.rpc("eth_getTransactionCount", address, block), 16)
+
+    def receipt(self, tx_hash):
+        return self.rpc("eth_getTransactionReceipt", tx_hash)
+
+    def wait_receipt(self, tx_hash, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.receipt(tx_hash)
+            if r:
+                return r
+            time.sleep(0.05)
+        raise TimeoutError("no receipt for %s" % tx_hash)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chain-id", type=int, default=31337)
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--no-mining", action="store_true")
+    ap.add_argument("--fund", action="append", default=[], metavar="ADDRESS=ETH")
+    a = ap.parse_args(argv)
+    with Devnet(a.chain_id, a.port, automine=not a.no_mining) as d:
+        for spec in a.fund:
+            addr, _, eth = spec.partition("=")
+            d.fund(addr, int(float(eth or "10") * 10**18))
+        print("devnet: chain %d on %s" % (d.chain_id, d.url), flush=True)
+        try:
+            d.proc.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
