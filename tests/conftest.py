@@ -10,8 +10,20 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# eth-account (the oracle) imports PyPI's `rlp`, which lib/rlp.py shadows once lib/ is
+# on sys.path. Import it first, keep PyPI's rlp reachable as `pyrlp`, and leave the
+# name `rlp` free for lib/rlp.py (eth-account binds its rlp objects at import time).
+import eth_account  # noqa: E402
+import eth_account.messages  # noqa: E402, F401
+
+sys.modules["pyrlp"] = sys.modules.pop("rlp")
+for _m in [m for m in sys.modules if m.startswith("rlp.")]:
+    sys.modules["py" + _m] = sys.modules.pop(_m)
+
 for _d in (ROOT, os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware"),
-           os.path.join(ROOT, "boards"), os.path.join(ROOT, "tests")):
+           os.path.join(ROOT, "boards"), os.path.join(ROOT, "tests"),
+           os.path.join(ROOT, "tools", "shim")):
     if _d not in sys.path:
         sys.path.insert(0, _d)
 

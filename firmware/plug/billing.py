@@ -1,0 +1,195 @@
+# The billing ledger: energy priced per channel at the rate in force, exactly.
+#
+#   bil = Billing(store)                 loads the newest good copy (store name "billing")
+#   bil.bill(key, chunks, segments) -> upto_t
+#       chunks: the energy ledger's unbilled buckets [(t_start, t_end, import_uwh[, ...])],
+#       oldest first; segments(t0, t1) -> [(start, end, rate_per_kwh, pid), ...] covering
+#       [t0, t1) (Tariff.segments), or None when no rate is known (policy "hold").
+#       Prices whole chunks in order and stops at the first one without a rate; saves
+#       cursor and lines in one atomic store write; returns the billed-up-to time.
+#   bil.run(ledger, tariff, keys=None)   bill every channel of an EnergyLedger and mark
+#       what was billed there (after the billing state is durable).
+#
+# Exactness. A chunk of e uWh over [t0, t1) is split at rate boundaries pro rata in
+# time with integer floors of the cumulative share (e * (b - t0) // (t1 - t0)), so the
+# pieces sum to e exactly. A piece of u uWh at r base units per kWh is worth u * r / 1e9;
+# per channel the numerator left below one base unit (`rem`) carries into the next
+# piece, so the amounts billed on a channel always equal
+# floor(sum(u * r) / 1e9) over its positive-rate pieces.
+#
+# Negative prices: billed as 0. The line keeps the quoted (negative) rate and its
+# energy for the record, the amount is 0 and nothing is credited: the plug never pays
+# a negative amount and never nets a credit against later energy (a provider that
+# wants to pay for consumption at negative prices does so off-chain).
+#
+# Never twice, never skipped: the per-channel cursor (end of the last billed chunk)
+# and the lines are saved together; chunks that end at or before the cursor are
+# skipped (a power cut between saving here and ledger.mark_billed re-lists them), and
+# mark_billed(cursor) runs again on the next pass. A chunk that starts before the
+# cursor but ends after it (the ledger merged a billed bucket into a later one) is
+# billed for its pro-rata share after the cursor only.
+#
+# Lines, per channel: [t_start, t_end, energy_uwh, rate_per_kwh, amount, pid]; a piece
+# contiguous with the previous line at the same rate and provider extends that line.
+# settle.py moves lines into invoices (same store file, same atomic write).
+
+UWH_PER_KWH = 1000000000
+
+
+class BillingError(Exception):
+    pass
+
+
+def _fresh():
+    # keys: {key: [cursor, rem, billed_uwh, billed_amount]}; lines: {key: [line, ...]}
+    # inv: open invoices (settle.py); seq: last invoice number
+    return {"v": 1, "keys": {}, "lines": {}, "inv": [], "seq": 0}
+
+
+def split(t0, t1, energy_uwh, bounds):
+    """Energy of [t0, t1) split pro rata at the times in `bounds` (sorted, inside (t0, t1)):
+    a list of len(bounds) + 1 ints that sum to energy_uwh exactly."""
+    d = t1 - t0
+    out = []
+    prev = 0
+    for b in bounds:
+        cum = energy_uwh * (b - t0) // d
+        out.append(cum - prev)
+        prev = cum
+    out.append(energy_uwh - prev)
+    return out
+
+
+class Billing:
+    def __init__(self, store, name="billing"):
+        self.store = store
+        self.name = name
+        st = store.load(name)
+        self.state = st if isinstance(st, dict) and st.get("v") == 1 else _fresh()
+
+    # ---- durable ----
+
+    def save(self):
+        """Write the whole billing state atomically; on failure the in-memory state goes
+        back to the last durable copy and the error propagates."""
+        try:
+            self.store.save(self.name, self.state)
+        except Exception:
+            st = self.store.load(self.name)
+            self.state = st if isinstance(st, dict) and st.get("v") == 1 else _fresh()
+            raise
+
+    # ---- queries ----
+
+    def cursor(self, key):
+        k = self.state["keys"].get(key)
+        return k[0] if k else None
+
+    def totals(self, key):
+        """(billed_uwh, billed_amount) of a channel since the plug's billing began."""
+        k = self.state["keys"].get(key)
+        return (k[2], k[3]) if k else (0, 0)
+
+    def remainder(self, key):
+        k = self.state["keys"].get(key)
+        return k[1] if k else 0
+
+    def lines(self, key=None):
+        if key is not None:
+            return self.state["lines"].get(key, [])
+        return self.state["lines"]
+
+    # ---- pricing ----
+
+    def _price(self, key, k, lines, t0, t1, e, segs):
+        if not segs or segs[0][0] != t0 or segs[-1][1] != t1:
+            raise BillingError("%s: rates for %d..%d do not cover the chunk" % (key, t0, t1))
+        for i in range(1, len(segs)):
+            if segs[i][0] != segs[i - 1][1] or segs[i][0] >= segs[i][1]:
+                raise BillingError("%s: rate segments for %d..%d have gaps" % (key, t0, t1))
+        parts = split(t0, t1, e, [s[0] for s in segs[1:]])
+        for j in range(len(segs)):
+            s, en, r, pid = segs[j]
+            u = parts[j]
+            amt = 0
+            if r > 0 and u:
+                acc = k[1] + u * r
+                amt = acc // UWH_PER_KWH
+                k[1] = acc - amt * UWH_PER_KWH
+            k[2] += u
+            k[3] += amt
+            last = lines[-1] if lines else None
+            if last and last[1] == s and last[3] == r and last[5] == pid:
+                last[1] = en
+                last[2] += u
+                last[4] += amt
+            else:
+                lines.append([s, en, u, r, amt, pid])
+
+    def bill(self, key, chunks, segments):
+        keys = self.state["keys"]
+        k = keys.get(key)
+        new_key = k is None
+        if new_key:
+            k = [None, 0, 0, 0]
+        cur = k[0]
+        lines = self.state["lines"].get(key)
+        new_lines = lines is None
+        if new_lines:
+            lines = []
+        before = (list(k), len(lines), [list(x) for x in lines[-1:]])
+        billed = False
+        try:
+            for ch in chunks:
+                t0, t1, e = ch[0], ch[1], ch[2]
+                if (type(t0) is not int or type(t1) is not int or type(e) is not int
+                        or e < 0 or t1 <= t0):
+                    raise BillingError("%s: bad energy chunk %r" % (key, (t0, t1, e)))
+                if cur is not None and t1 <= cur:
+                    continue  # billed before a power cut; the ledger catches up below
+                if cur is not None and t0 < cur:
+                    # the ledger merged a billed bucket with a later one (power cut
+                    # before mark_billed): bill only the share after the cursor
+                    e -= e * (cur - t0) // (t1 - t0)
+                    t0 = cur
+                segs = segments(t0, t1)
+                if segs is None:
+                    break  # hold: no rate yet, the energy waits
+                self._price(key, k, lines, t0, t1, e, segs)
+                cur = k[0] = t1
+                billed = True
+        except Exception:
+            # leave memory as durable state has it
+            k[:] = before[0]
+            del lines[before[1]:]
+            if before[2]:
+                lines[-1][:] = before[2][0]
+            raise
+        if billed:
+            if new_key:
+                keys[key] = k
+            if new_lines:
+                self.state["lines"][key] = lines
+            self.save()
+        return cur
+
+    def run(self, ledger, tariff, keys=None):
+        """Bill every channel of `ledger`; returns {key: billed-up-to time}. A channel whose
+        chunks are refused is reported through BillingError after the others are done."""
+        done = {}
+        errors = []
+        for key in (keys if keys is not None else ledger.keys()):
+            try:
+                upto = self.bill(key, ledger.unbilled(key), tariff.segments)
+            except BillingError as e:
+                errors.append(str(e))
+                continue
+            if upto is not None:
+                try:
+                    ledger.mark_billed(key, upto)
+                except Exception as e:  # billing is durable; the ledger catches up next pass
+                    errors.append("%s: ledger mark_billed(%d) failed: %s" % (key, upto, e))
+            done[key] = upto
+        if errors:
+            raise BillingError("; ".join(errors))
+        return done

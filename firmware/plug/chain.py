@@ -1,0 +1,166 @@
+# The chain client: what the plug asks an Ethereum JSON-RPC node, with every answer
+# checked before it is believed.
+#
+#   c = Chain(rpc, chain_id=31337, eip1559=True)       # rpc: plug.rpc.RPC
+#   c.check_chain()            raises WrongChain unless eth_chainId == chain_id (cached;
+#                              call before every signing, it asks the node only once)
+#   c.nonce(addr, "pending")   c.block_number()          c.balance(addr)
+#   c.fees() -> {"maxFeePerGas", "maxPriorityFeePerGas"} (EIP-1559: 2 x latest base fee
+#               + eth_maxPriorityFeePerGas, or the eth_feeHistory median) or {"gasPrice"}
+#   c.estimate_gas(tx) -> int  (tx: "from", "to", "data" bytes, "value")
+#   c.send_raw(raw) -> "0x<hash>"  (AlreadyKnown counts as sent)
+#   c.receipt("0x<hash>") -> None or {"hash", "status" 0|1, "block" int}
+#   c.erc20_balance(token, owner) -> int  (balanceOf via eth_call)
+#
+# A reply of the wrong type or out of range raises BadReply; node errors are the
+# named RPCError subclasses from plug.rpc. All are ChainError.
+import binascii
+
+import eth
+from plug.rpc import AlreadyKnown, BadReply, ChainError, RPCError
+
+_U256 = (1 << 256) - 1
+_U64 = (1 << 64) - 1
+_HEXDIGITS = "0123456789abcdefABCDEF"
+
+
+class WrongChain(ChainError):
+    pass
+
+
+def qty(v, what, limit=_U256):
+    """A JSON-RPC QUANTITY ("0x1a") as an int in [0, limit]; BadReply otherwise."""
+    if not isinstance(v, str) or len(v) < 3 or len(v) > 66 or v[:2] != "0x":
+        raise BadReply("%s: expected a hex quantity" % what)
+    for ch in v[2:]:
+        if ch not in _HEXDIGITS:
+            raise BadReply("%s: expected a hex quantity" % what)
+    n = int(v[2:], 16)
+    if n > limit:
+        raise BadReply("%s: %s is out of range" % (what, v[:20]))
+    return n
+
+
+def data(v, what, max_len=4096):
+    if not isinstance(v, str) or v[:2] != "0x" or len(v) % 2 or len(v) > 2 + 2 * max_len:
+        raise BadReply("%s: expected hex data" % what)
+    try:
+        return binascii.unhexlify(v[2:])
+    except ValueError:
+        raise BadReply("%s: expected hex data" % what)
+
+
+def hash32(v, what):
+    if not isinstance(v, str) or len(v) != 66:
+        raise BadReply("%s: expected a 32-byte hash" % what)
+    data(v, what)
+    return v.lower()
+
+
+def _hex(b):
+    return "0x" + binascii.hexlify(b).decode()
+
+
+def _call_obj(tx):
+    o = {}
+    for k in ("from", "to"):
+        if tx.get(k):
+            o[k] = tx[k]
+    if tx.get("data"):
+        o["data"] = _hex(tx["data"])
+    if tx.get("value"):
+        o["value"] = hex(tx["value"])
+    return o
+
+
+class Chain:
+    def __init__(self, rpc, chain_id, eip1559=True):
+        self.rpc = rpc
+        self.chain_id = chain_id
+        self.eip1559 = eip1559
+        self._checked = False
+
+    def check_chain(self):
+        if self._checked:
+            return
+        got = qty(self.rpc.call("eth_chainId"), "eth_chainId", _U64)
+        if got != self.chain_id:
+            raise WrongChain("node is on chain %d, config says %d: refusing to sign"
+                             % (got, self.chain_id))
+        self._checked = True
+
+    def nonce(self, address, block="pending"):
+        return qty(self.rpc.call("eth_getTransactionCount", (address, block)),
+                   "eth_getTransactionCount", _U64)
+
+    def block_number(self):
+        return qty(self.rpc.call("eth_blockNumber"), "eth_blockNumber", _U64)
+
+    def balance(self, address):
+        return qty(self.rpc.call("eth_getBalance", (address, "latest")), "eth_getBalance")
+
+    def _base_fee(self):
+        blk = self.rpc.call("eth_getBlockByNumber", ("latest", False))
+        if not isinstance(blk, dict):
+            raise BadReply("eth_getBlockByNumber: expected a block object")
+        v = blk.get("baseFeePerGas")
+        if v is None:
+            raise ChainError("latest block has no base fee: set chain.eip1559 to false")
+        return qty(v, "baseFeePerGas")
+
+    def _priority_fee(self):
+        try:
+            return qty(self.rpc.call("eth_maxPriorityFeePerGas"), "eth_maxPriorityFeePerGas")
+        except RPCError:  # node without the method: median tip of recent blocks
+            h = self.rpc.call("eth_feeHistory", ("0x5", "latest", [50]))
+            rewards = h.get("reward") if isinstance(h, dict) else None
+            if not isinstance(rewards, list):
+                raise BadReply("eth_feeHistory: expected a reward list")
+            tips = sorted(qty(r[0], "eth_feeHistory reward") for r in rewards
+                          if isinstance(r, list) and r)
+            return tips[len(tips) // 2] if tips else 10**9
+
+    def fees(self):
+        if not self.eip1559:
+            return {"gasPrice": qty(self.rpc.call("eth_gasPrice"), "eth_gasPrice")}
+        base = self._base_fee()
+        tip = self._priority_fee()
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    def estimate_gas(self, tx):
+        return qty(self.rpc.call("eth_estimateGas", (_call_obj(tx),)), "eth_estimateGas",
+                   30000000)
+
+    def send_raw(self, raw):
+        mine = _hex(eth.transaction_hash(raw))
+        try:
+            got = self.rpc.call("eth_sendRawTransaction", (_hex(raw),))
+        except AlreadyKnown:
+            return mine
+        if hash32(got, "eth_sendRawTransaction") != mine:
+            raise BadReply("node returned a different transaction hash")
+        return mine
+
+    def receipt(self, tx_hash):
+        r = self.rpc.call("eth_getTransactionReceipt", (tx_hash,))
+        if r is None:
+            return None
+        if not isinstance(r, dict):
+            raise BadReply("eth_getTransactionReceipt: expected an object or null")
+        if r.get("blockNumber") is None:  # some nodes answer pending ones
+            return None
+        if hash32(r.get("transactionHash"), "receipt transactionHash") != tx_hash.lower():
+            raise BadReply("receipt is for another transaction")
+        status = qty(r.get("status"), "receipt status", 1)
+        return {"hash": tx_hash.lower(), "status": status,
+                "block": qty(r.get("blockNumber"), "receipt blockNumber", _U64)}
+
+    def call(self, to, calldata):
+        return data(self.rpc.call("eth_call", ({"to": to, "data": _hex(calldata)}, "latest")),
+                    "eth_call")
+
+    def erc20_balance(self, token, owner):
+        out = self.call(token, eth.erc20_balance_of_data(owner))
+        if len(out) != 32:
+            raise BadReply("balanceOf: expected 32 bytes, got %d" % len(out))
+        return int.from_bytes(out, "big")

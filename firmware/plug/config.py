@@ -1,0 +1,256 @@
+# The plug's configuration: one schema, signed by the owner, applied atomically.
+#
+# Envelope (what `plugctl config sign` writes and POST /config, the pull URL and
+# `plugctl config push` deliver):
+#     {"version": <int>, "config": {...}, "signature": "0x<65 bytes hex>"}
+# The signature is the owner's EIP-191 personal_sign over canonical({"config": c,
+# "version": v}): JSON with keys sorted, no spaces, non-ASCII and control characters
+# escaped as \uXXXX, integers in decimal and no floats (exactly what CPython's
+# json.dumps(obj, sort_keys=True, separators=(",", ":")) produces).
+#
+# Signed configs hold integers only, so the encoding is the same on a 32-bit plug
+# with single-precision floats as on the host. Calibration is local to the plug and
+# is not part of the signed config (calibration.py keeps it).
+#
+# Durable state: "config" (the envelope in force) and "owner" (the owner's address,
+# set once at provisioning). An apply first records the candidate as "config_next",
+# checks it, then saves it as "config" (an atomic rename); a power cut before that
+# leaves the old config in force and the candidate is dropped at boot.
+from micropython import const
+
+from plug.schema import ConfigError, check
+
+MAX_ENVELOPE_BYTES = const(8192)
+_BIG = 2**128  # money limits are base units (wei or token units)
+_URL = ("u", 200, "")
+_ADDR = ("a", False)
+
+SCHEMA = ("d", {
+    "owner": ("a", True),  # set only to hand the plug to a new owner
+    "wifi": ("d", {"ssid": ("s", 32, "", None), "password": ("s", 64, "", None)}),
+    "chain": ("d", {
+        "chain_id": ("i", 1, 2**53, 31337),
+        "rpc_urls": ("l", _URL, 1, 4, ("http://127.0.0.1:8545",)),
+        "confirmations": ("i", 0, 64, 1),
+        "eip1559": ("b", True),
+        "tx_deadline_s": ("i", 10, 86400, 300),
+    }),
+    "provider": ("d", {
+        "url": _URL,
+        "approved_payees": ("l", _ADDR, 0, 8, ()),
+        "approved_tokens": ("l", _ADDR, 0, 8, ()),
+        "rate_cap_per_kwh": ("i", 0, _BIG, 10**18),
+        "fallback": ("s", 8, "hold", ("hold", "rate")),
+        "fallback_rate_per_kwh": ("i", 0, _BIG, 0),
+        "refresh_s": ("i", 60, 86400, 900),
+    }),
+    "settlement": ("d", {
+        "min_amount": ("i", 0, _BIG, 0),
+        "max_period_s": ("i", 60, 90 * 86400, 86400),
+        "max_fee_share_pct": ("i", 0, 100, 10),
+    }),
+    "limits": ("d", {
+        "per_payment": ("i", 0, _BIG, 10**17),
+        "per_day": ("i", 0, _BIG, 10**18),
+        "gas_floor_wei": ("i", 0, _BIG, 10**15),
+    }),
+    "meter": ("d", {
+        "checkpoint_s": ("i", 10, 3600, 60),
+        "read_interval_ms": ("i", 100, 10000, 1000),
+        "nominal_voltage_v": ("i", 100, 480, 230),
+    }),
+    "channels": ("m", ("d", {
+        "name": ("s", 32, "", None),
+        "max_current_a": ("i", 1, 100, 16),
+        "account": ("i", 0, 255, 0),
+    }), 16),
+    "wallet": ("d", {"mode": ("s", 12, "single", ("single", "per_channel"))}),
+    "server": ("d", {
+        "port": ("i", 1, 65535, 80),
+        "max_request_bytes": ("i", 256, 65536, 4096),
+        "max_connections": ("i", 1, 16, 4),
+    }),
+    "pull": ("d", {"url": _URL, "interval_s": ("i", 60, 7 * 86400, 3600)}),
+})
+
+
+def defaults():
+    return check(SCHEMA, {})
+
+
+def validate(cfg):
+    """The config with defaults filled in, or ConfigError naming the offending field."""
+    return check(SCHEMA, cfg)
+
+
+# ---- canonical encoding (must equal CPython's sorted, compact json.dumps) ----
+
+_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _enc_str(s, out):
+    out.append('"')
+    for ch in s:
+        c = ord(ch)
+        if ch in _ESC:
+            out.append(_ESC[ch])
+        elif 0x20 <= c < 0x7F:
+            out.append(ch)
+        elif c < 0x10000:
+            out.append("\\u%04x" % c)
+        else:
+            c -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF)))
+    out.append('"')
+
+
+def _enc(v, out):
+    if v is None:
+        out.append("null")
+    elif v is True:
+        out.append("true")
+    elif v is False:
+        out.append("false")
+    elif type(v) is int:
+        out.append(str(v))
+    elif isinstance(v, str):
+        _enc_str(v, out)
+    elif isinstance(v, (list, tuple)):
+        out.append("[")
+        for i, x in enumerate(v):
+            if i:
+                out.append(",")
+            _enc(x, out)
+        out.append("]")
+    elif isinstance(v, dict):
+        out.append("{")
+        for i, k in enumerate(sorted(v)):
+            if not isinstance(k, str):
+                raise ConfigError("config: keys must be strings")
+            if i:
+                out.append(",")
+            _enc_str(k, out)
+            out.append(":")
+            _enc(v[k], out)
+        out.append("}")
+    else:
+        raise ConfigError("config: %s values are not allowed (integers, strings, true/false, "
+                          "null, lists and objects only)" % type(v).__name__)
+
+
+def canonical(obj):
+    out = []
+    _enc(obj, out)
+    return "".join(out).encode()
+
+
+def signed_message(version, cfg):
+    return canonical({"config": cfg, "version": version})
+
+
+# ---- envelopes, ownership and atomic apply ----
+
+def parse_envelope(body):
+    """(version, config dict as sent, signature bytes) from raw bytes or a dict."""
+    import json
+
+    if isinstance(body, (bytes, bytearray, str)):
+        if len(body) > MAX_ENVELOPE_BYTES:
+            raise ConfigError("envelope: larger than %d bytes" % MAX_ENVELOPE_BYTES)
+        try:
+            body = json.loads(body)
+        except ValueError:
+            raise ConfigError("envelope: not valid JSON")
+    if not isinstance(body, dict):
+        raise ConfigError("envelope: must be an object")
+    for k in body:
+        if k not in ("version", "config", "signature"):
+            raise ConfigError("envelope.%s: unknown key" % k)
+    version, cfg, sig = body.get("version"), body.get("config"), body.get("signature")
+    if type(version) is not int or not 0 < version < 2**53:
+        raise ConfigError("envelope.version: must be a positive integer")
+    if not isinstance(cfg, dict):
+        raise ConfigError("envelope.config: must be an object")
+    if not isinstance(sig, str) or len(sig) != 132 or sig[:2] != "0x":
+        raise ConfigError("envelope.signature: must be 0x and 65 bytes of hex")
+    import binascii
+
+    try:
+        sig = binascii.unhexlify(sig[2:])
+    except ValueError:
+        raise ConfigError("envelope.signature: not hex")
+    return version, cfg, sig
+
+
+class ConfigManager:
+    """The config in force, the owner, and signed, versioned, atomic updates."""
+
+    def __init__(self, store, log=print):
+        self.store = store
+        self.log = log
+        self.owner = store.load("owner")
+        if store.load("config_next") is not None:
+            self.log("[config] dropped an unfinished apply (power cut during its check)")
+            store.remove("config_next")
+        env = store.load("config")
+        if env is None:
+            self.version, self.config, self.signature = 0, defaults(), None
+        else:
+            self.version, self.config, self.signature = env["version"], validate(env["config"]), \
+                env["signature"]
+
+    def set_owner(self, address):
+        """Provisioning: record the first owner. Later changes need a config the owner signed."""
+        if self.owner is not None:
+            raise ConfigError("owner: already set; a new owner must arrive in a signed config")
+        self.owner = check(("a", False), address, "owner")
+        self.store.save("owner", self.owner)
+        self.log("[config] owner set to %s" % self.owner)
+
+    def verify(self, body):
+        """Check an envelope; returns (version, validated config, signature hex) or raises."""
+        import eth
+
+        version, cfg, sig = parse_envelope(body)
+        if self.owner is None:
+            raise ConfigError("envelope: this plug has no owner yet (provision it first)")
+        try:
+            signer = eth.recover_message(signed_message(version, cfg), sig)
+        except ValueError as e:
+            raise ConfigError("envelope.signature: %s" % e)
+        if signer != self.owner:
+            raise ConfigError("envelope.signature: not signed by the owner %s" % self.owner)
+        if version <= self.version:
+            raise ConfigError("envelope.version: %d is not newer than the config in force (%d)"
+                              % (version, self.version))
+        import binascii
+
+        return version, validate(cfg), "0x" + binascii.hexlify(sig).decode()
+
+    def apply(self, body, check=None):
+        """Verify, switch to and check a new config; roll back and raise if the check fails.
+
+        `check(config)` raises with a reason if the config does not work (chain id not
+        reachable or not matching, provider descriptor refused). Returns the new version.
+        """
+        version, cfg, sig = self.verify(body)
+        env = {"version": version, "config": cfg, "signature": sig}
+        self.store.save("config_next", env)
+        old = (self.version, self.config, self.signature)
+        self.version, self.config, self.signature = version, cfg, sig
+        try:
+            if check:
+                check(cfg)
+        except Exception as e:  # any failure of the new config means roll back
+            self.version, self.config, self.signature = old
+            self.store.remove("config_next")
+            self.log("[config] version %d rolled back: %s" % (version, e))
+            raise ConfigError("config version %d rolled back: %s" % (version, e))
+        self.store.save("config", env)
+        self.store.remove("config_next")
+        if cfg.get("owner") and cfg["owner"] != self.owner:
+            self.owner = cfg["owner"]
+            self.store.save("owner", self.owner)
+            self.log("[config] ownership passed to %s" % self.owner)
+        self.log("[config] version %d in force" % version)
+        return version

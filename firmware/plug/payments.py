@@ -1,0 +1,400 @@
+# Payments: a signed transfer from the plug's wallet, onto the chain exactly once.
+#
+#   p = Payments(store, chain, wallet, config, clock)    # restores unfinished payments
+#   rec = p.pay(invoice_id, payee, amount, token=None, memo=b"", channel_key=None)
+#   p.step()          advance every unfinished payment (a few RPCs each; never raises
+#                     ChainError: problems land in rec["err"] and are retried next step)
+#   p.get(invoice_id) -> record or None      p.records() -> [record, ...]
+#   p.spent_today(token=None) -> int
+#
+# A record is a plain dict (JSON in the store); billing reads these keys:
+#   "id" invoice id (str), "st" state, "to" payee, "amt" amount, "tok" token or None,
+#   "from" paying address, "n" nonce, "hash" hash of the newest signed variant,
+#   "mined" hash that was mined (confirmed or failed), "blk" its block, "err" the last
+#   problem (text) or None, "att" attempt number (1, 2 after a failed one).
+# States: "prepared" (signed and written, maybe not broadcast) -> "sent" -> "confirmed"
+#   (receipt status 1 with chain.confirmations blocks) or "failed" (status 0: the
+#   invoice is released, pay() with the same id signs a new attempt).
+#
+# Exactly once: the signed bytes, nonce and invoice id are written to the store before
+# any broadcast. pay() with an invoice id that has a record returns that record and
+# signs nothing (unless it "failed"). A payment not mined within chain.tx_deadline_s
+# is replaced by a variant with the same nonce and both fees raised by 12.5% + 1 (the
+# node needs 10%), so at most one variant can ever be mined; every variant's hash is
+# kept and a receipt for any of them counts. After a reboot the restored records are
+# reconciled by step(): receipt of any variant, else re-broadcast of the same bytes.
+# Only when the account's mined nonce has passed ours and none of our variants has a
+# receipt (someone else used the nonce) is the invoice signed again, with a new nonce.
+#
+# Before signing: invoice not already paid, payee (and token) approved by the owner's
+# config when those lists are set, amount <= limits.per_payment, today's spend +
+# amount <= limits.per_day (per asset, UTC day of the plug clock), chain id checked,
+# and the balance covers amount + gas x max fee + limits.gas_floor_wei.
+import binascii
+
+import eth
+from plug.rpc import ChainError, InsufficientFunds, NonceTooLow, ReplacementUnderpriced
+
+_NAME = "payments"
+_KEEP_DONE = 32  # finished records kept in full
+_KEEP_IDS = 256  # ids of older confirmed invoices kept to refuse paying them again
+_MAX_MEMO = 256
+_UNFINISHED = ("prepared", "sent")
+
+
+class PaymentError(Exception):
+    pass
+
+
+class SpendRefused(PaymentError):
+    """A limit or the balance forbids this payment; nothing was signed."""
+
+
+def _log(msg):
+    print("[pay] " + msg)
+
+
+def _hex(b):
+    return "0x" + binascii.hexlify(b).decode()
+
+
+def _unhex(s):
+    return binascii.unhexlify(s[2:])
+
+
+def _bump(v):
+    return v + (v >> 3) + 1
+
+
+def intrinsic_gas(data):
+    """Gas of a plain transfer carrying `data` (EIP-2028 and the EIP-7623 floor)."""
+    nz = 0
+    for b in data:
+        if b:
+            nz += 1
+    z = len(data) - nz
+    return max(21000 + 16 * nz + 4 * z, 21000 + 40 * nz + 10 * z)
+
+
+class Payments:
+    def __init__(self, store, chain, wallet, config, clock):
+        self.store = store
+        self.chain = chain
+        self.wallet = wallet
+        self.clock = clock
+        chain_cfg = config.get("chain", {})
+        self.confirmations = chain_cfg.get("confirmations", 1)
+        self.deadline_s = chain_cfg.get("tx_deadline_s", 300)
+        self.max_fee_cap = chain_cfg.get("max_fee_per_gas")  # optional ceiling, wei
+        self.limits = config.get("limits", {})
+        prov = config.get("provider", {})
+        self.payees = prov.get("approved_payees") or ()
+        self.tokens = prov.get("approved_tokens") or ()
+        self.hook = None  # hook(event, rec) after each durable step; tests crash here
+        st = store.load(_NAME) or {}
+        self._recs = st.get("recs", {})
+        self._paid = st.get("paid", [])
+        self._day = st.get("day", 0)
+        self._spent = st.get("spent", {})
+
+    # ---- durable state ----------------------------------------------------
+
+    def _save(self):
+        done = [r for r in self._recs.values() if r["st"] not in _UNFINISHED]
+        if len(done) > _KEEP_DONE:
+            done.sort(key=lambda r: r.get("t", 0))
+            for r in done[:len(done) - _KEEP_DONE]:
+                if r["st"] == "confirmed":
+                    self._paid.append(r["id"])
+                del self._recs[r["id"]]
+            self._paid = self._paid[-_KEEP_IDS:]
+        self.store.save(_NAME, {"recs": self._recs, "paid": self._paid, "day": self._day,
+                                "spent": self._spent})
+
+    def _event(self, name, rec):
+        if self.hook:
+            self.hook(name, rec)
+
+    # ---- status -------------------------------------------------------------
+
+    def get(self, invoice_id):
+        rec = self._recs.get(str(invoice_id))
+        if rec is None and str(invoice_id) in self._paid:
+            return {"id": str(invoice_id), "st": "confirmed"}
+        return rec
+
+    def records(self):
+        return list(self._recs.values())
+
+    def unfinished(self):
+        return [r for r in self._recs.values() if r["st"] in _UNFINISHED]
+
+    def _today(self):
+        day = self.clock.time() // 86400
+        if day != self._day:
+            self._day = day
+            self._spent = {}
+        return day
+
+    def spent_today(self, token=None):
+        self._today()
+        return self._spent.get(token or "native", 0)
+
+    # ---- paying ---------------------------------------------------------------
+
+    def _check_request(self, invoice_id, payee, amount, token, memo):
+        if not isinstance(invoice_id, (str, int)) or not 0 < len(str(invoice_id)) <= 64:
+            raise PaymentError("invoice id must be a non-empty string of up to 64 characters")
+        if not isinstance(payee, str) or not eth.is_address(payee):
+            raise PaymentError("payee %r is not an address" % (payee,))
+        if type(amount) is not int or amount <= 0:
+            raise PaymentError("amount must be an int > 0 in base units")
+        if token is not None and (not isinstance(token, str) or not eth.is_address(token)):
+            raise PaymentError("token %r is not an address" % (token,))
+        if not isinstance(memo, (bytes, bytearray)) or len(memo) > _MAX_MEMO:
+            raise PaymentError("memo must be bytes, at most %d" % _MAX_MEMO)
+        payee = eth.to_checksum_address(payee)
+        if self.payees and payee not in self.payees:
+            raise SpendRefused("payee %s is not approved in the owner's config" % payee)
+        if token is not None:
+            token = eth.to_checksum_address(token)
+            if self.tokens and token not in self.tokens:
+                raise SpendRefused("token %s is not approved in the owner's config" % token)
+        return payee, token
+
+    def _check_limits(self, amount, token):
+        per = self.limits.get("per_payment")
+        if per is not None and amount > per:
+            raise SpendRefused("amount %d is over the per-payment limit %d" % (amount, per))
+        per_day = self.limits.get("per_day")
+        spent = self.spent_today(token)
+        if per_day is not None and spent + amount > per_day:
+            raise SpendRefused("amount %d would take today's spend to %d, over the daily "
+                               "limit %d" % (amount, spent + amount, per_day))
+
+    def pay(self, invoice_id, payee, amount, token=None, memo=b"", channel_key=None):
+        """Sign, record and broadcast one payment; returns its record. Raises
+        PaymentError/SpendRefused (nothing signed) or ChainError (nothing signed)."""
+        payee, token = self._check_request(invoice_id, payee, amount, token, memo)
+        iid = str(invoice_id)
+        old = self.get(iid)
+        if old is not None and old["st"] != "failed":
+            return old
+        self._check_limits(amount, token)
+        account = self.wallet.account_of(channel_key) if channel_key else 0
+        sender = self.wallet.address(account)
+        rec = {"id": iid, "st": "prepared", "from": sender, "acct": account, "to": payee,
+               "amt": amount, "tok": token, "memo": _hex(memo), "n": None, "gas": 0,
+               "v": [], "hash": None, "mined": None, "blk": None, "err": None,
+               "att": (old.get("att", 1) + 1) if old else 1, "t": self.clock.time(),
+               "tb": 0, "ch": channel_key}
+        self._sign_new(rec, check_funds=True)
+        self._today()
+        key = token or "native"
+        self._spent[key] = self._spent.get(key, 0) + amount
+        self._recs[iid] = rec
+        self._save()
+        _log("invoice %s: signed nonce %d, %s" % (iid, rec["n"], rec["hash"]))
+        self._event("prepared", rec)
+        self._broadcast(rec)
+        return rec
+
+    def _tx(self, rec, fees):
+        memo = _unhex(rec["memo"])
+        if rec["tok"]:
+            tx = {"to": rec["tok"], "value": 0,
+                  "data": eth.erc20_transfer_data(rec["to"], rec["amt"]) + memo}
+        else:
+            tx = {"to": rec["to"], "value": rec["amt"], "data": memo}
+        tx["nonce"] = rec["n"]
+        tx["chainId"] = self.chain.chain_id
+        tx.update(fees)
+        return tx
+
+    def _next_nonce(self, rec):
+        n = self.chain.nonce(rec["from"], "pending")
+        for r in self._recs.values():
+            if r["st"] in _UNFINISHED and r["from"] == rec["from"] and r is not rec \
+                    and r["n"] is not None and r["n"] >= n:
+                n = r["n"] + 1
+        return n
+
+    def _sign_new(self, rec, check_funds):
+        """Give rec a fresh nonce and its first signed variant (not yet saved)."""
+        c = self.chain
+        c.check_chain()
+        rec["n"] = self._next_nonce(rec)
+        if check_funds and rec["tok"]:
+            tb = c.erc20_balance(rec["tok"], rec["from"])
+            if tb < rec["amt"]:
+                raise SpendRefused("token balance of %s is %d, payment needs %d"
+                                   % (rec["from"], tb, rec["amt"]))
+        fees = c.fees()
+        tx = self._tx(rec, fees)
+        if rec["tok"]:
+            gas = c.estimate_gas({"from": rec["from"], "to": tx["to"], "data": tx["data"]})
+            gas = gas + gas // 5
+        else:
+            gas = intrinsic_gas(tx["data"])
+        tx["gas"] = gas
+        rec["gas"] = gas
+        if check_funds:
+            self._check_funds(rec, tx)
+        self._add_variant(rec, tx)
+
+    def _check_funds(self, rec, tx):
+        fee = tx["gas"] * tx.get("maxFeePerGas", tx.get("gasPrice", 0))
+        floor = self.limits.get("gas_floor_wei", 0)
+        bal = self.chain.balance(rec["from"])
+        need = fee + floor + (0 if rec["tok"] else rec["amt"])
+        if bal < need:
+            raise SpendRefused("balance of %s is %d wei, needs %d (amount + gas + floor %d)"
+                               % (rec["from"], bal, need, floor))
+
+    def _add_variant(self, rec, tx):
+        cap = self.max_fee_cap
+        fee = tx.get("maxFeePerGas", tx.get("gasPrice"))
+        if cap is not None and fee > cap:
+            raise SpendRefused("fee %d wei/gas is over the configured cap %d" % (fee, cap))
+        raw = self.wallet.sign_transaction(tx, rec["acct"])
+        h = _hex(eth.transaction_hash(raw))
+        if "gasPrice" in tx:
+            fees = [tx["gasPrice"]]
+        else:
+            fees = [tx["maxFeePerGas"], tx["maxPriorityFeePerGas"]]
+        for v in rec["v"]:
+            v["raw"] = None  # only the newest variant is ever broadcast again
+        rec["v"].append({"h": h, "raw": _hex(raw), "fee": fees})
+        rec["hash"] = h
+
+    def _broadcast(self, rec):
+        raw = _unhex(rec["v"][-1]["raw"])
+        try:
+            self.chain.send_raw(raw)
+        except (InsufficientFunds, ReplacementUnderpriced, NonceTooLow) as e:
+            rec["err"] = str(e)
+            rec["under"] = isinstance(e, ReplacementUnderpriced)
+            self._save()
+            _log("invoice %s: broadcast refused: %s" % (rec["id"], e))
+            return False
+        except ChainError as e:
+            rec["err"] = str(e)
+            _log("invoice %s: broadcast failed, will retry: %s" % (rec["id"], e))
+            return False
+        self._event("broadcast", rec)
+        rec["st"] = "sent"
+        rec["tb"] = self.clock.time()
+        rec["err"] = None
+        rec["under"] = False
+        self._save()
+        self._event("sent", rec)
+        return True
+
+    # ---- advancing ------------------------------------------------------------
+
+    def step(self):
+        """Advance every unfinished payment once; returns the records that changed state."""
+        changed = []
+        for rec in self.unfinished():
+            before = rec["st"]
+            try:
+                self._advance(rec)
+            except ChainError as e:
+                rec["err"] = str(e)
+                _log("invoice %s: %s" % (rec["id"], e))
+            except PaymentError as e:
+                rec["err"] = str(e)
+                self._save()
+                _log("invoice %s: %s" % (rec["id"], e))
+            if rec["st"] != before:
+                changed.append(rec)
+        return changed
+
+    def _find_receipt(self, rec):
+        for v in reversed(rec["v"]):
+            r = self.chain.receipt(v["h"])
+            if r is not None:
+                return r
+        return None
+
+    def _advance(self, rec):
+        r = self._find_receipt(rec)
+        if r is not None:
+            self._mined(rec, r)
+            return
+        mined_nonce = self.chain.nonce(rec["from"], "latest")
+        if mined_nonce > rec["n"]:
+            # our nonce is used; a receipt may have appeared since we looked
+            r = self._find_receipt(rec)
+            if r is not None:
+                self._mined(rec, r)
+                return
+            self._displaced(rec)
+            return
+        if rec["st"] == "prepared":
+            if rec.get("under"):  # a pending tx holds our nonce at a higher fee
+                self._replace(rec)
+            else:
+                self._broadcast(rec)
+        elif self.clock.time() - rec["tb"] >= self.deadline_s:
+            self._replace(rec)
+
+    def _mined(self, rec, r):
+        if rec["blk"] != r["block"] or rec["mined"] != r["hash"]:
+            rec["blk"] = r["block"]
+            rec["mined"] = r["hash"]
+            rec["st"] = "sent"
+            self._save()
+        if self.confirmations > 1:
+            if self.chain.block_number() - r["block"] + 1 < self.confirmations:
+                return
+        if r["status"] == 1:
+            rec["st"] = "confirmed"
+            rec["err"] = None
+            _log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
+        else:
+            rec["st"] = "failed"
+            rec["err"] = "transaction reverted (receipt status 0); invoice released"
+            self._today()
+            key = rec["tok"] or "native"
+            self._spent[key] = max(0, self._spent.get(key, 0) - rec["amt"])
+            _log("invoice %s: FAILED in block %d, invoice released" % (rec["id"], r["block"]))
+        self._save()
+        self._event(rec["st"], rec)
+
+    def _displaced(self, rec):
+        _log("invoice %s: nonce %d was used by another transaction; signing again"
+             % (rec["id"], rec["n"]))
+        keep = (rec["n"], rec["v"], rec["hash"], rec["gas"])
+        rec["v"] = []
+        try:
+            self._sign_new(rec, check_funds=False)
+        except Exception:
+            rec["n"], rec["v"], rec["hash"], rec["gas"] = keep
+            raise
+        rec["old"] = rec.get("old", []) + [v["h"] for v in keep[1]]
+        rec["st"] = "prepared"
+        rec["under"] = False
+        self._save()
+        self._event("prepared", rec)
+        self._broadcast(rec)
+
+    def _replace(self, rec):
+        self.chain.check_chain()
+        last = rec["v"][-1]["fee"]
+        market = self.chain.fees()
+        if len(last) == 1:
+            fees = {"gasPrice": max(_bump(last[0]), market.get("gasPrice", 0))}
+        else:
+            tip = max(_bump(last[1]), market.get("maxPriorityFeePerGas", 0))
+            fee = max(_bump(last[0]), market.get("maxFeePerGas", 0), tip)
+            fees = {"maxFeePerGas": fee, "maxPriorityFeePerGas": tip}
+        tx = self._tx(rec, fees)
+        tx["gas"] = rec["gas"]
+        self._add_variant(rec, tx)
+        rec["st"] = "prepared"
+        self._save()
+        _log("invoice %s: not mined in %ds, replaced by %s" % (rec["id"], self.deadline_s,
+                                                               rec["hash"]))
+        self._event("replaced", rec)
+        self._broadcast(rec)

@@ -1,0 +1,235 @@
+# JSON-RPC 2.0 over HTTP(S) for the chain client, on micropython-lib `requests`.
+#
+#   r = RPC(["http://node-a:8545", "http://node-b:8545"], timeout_s=5, retries=2)
+#   r.call("eth_chainId") -> result (whatever JSON the node sent as "result")
+#   r.round_trips -> int, HTTP requests made so far (benchmarks count them)
+#
+# Every call has a socket timeout and an overall deadline; a node that is down,
+# times out or answers garbage is retried with backoff and the next URL is tried.
+# Replies are read up to max_reply_bytes and refused beyond; the JSON-RPC envelope
+# is checked (jsonrpc "2.0", our id, exactly one of result or error, error with an
+# int code and a string message). Node errors are mapped to named conditions:
+#
+#   ChainError                     base of everything the chain client raises
+#     Unreachable                  no node answered a valid reply (after retries)
+#     BadReply                     a reply was malformed, oversize or for another id
+#     RPCError(code, message)      the node answered with a JSON-RPC error
+#       NonceTooLow, ReplacementUnderpriced, InsufficientFunds, AlreadyKnown,
+#       ExecutionReverted
+#
+# The node answered errors are not retried: they are answers. Unreachable carries
+# the last underlying problem in its message.
+import json
+import time
+
+try:
+    _ticks_ms = time.ticks_ms
+    _ticks_diff = time.ticks_diff
+    _sleep_ms = time.sleep_ms
+except AttributeError:  # CPython (host tools)
+    _ticks_ms = lambda: int(time.monotonic() * 1000)  # noqa: E731
+    _ticks_diff = lambda a, b: a - b  # noqa: E731
+    _sleep_ms = lambda ms: time.sleep(ms / 1000)  # noqa: E731
+
+_CHUNK = 512
+_MAX_HEADER_LINES = 40
+
+
+class ChainError(Exception):
+    pass
+
+
+class Unreachable(ChainError):
+    pass
+
+
+class BadReply(ChainError):
+    pass
+
+
+class RPCError(ChainError):
+    def __init__(self, code, message, method=""):
+        super().__init__("%s: node error %s: %s" % (method, code, message))
+        self.code = code
+        self.message = message
+        self.method = method
+
+
+class NonceTooLow(RPCError):
+    pass
+
+
+class ReplacementUnderpriced(RPCError):
+    pass
+
+
+class InsufficientFunds(RPCError):
+    pass
+
+
+class AlreadyKnown(RPCError):
+    pass
+
+
+class ExecutionReverted(RPCError):
+    pass
+
+
+# lower-case fragments of geth, erigon, nethermind, besu and anvil messages
+_CONDITIONS = (
+    ("nonce too low", NonceTooLow),
+    ("nonce is too low", NonceTooLow),
+    ("oldnonce", NonceTooLow),
+    ("replacement transaction underpriced", ReplacementUnderpriced),
+    ("replacement underpriced", ReplacementUnderpriced),
+    ("replacementnotallowed", ReplacementUnderpriced),
+    ("insufficient funds", InsufficientFunds),
+    ("already known", AlreadyKnown),
+    ("already imported", AlreadyKnown),
+    ("known transaction", AlreadyKnown),
+    ("alreadyknown", AlreadyKnown),
+    ("execution reverted", ExecutionReverted),
+)
+
+
+def error_for(code, message, method=""):
+    """The named RPCError subclass for a node's error object."""
+    low = message.lower()
+    for frag, cls in _CONDITIONS:
+        if frag in low:
+            return cls(code, message, method)
+    if code == 3:  # EIP-1474: execution error (revert with data)
+        return ExecutionReverted(code, message, method)
+    return RPCError(code, message, method)
+
+
+class _Abort(OSError):
+    """Raised inside requests' header loop so that it closes the socket."""
+
+
+class RPC:
+    def __init__(self, urls, timeout_s=5, retries=2, backoff_ms=250, max_reply_bytes=16384,
+                 deadline_s=None):
+        if isinstance(urls, str):
+            urls = [urls]
+        if not urls:
+            raise ValueError("rpc_urls: need at least one URL")
+        for u in urls:
+            if not isinstance(u, str) or not (u.startswith("http://") or
+                                              u.startswith("https://")):
+                raise ValueError("rpc_urls: %r is not an http:// or https:// URL" % (u,))
+        self.urls = list(urls)
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_ms = backoff_ms
+        self.max_reply_bytes = max_reply_bytes
+        self.deadline_ms = int((deadline_s or 2 * timeout_s + 1) * 1000)
+        self.round_trips = 0
+        self._id = 0
+        self._best = 0  # index of the URL that answered last
+
+    def call(self, method, params=()):
+        self._id = (self._id + 1) & 0x3FFFFFFF
+        body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
+                           "params": list(params)})
+        last = "no attempt"
+        n = len(self.urls)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                _sleep_ms(self.backoff_ms << (attempt - 1))
+            for j in range(n):
+                i = (self._best + j) % n
+                try:
+                    reply = self._post(self.urls[i], body)
+                    result = self._check(reply, method)
+                except (OSError, BadReply) as e:
+                    last = "%s: %s" % (self.urls[i], _describe(e))
+                    continue
+                except MemoryError:
+                    last = "%s: reply too large for memory" % self.urls[i]
+                    continue
+                self._best = i
+                return result
+        raise Unreachable("%s: no node answered (%s)" % (method, last))
+
+    def _post(self, url, body):
+        import requests
+
+        self.round_trips += 1
+        start = _ticks_ms()
+        limit = self.deadline_ms
+        state = {"lines": 0, "length": None}
+
+        def on_header(line, _d):
+            state["lines"] += 1
+            if state["lines"] > _MAX_HEADER_LINES:
+                raise _Abort("too many header lines")
+            if _ticks_diff(_ticks_ms(), start) > limit:
+                raise _Abort("reply too slow")
+            if line[:15].lower() == b"content-length:":
+                try:
+                    state["length"] = int(line[15:].strip())
+                except ValueError:
+                    raise _Abort("bad Content-Length")
+
+        try:
+            resp = requests.post(url, data=body,
+                                 headers={"Content-Type": "application/json"},
+                                 timeout=self.timeout_s, parse_headers=on_header)
+        except _Abort as e:
+            raise BadReply(str(e))
+        except (ValueError, IndexError, NotImplementedError, TypeError) as e:
+            raise BadReply("not an HTTP reply (%s)" % _describe(e))
+        raw = resp.raw
+        try:
+            if resp.status_code != 200:
+                raise BadReply("HTTP status %d" % resp.status_code)
+            want = state["length"]
+            cap = self.max_reply_bytes
+            if want is not None and (want < 0 or want > cap):
+                raise BadReply("reply of %d bytes is over the %d byte limit" % (want, cap))
+            buf = bytearray()
+            recv = getattr(raw, "recv", None) or raw.read
+            while want is None or len(buf) < want:
+                chunk = recv(_CHUNK)
+                if not chunk:
+                    break
+                buf.extend(chunk)
+                if len(buf) > cap:
+                    raise BadReply("reply is over the %d byte limit" % cap)
+                if _ticks_diff(_ticks_ms(), start) > limit:
+                    raise BadReply("reply too slow")
+            if want is not None and len(buf) < want:
+                raise BadReply("reply cut short")
+        finally:
+            raw.close()
+            resp.raw = None
+        try:
+            return json.loads(buf)
+        except (ValueError, RuntimeError):  # RuntimeError: nesting too deep
+            raise BadReply("reply is not JSON")
+
+    def _check(self, reply, method):
+        if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0":
+            raise BadReply("reply is not a JSON-RPC 2.0 object")
+        rid = reply.get("id")
+        if type(rid) is not int or rid != self._id:
+            raise BadReply("reply id does not match the request")
+        has_result = "result" in reply
+        err = reply.get("error")
+        if has_result == (err is not None):
+            raise BadReply("reply must hold exactly one of result and error")
+        if err is not None:
+            if not isinstance(err, dict):
+                raise BadReply("error is not an object")
+            code = err.get("code")
+            msg = err.get("message")
+            if type(code) is not int or not isinstance(msg, str):
+                raise BadReply("error needs an int code and a string message")
+            raise error_for(code, msg[:200], method)
+        return reply["result"]
+
+
+def _describe(e):
+    s = str(e) or type(e).__name__
+    return s[:120]

@@ -1,0 +1,56 @@
+# Keeping the app's tasks alive, and knowing when the plug keeps crashing.
+import asyncio
+import time
+
+
+async def forever(name, make, log=print, first_backoff_ms=1000, max_backoff_ms=60000):
+    """Run the coroutine from make() again and again; a failure is logged and restarted
+    after a backoff that doubles up to max_backoff_ms, so one bad task never ends the app."""
+    backoff = first_backoff_ms
+    while True:
+        started = time.ticks_ms()
+        try:
+            await make()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the task failed: log it, keep the others running
+            log("[app] task %s failed: %s: %s; restart in %d ms"
+                % (name, type(e).__name__, e, backoff))
+        if time.ticks_diff(time.ticks_ms(), started) > 10 * max_backoff_ms:
+            backoff = first_backoff_ms  # it ran well for a long time: start over gently
+        await asyncio.sleep_ms(backoff)
+        backoff = min(backoff * 2, max_backoff_ms)
+
+
+async def every(period_ms, fn, *args):
+    """Call fn(*args) every period_ms (a plain function or a coroutine function)."""
+    while True:
+        r = fn(*args)
+        if hasattr(r, "send"):
+            await r
+        await asyncio.sleep_ms(period_ms)
+
+
+class BootGuard:
+    """Counts crashes in a row: an unhandled exception that ended the app (`crashed()`)
+    or a watchdog reset (`watchdog_reset` at boot). A power cut is not a crash. After
+    `limit` crashes in a row the plug boots in safe mode (metering and the REPL only)
+    until a boot has run long enough to call `stable()`."""
+
+    def __init__(self, store, watchdog_reset=False, limit=3):
+        self.store = store
+        self.crashes = (store.load("boots", {}) or {}).get("crashes", 0)
+        if watchdog_reset:
+            self.crashes += 1
+            store.save("boots", {"crashes": self.crashes})
+        self.safe_mode = self.crashes >= limit
+
+    def crashed(self):
+        self.crashes += 1
+        self.store.save("boots", {"crashes": self.crashes})
+
+    def stable(self):
+        if self.crashes:
+            self.crashes = 0
+            self.store.save("boots", {"crashes": 0})

@@ -1,0 +1,358 @@
+# The energy provider and the rate in force: provider descriptor, rate cache, policy.
+#
+# Provider descriptor (JSON at config["provider"]["url"]):
+#   {"name": "Example Energy", "payee": "0x...", "chain_id": 31337,
+#    "currency": "native" | {"address": "0x...", "decimals": 6, "symbol": "EURC"},
+#    "rates": {"url": "http://...", "format": "native"|"octopus"|"awattar"|"energy-charts"},
+#    "quote_signer": "0x..."}           (required for the native format)
+# The payee must be in config["provider"]["approved_payees"], the chain id must be the
+# configured chain's and a token must be in approved_tokens; the fiat formats need a
+# token (a 1:1 fiat-backed stablecoin). A refused descriptor is reported and the last
+# approved provider stays in force. An approved change of payee, currency or rate
+# source takes effect at the end of the rate interval in force when it is accepted
+# (the next interval boundary): energy before that is priced and paid as before.
+#
+# Rates are cached (durably, store name "tariff") as [start, end, rate_per_kwh] in
+# plug time and refreshed one refresh period ahead of the end of the known rates,
+# and at least every refresh_s. segments(t0, t1) gives the rates covering an energy
+# interval; where no rate is known the owner's policy applies: "hold" (default:
+# None, the energy waits unpriced) or "rate" (config fallback_rate_per_kwh).
+# Every refusal (network, HTTP status, size, JSON, field, signature, cap) is kept in
+# `reports` as (plug time, reason) and logged as "[tariff] ...".
+import json
+
+from plug import rates
+from plug.rates import RateError
+
+_FORMATS = ("native", "octopus", "awattar", "energy-charts")
+_MAX_PAGES = 4  # Octopus pagination: pages followed per refresh
+_MAX_REPORTS = 8
+_MAX_BACKOFF = 3600
+
+
+class TariffError(Exception):
+    """A provider or rates reply the plug refuses; the message says why."""
+
+
+def _addr(v, what):
+    if not isinstance(v, str) or len(v) != 42 or v[:2] not in ("0x", "0X"):
+        raise TariffError("descriptor: %s must be a 0x address, got %r" % (what, v))
+    try:
+        int(v[2:], 16)
+    except ValueError:
+        raise TariffError("descriptor: %s is not hex: %r" % (what, v))
+    return v
+
+
+def _approved(addr, approved):
+    return addr.lower() in [a.lower() for a in approved]
+
+
+def check_descriptor(d, provider_cfg, chain_id):
+    """The descriptor as the plug keeps it, or TariffError naming the refused field:
+    {"name", "payee", "token" (None = native), "decimals", "symbol", "rates_url",
+     "format", "signer"}."""
+    if not isinstance(d, dict):
+        raise TariffError("descriptor: not a JSON object")
+    name = d.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        raise TariffError("descriptor: name must be a string of 1..64 characters")
+    payee = _addr(d.get("payee"), "payee")
+    if not _approved(payee, provider_cfg.get("approved_payees", ())):
+        raise TariffError("descriptor: payee %s is not approved by the owner" % payee)
+    cid = d.get("chain_id")
+    if type(cid) is not int or cid != chain_id:
+        raise TariffError("descriptor: chain id %r is not the configured chain %d"
+                          % (cid, chain_id))
+    cur = d.get("currency")
+    if cur == "native":
+        token, decimals, symbol = None, 18, "native"
+    elif isinstance(cur, dict):
+        token = _addr(cur.get("address"), "currency.address")
+        if not _approved(token, provider_cfg.get("approved_tokens", ())):
+            raise TariffError("descriptor: token %s is not approved by the owner" % token)
+        decimals, symbol = cur.get("decimals"), cur.get("symbol")
+        if type(decimals) is not int or not 0 <= decimals <= 36:
+            raise TariffError("descriptor: currency.decimals must be an integer 0..36")
+        if not isinstance(symbol, str) or not 0 < len(symbol) <= 11:
+            raise TariffError("descriptor: currency.symbol must be 1..11 characters")
+    else:
+        raise TariffError("descriptor: currency must be \"native\" or "
+                          "{address, decimals, symbol}")
+    rt = d.get("rates")
+    if not isinstance(rt, dict):
+        raise TariffError("descriptor: rates must be {url, format}")
+    url, fmt = rt.get("url"), rt.get("format")
+    if not isinstance(url, str) or len(url) > 200 or not (url.startswith("http://")
+                                                         or url.startswith("https://")):
+        raise TariffError("descriptor: rates.url must be an http(s) URL")
+    if fmt not in _FORMATS:
+        raise TariffError("descriptor: rates.format %r is not one of %s"
+                          % (fmt, ", ".join(_FORMATS)))
+    if fmt != "native" and token is None:
+        raise TariffError("descriptor: %s prices are fiat; settle in an approved stablecoin" % fmt)
+    signer = d.get("quote_signer")
+    if fmt == "native" or signer is not None:
+        signer = _addr(signer, "quote_signer")
+    return {"name": name, "payee": payee, "token": token, "decimals": decimals,
+            "symbol": symbol, "rates_url": url, "format": fmt, "signer": signer}
+
+
+def http_get(url, limit=rates.MAX_BODY, timeout=10):
+    """Body of a 200 reply, at most `limit` bytes, or TariffError with the reason."""
+    import requests
+
+    try:
+        r = requests.get(url, timeout=timeout, stream=True)
+    except OSError as e:
+        raise TariffError("no reply from %s (%s)" % (url, e))
+    try:
+        if r.status_code != 200:
+            raise TariffError("HTTP %d from %s" % (r.status_code, url))
+        n = None
+        for k, v in (r.headers or {}).items():
+            if k.lower() == "content-length":
+                try:
+                    n = int(v)
+                except ValueError:
+                    raise TariffError("bad Content-Length from %s" % url)
+        if n is not None and n > limit:
+            raise TariffError("reply of %d bytes from %s is over the %d byte limit"
+                              % (n, url, limit))
+        buf = bytearray()
+        while len(buf) <= limit:
+            chunk = r.raw.read(min(1024, limit + 1 - len(buf)))
+            if not chunk:
+                break
+            buf.extend(chunk)
+        if len(buf) > limit:
+            raise TariffError("reply from %s is over the %d byte limit" % (url, limit))
+        if n is not None and len(buf) != n:
+            raise TariffError("truncated reply from %s: %d of %d bytes" % (url, len(buf), n))
+        return bytes(buf)
+    except OSError as e:
+        raise TariffError("reply from %s broke off (%s)" % (url, e))
+    finally:
+        r.close()
+
+
+def _get_json(get, url):
+    body = get(url)
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise TariffError("malformed JSON from %s" % url)
+
+
+class Tariff:
+    def __init__(self, store, clock, config, http=None, log=print):
+        self.store = store
+        self.clock = clock
+        self.pcfg = config["provider"]
+        self.chain_id = config["chain"]["chain_id"]
+        self.timeout = 10  # seconds per HTTP request
+        self.get = http or (lambda url: http_get(url, rates.MAX_BODY, self.timeout))
+        self.log = log
+        self.reports = []  # the last few (plug time, reason), newest last
+        self.report_count = 0  # reports ever made since boot
+        st = store.load("tariff") or {}
+        self.providers = st.get("prov", [])  # [[from_t, descriptor], ...] oldest first
+        self.sched = st.get("sched", [])  # [[start, end, rate], ...] of all providers
+        self.issued = st.get("issued", 0)  # newest native quote accepted (Unix s)
+        self.next_desc = 0
+        self.next_rates = 0
+        self._fails = 0
+
+    # ---- state ----
+
+    def _save(self):
+        self.store.save("tariff", {"prov": self.providers, "sched": self.sched,
+                                   "issued": self.issued})
+
+    def _report(self, now, why):
+        self.reports.append((now, why))
+        self.report_count += 1
+        if len(self.reports) > _MAX_REPORTS:
+            self.reports.pop(0)
+        if self.log:
+            self.log("[tariff] %s" % why)
+
+    def current(self):
+        """The newest approved provider descriptor, or None."""
+        return self.providers[-1][1] if self.providers else None
+
+    def provider(self, pid):
+        """Descriptor of provider number pid (index in the approval history)."""
+        return self.providers[pid][1]
+
+    def provider_at(self, t):
+        """(pid, from_t) of the provider in force at plug time t, or (-1, None)."""
+        for i in range(len(self.providers) - 1, -1, -1):
+            if self.providers[i][0] <= t:
+                return i, self.providers[i][0]
+        return -1, None
+
+    def covered_until(self, t):
+        """End of the gap-free run of known rates that contains t (t if none)."""
+        i = rates.lookup(self.sched, t)
+        if i < 0:
+            return t
+        end = self.sched[i][1]
+        i += 1
+        while i < len(self.sched) and self.sched[i][0] == end:
+            end = self.sched[i][1]
+            i += 1
+        return end
+
+    # ---- network ----
+
+    def poll(self, now=None):
+        """Refresh descriptor and rates when due; never raises. True if rates changed."""
+        now = self.clock.time() if now is None else now
+        changed = False
+        if now >= self.next_desc:
+            try:
+                self.refresh_descriptor(now)
+                self.next_desc = now + self.pcfg.get("refresh_s", 900)
+            except (TariffError, RateError, OSError, ValueError) as e:
+                self._report(now, "provider refused: %s" % e)
+                self.next_desc = now + self._backoff()
+        if self.current() is not None and now >= self.next_rates:
+            try:
+                self.refresh_rates(now)
+                changed = True
+                self._fails = 0
+            except (TariffError, RateError, OSError, ValueError) as e:
+                self._report(now, "rates refused: %s" % e)
+                self.next_rates = now + self._backoff()
+        return changed
+
+    def _backoff(self):
+        self._fails += 1
+        return min(_MAX_BACKOFF, self.pcfg.get("refresh_s", 900), 15 << min(self._fails, 8))
+
+    def refresh_descriptor(self, now):
+        d = check_descriptor(_get_json(self.get, self.pcfg["url"]), self.pcfg, self.chain_id)
+        cur = self.current()
+        if cur == d:
+            return False
+        if cur is None:
+            start = 0
+        else:
+            # takes effect at the next interval boundary: the end of the rate in force
+            i = rates.lookup(self.sched, now)
+            start = self.sched[i][1] if i >= 0 else now
+            start = max(start, self.providers[-1][0])
+            self.sched = [x for x in self.sched if x[1] <= start] + \
+                [[x[0], start, x[2]] for x in self.sched if x[0] < start < x[1]]
+            self.sched.sort(key=lambda x: x[0])
+        if cur is not None and cur["signer"] != d["signer"]:
+            self.issued = 0
+        self.providers.append([start, d])
+        self.next_rates = 0
+        self._save()
+        if self.log:
+            self.log("[tariff] provider %s (payee %s) in force from %d"
+                     % (d["name"], d["payee"], start))
+        return True
+
+    def fetch_rates(self, now, d=None):
+        """Parsed, checked schedule of the current provider (no state change)."""
+        d = d or self.current()
+        cap = self.pcfg.get("rate_cap_per_kwh")
+        fmt, dec = d["format"], d["decimals"]
+        if fmt == "native":
+            from plug import rates_native
+
+            q = _get_json(self.get, d["rates_url"])
+            sched, issued = rates_native.parse(q, self.chain_id, d["token"] or "native", dec,
+                                               d["signer"], cap)
+            if issued < self.issued:
+                raise TariffError("native quote issued %d is older than the one in use (%d)"
+                                  % (issued, self.issued))
+            return sched, issued
+        from plug import rates_fiat
+
+        if fmt == "awattar":
+            return rates_fiat.parse_awattar(_get_json(self.get, d["rates_url"]), dec, cap)[0], None
+        if fmt == "energy-charts":
+            obj = _get_json(self.get, d["rates_url"])
+            return rates_fiat.parse_energy_charts(obj, dec, cap)[0], None
+        # octopus: follow `next` for a few pages; open-ended rates run to a horizon
+        horizon = now + 2 * self.pcfg.get("refresh_s", 900)
+        url, out = d["rates_url"], []
+        for _ in range(_MAX_PAGES):
+            page, url = rates_fiat.parse_octopus(_get_json(self.get, url), dec, horizon, cap)
+            out = page + out  # later pages are older
+            if not url:
+                break
+        out.sort(key=lambda x: x[0])
+        return rates.check_schedule(out, cap, "octopus rates"), None
+
+    def refresh_rates(self, now):
+        d = self.current()
+        start = self.providers[-1][0]
+        sched, issued = self.fetch_rates(now, d)
+        sched = [[max(s, start), e, r] for s, e, r in sched if e > start]
+        self.sched = rates.merge(self.sched, sched)
+        if len(self.sched) > rates.MAX_INTERVALS:
+            self.sched = self.sched[-rates.MAX_INTERVALS:]
+        if issued is not None:
+            self.issued = issued
+        self._save()
+        refresh = self.pcfg.get("refresh_s", 900)
+        self.next_rates = max(now + 60, min(now + refresh, self.covered_until(now) - refresh))
+
+    def prune(self, before_t):
+        """Forget rates that end before before_t (everything older is billed)."""
+        keep = [x for x in self.sched if x[1] > before_t]
+        if len(keep) != len(self.sched):
+            self.sched = keep
+            self._save()
+
+    # ---- pricing ----
+
+    def rate_at(self, t):
+        """(rate_per_kwh, pid) at plug time t under the policy, or None (hold)."""
+        seg = self.segments(t, t + 1)
+        return None if seg is None else (seg[0][2], seg[0][3])
+
+    def segments(self, t0, t1):
+        """[(start, end, rate_per_kwh, pid), ...] covering [t0, t1) without gaps, split at
+        every rate and provider boundary; None if part of it has no rate (policy hold)
+        or no provider was ever approved."""
+        pid, _ = self.provider_at(t0)
+        if pid < 0:
+            return None
+        fallback = self.pcfg.get("fallback") == "rate"
+        out = []
+        t = t0
+        i = rates.lookup(self.sched, t0)
+        if i < 0:  # first interval starting after t0
+            i = 0
+            while i < len(self.sched) and self.sched[i][1] <= t0:
+                i += 1
+        while t < t1:
+            pid, _ = self.provider_at(t)
+            nxt_p = self.providers[pid + 1][0] if pid + 1 < len(self.providers) else t1
+            if i < len(self.sched) and self.sched[i][0] <= t:
+                s, e, r = self.sched[i]
+                end = min(e, t1, nxt_p)
+                out.append((t, end, r, pid))
+                if end >= e:
+                    i += 1
+                t = end
+                continue
+            if not fallback:
+                return None
+            gap_end = self.sched[i][0] if i < len(self.sched) else t1
+            end = min(gap_end, t1, nxt_p)
+            out.append((t, end, self.pcfg.get("fallback_rate_per_kwh", 0), pid))
+            t = end
+        return out
+
+    def status(self):
+        d = self.current()
+        return {"provider": d and d["name"], "payee": d and d["payee"],
+                "token": d and d["token"], "intervals": len(self.sched),
+                "reports": [r[1] for r in self.reports[-3:]]}

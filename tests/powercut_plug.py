@@ -1,0 +1,110 @@
+# The metering process of the power-cut test (tests/test_powercut_meter.py), on MicroPython:
+# sim front ends + ledger + meter with a fast sim clock, run until SIGKILLed (or SIGINT for
+# a clean stop). argv (through the POWERCUT env var): state_dir speed checkpoint_s start.
+# Prints, one line each, flushed by the unix port as it goes:
+#   boot <generation> <totals>            restored totals
+#   m <sim_s> <totals> <truths>           after every read
+#   c-begin / c <generation> <totals>     around every checkpoint
+#   w / r                                 slow flash: before the second half of a write,
+#                                         before a rename
+#   stopped <totals>                      after a clean stop
+# <totals> is "imp:exp,imp:exp,..." in key order; <truths> the same for the TRUE energy
+# of this process's simulated loads (floats, uWh).
+import asyncio
+import os
+import time
+
+import plug.store
+from simplug import SimPlug
+
+
+class SlowFile:
+    """Flash takes milliseconds per write: each write goes down in two halves, 4 ms apart,
+    so a power cut can land inside one and leave a torn file."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        half = len(data) // 2
+        self.f.write(data[:half])
+        self.f.flush()
+        print("w")
+        time.sleep_ms(4)
+        self.f.write(data[half:])
+
+
+class SlowOs:
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def rename(self, a, b):
+        print("r")
+        time.sleep_ms(4)
+        os.rename(a, b)
+
+
+def slow_open(path, mode="r"):
+    f = open(path, mode)
+    return SlowFile(f) if "w" in mode else f
+
+
+plug.store.open = slow_open  # the store module's own globals: flash timing, not logic
+plug.store.os = SlowOs()
+
+args = os.getenv("POWERCUT").split()
+state_dir, speed, checkpoint_s, start = args[0], float(args[1]), int(args[2]), int(args[3])
+plug = SimPlug(state_dir, speed=speed, start=start, checkpoint_s=checkpoint_s,
+               log=lambda msg: print("log", msg))
+ledger = plug.ledger
+meter = plug.meter
+keys = meter.keys()
+
+
+def totals():
+    out = []
+    for k in keys:
+        imp, exp = ledger.totals(k)
+        out.append("%d:%d" % (imp, exp))
+    return ",".join(out)
+
+
+def truths():
+    out = []
+    for k in keys:
+        imp, exp = plug.true_uwh(k)
+        out.append("%.1f:%.1f" % (imp, exp))
+    return ",".join(out)
+
+
+print("boot", ledger.restore(), totals())
+_checkpoint = ledger.checkpoint
+_read_once = meter.read_once
+
+
+def checkpoint():
+    print("c-begin")
+    gen = _checkpoint()
+    print("c", gen, totals())
+    return gen
+
+
+def read_once():
+    n = _read_once()
+    print("m", "%.3f" % plug.clock.monotonic(), totals(), truths())
+    return n
+
+
+ledger.checkpoint = checkpoint
+meter.read_once = read_once
+try:
+    asyncio.run(meter.run())
+except KeyboardInterrupt:  # clean stop: what main.py does
+    meter.shutdown()
+print("stopped", totals())

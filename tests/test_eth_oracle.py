@@ -1,0 +1,112 @@
+"""lib/eth.py on MicroPython against eth-account on CPython, on random inputs.
+
+Hypothesis draws batches of transactions (both types, random keys, chain ids up to
+EIP-2294's bound, values up to 2**256-1, data up to 6 KB, access lists) and messages.
+Each batch is signed by ONE MicroPython process (tests/eth_batch.py, 64 KB heap), which
+also decodes its own output again; every raw transaction must equal eth-account's
+byte for byte, and the decoded sender and hash must match eth-account's.
+"""
+
+import binascii
+import json
+import os
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import to_checksum_address
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tools import mp
+from tools.paths import DEVICE_DIRS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+U256 = 2**256 - 1
+BATCH = 100
+
+SETTINGS = settings(max_examples=3, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+keys = st.integers(1, N - 1).map(lambda k: k.to_bytes(32, "big"))
+addresses = st.binary(min_size=20, max_size=20).map(to_checksum_address)
+uint = st.one_of(st.integers(0, 2**31), st.integers(0, 2**64), st.integers(0, U256))
+chain_ids = st.one_of(st.sampled_from([1, 5, 137, 31337, 11155111]), st.integers(1, 2**32),
+                      st.integers(2**32, 2**63 - 37))
+datas = st.one_of(st.binary(max_size=100), st.binary(min_size=1000, max_size=6000))
+access_lists = st.lists(
+    st.fixed_dictionaries({"address": addresses, "storageKeys": st.lists(
+        st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex()), max_size=3)}),
+    max_size=3)
+
+
+@st.composite
+def transactions(draw, tx_type):
+    tx = {"nonce": draw(st.integers(0, 2**64 - 1)), "gas": draw(uint), "to": draw(addresses),
+          "value": draw(uint), "data": draw(datas), "chainId": draw(chain_ids)}
+    if tx_type == 0:
+        tx["type"] = 0
+        tx["gasPrice"] = draw(uint)
+    else:
+        tx["type"] = 2
+        tip = draw(uint)
+        tx["maxPriorityFeePerGas"] = tip
+        tx["maxFeePerGas"] = draw(st.integers(tip, U256))
+        tx["accessList"] = draw(access_lists)
+    if draw(st.booleans()):
+        del tx["type"]  # inferred from the fee fields, as eth-account does
+    return tx
+
+
+def run_batch(tmp_path, lines):
+    path = tmp_path / "jobs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    out = mp.run(path=os.path.join(HERE, "eth_batch.py"), args=[str(path)],
+                 path_dirs=DEVICE_DIRS, timeout=900)
+    got = out.splitlines()
+    assert len(got) == len(lines), out[-2000:]
+    return got
+
+
+def tx_line(key, tx):
+    j = {k: (hex(v) if isinstance(v, int) else v) for k, v in tx.items()}
+    j["data"] = tx["data"].hex()
+    return "T %s %s" % (key.hex(), json.dumps(j))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(keys, transactions(0)), min_size=BATCH // 2, max_size=BATCH // 2),
+       st.lists(st.tuples(keys, transactions(2)), min_size=BATCH // 2, max_size=BATCH // 2))
+def test_random_transactions_equal_eth_account(tmp_path_factory, legacy, dynamic):
+    batch = legacy + dynamic
+    got = run_batch(tmp_path_factory.mktemp("tx"), [tx_line(k, tx) for k, tx in batch])
+    for i, ((key, tx), line) in enumerate(zip(batch, got)):
+        raw_hex, sender, tx_hash = line.split()
+        want = Account.sign_transaction(tx, key)
+        assert raw_hex == want.raw_transaction.hex(), "job %d differs: %r" % (i, tx)
+        assert sender == Account.from_key(key).address
+        assert tx_hash == want.hash.hex()
+
+
+messages = st.one_of(st.binary(max_size=200), st.text(max_size=80).map(str.encode),
+                     st.binary(min_size=1000, max_size=3000))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(keys, messages), min_size=BATCH, max_size=BATCH))
+def test_random_messages_sign_and_recover_like_eth_account(tmp_path_factory, batch):
+    lines = ["M %s %s" % (k.hex(), m.hex()) for k, m in batch]
+    want = [Account.sign_message(encode_defunct(primitive=m), k).signature for k, m in batch]
+    # recover eth-account's signatures, and the same signatures with s flipped high
+    for (k, m), sig in zip(batch, want):
+        lines.append("R %s %s" % (m.hex(), sig.hex()))
+        s = int.from_bytes(sig[32:64], "big")
+        high = sig[:32] + (N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
+        lines.append("R %s %s" % (m.hex(), high.hex()))
+    got = run_batch(tmp_path_factory.mktemp("msg"), lines)
+    for i, (k, m) in enumerate(batch):
+        assert got[i] == want[i].hex(), "message %d differs" % i
+        address = Account.from_key(k).address
+        assert got[len(batch) + 2 * i] == address
+        high = got[len(batch) + 2 * i + 1]
+        assert high.startswith("ERR signature:") and "high" in high, high

@@ -1,0 +1,84 @@
+"""Read a plug over HTTP: plugctl status URL | ledger URL [--csv] | plot URL out.png."""
+
+import argparse
+import json
+import sys
+import urllib.request
+
+
+def get(url, path, timeout=10):
+    with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def status_text(st):
+    lines = ["plug  config v%s  uptime %ss  free heap %s B%s" % (
+        st["device"].get("config_version"), st["device"].get("uptime_s"),
+        st["device"].get("free_heap"), "  SAFE MODE" if st["device"].get("safe_mode") else "")]
+    prov = st.get("provider") or {}
+    if prov:
+        lines.append("provider %s  payee %s  rate %s %s/kWh" % (
+            prov.get("name"), prov.get("payee"), prov.get("rate_per_kwh"), prov.get("currency")))
+    lines.append("%-8s %8s %8s %9s %6s %12s %12s" % ("channel", "V", "A", "W", "PF",
+                                                     "import Wh", "export Wh"))
+    for key, ch in sorted(st.get("channels", {}).items()):
+        lines.append("%-8s %8.1f %8.3f %9.1f %6.2f %12.3f %12.3f%s" % (
+            key, ch["V"], ch["A"], ch["W"], ch["PF"], ch["import_uwh"] / 1e6,
+            ch["export_uwh"] / 1e6, "  FAULT" if ch.get("fault") else ""))
+    for w in st.get("wallets", []):
+        lines.append("wallet %s  balance %s  (%s)" % (w["address"], w.get("balance"),
+                                                      ", ".join(w.get("channels", []))))
+    pays = st.get("payments", {})
+    lines.append("payments: %d confirmed, %d pending, accrued %s" % (
+        len(pays.get("confirmed", [])), len(pays.get("pending", [])), pays.get("accrued")))
+    return "\n".join(lines)
+
+
+def plot(url, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    led = json.loads(get(url, "/ledger"))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    series = {}
+    for line in led.get("invoices", []):
+        series.setdefault(line["channel"], []).append(line)
+    for key, lines in sorted(series.items()):
+        lines.sort(key=lambda x: x["t_end"])
+        t = [(x["t_end"] - lines[0]["t_start"]) / 3600 for x in lines]
+        e, cost, ce, cc = [], [], 0, 0
+        for x in lines:
+            ce += x["energy_uwh"] / 1e9
+            cc += x["amount"]
+            e.append(ce)
+            cost.append(cc)
+        ax1.step(t, e, where="post", label=key)
+        ax2.step(t, cost, where="post", label=key)
+    ax1.set_ylabel("energy billed (kWh)")
+    ax2.set_ylabel("cost (base units)")
+    ax2.set_xlabel("hours")
+    ax1.legend()
+    ax1.grid(True)
+    ax2.grid(True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def cli(cmd, argv):
+    ap = argparse.ArgumentParser(prog="plugctl " + cmd)
+    ap.add_argument("url")
+    if cmd == "ledger":
+        ap.add_argument("--csv", action="store_true")
+    if cmd == "plot":
+        ap.add_argument("out")
+    a = ap.parse_args(argv)
+    if cmd == "status":
+        print(status_text(json.loads(get(a.url, "/status"))))
+    elif cmd == "ledger":
+        sys.stdout.write(get(a.url, "/ledger" + ("?format=csv" if a.csv else "")))
+    else:
+        plot(a.url, a.out)
+        print("wrote", a.out)
+    return 0
