@@ -7,6 +7,7 @@ import binascii
 
 import ecdsa_micro
 import rlp
+from keccak import Keccak256, keccak256
 
 import eth
 
@@ -65,6 +66,13 @@ def _list(payload, count, what):
     return items
 
 
+def _hash(prefix, items):
+    h = Keccak256()
+    h.update(prefix)
+    rlp.encode_into(h, items)
+    return h.digest()
+
+
 def decode(raw):
     if not isinstance(raw, (bytes, bytearray, memoryview)) or len(raw) == 0:
         raise ValueError("raw: must be non-empty bytes")
@@ -89,7 +97,7 @@ def decode(raw):
             raise ValueError("v: %d is neither 27/28 nor an EIP-155 value" % v)
         tx["chainId"] = chain_id
         tx["v"] = v
-        digest = eth.keccak256(rlp.encode(unsigned))
+        digest = _hash(b"", unsigned)
     elif first == 2:
         it = _list(raw[1:], 12, "type 2 transaction")
         names = ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas")
@@ -104,13 +112,13 @@ def decode(raw):
         if recid > 1:
             raise ValueError("yParity: must be 0 or 1")
         tx["yParity"] = recid
-        digest = eth.keccak256(b"\x02" + rlp.encode(it[:9]))
+        digest = _hash(b"\x02", it[:9])
     else:
         raise ValueError("type: only legacy and type 2 transactions are supported (got 0x%02x)"
                          % first)
     r = _int(it[-2], "r")
     s = _int(it[-1], "s")
-    eth._signature_ints(r, s)
+    eth.check_signature_ints(r, s)
     tx["r"] = r
     tx["s"] = s
     try:
@@ -118,5 +126,5 @@ def decode(raw):
     except ValueError as e:
         raise ValueError("signature: does not recover to a public key (%s)" % e)
     tx["from"] = eth.public_to_address(pub)
-    tx["hash"] = eth.keccak256(raw)
+    tx["hash"] = keccak256(raw)
     return tx

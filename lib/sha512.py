@@ -48,20 +48,23 @@ _H0B = (
 
 
 def _compress(h, block):
+    # the message schedule is a rolling window of 16 words and the round constants are
+    # read one at a time, so a block needs only a few dozen small bigints at once
     w = list(struct.unpack(">16Q", block))
     M = _M
-    for t in range(16, 80):
-        x = w[t - 15]
-        s0 = ((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)
-        x = w[t - 2]
-        s1 = ((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)
-        w.append((w[t - 16] + (s0 & M) + w[t - 7] + (s1 & M)) & M)
+    unpack_from = struct.unpack_from
     a, b, c, d, e, f, g, hh = h
-    K = struct.unpack(">80Q", _KB)
     for t in range(80):
+        j = t & 15
+        if t >= 16:
+            x = w[(t - 15) & 15]
+            s0 = ((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)
+            x = w[(t - 2) & 15]
+            s1 = ((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)
+            w[j] = (w[j] + (s0 & M) + w[(t - 7) & 15] + (s1 & M)) & M
         S1 = (((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))) & M
         ch = (e & f) ^ (~e & g)
-        t1 = hh + S1 + ch + K[t] + w[t]
+        t1 = hh + S1 + ch + unpack_from(">Q", _KB, t << 3)[0] + w[j]
         S0 = (((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))) & M
         t2 = S0 + ((a & b) ^ (a & c) ^ (b & c))
         hh = g

@@ -36,8 +36,14 @@ for op in ops:
         else:
             out = [0, 0]
     elif kind == "bad_bill":
+        upto = clock.t + op[1]
+        closed = [0, 0]
+        for b in led.unbilled("M1/A"):
+            if b[1] <= upto:
+                closed[0] += b[2]
+                closed[1] += b[3]
         try:
-            out = list(led.mark_billed("M1/A", clock.t + op[1], checkpoint=False))
+            out = [list(led.mark_billed("M1/A", upto, checkpoint=False)), closed]
         except LedgerError:
             out = "refused"
     elif kind == "restart":

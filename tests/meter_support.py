@@ -11,7 +11,7 @@ import os
 import subprocess
 
 from tools import mp
-from tools.paths import DEVICE_DIRS, ROOT, executable
+from tools.paths import DEVICE_DIRS, executable
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 DEVICE_HELPERS = ("simplug.py", "powercut_plug.py", "calib_plug.py", "meter_cases.py")
@@ -28,8 +28,8 @@ def compiled_tree(dest):
             rel = os.path.relpath(dirpath, src_root)
             for name in filenames:
                 if name.endswith(".py"):
-                    jobs.append((os.path.join(dirpath, name),
-                                 os.path.normpath(os.path.join(dest, tree, rel, name[:-3] + ".mpy"))))
+                    dst = os.path.join(dest, tree, rel, name[:-3] + ".mpy")
+                    jobs.append((os.path.join(dirpath, name), os.path.normpath(dst)))
     for name in DEVICE_HELPERS:
         src = os.path.join(TESTS, name)
         if os.path.exists(src):

@@ -29,14 +29,14 @@ def loads_m2():
 
 class SimPlug:
     def __init__(self, state_dir, speed=20.0, start=START, checkpoint_s=10, gain_spread=0.0,
-                 noise_a=0.0, log=print, with_m2=True, max_buckets=24):
+                 noise_a=0.0, log=print, with_m2=True, max_buckets=24, phase_err_deg=None):
         # the chips are built with the clock held still (ADE7953Sim.power_on syncs before
         # its registers exist if sim time moved during its construction), then it runs
         self.clock = SimClock(start, 0)
         self.log = log
         self.store = Store(state_dir)
         self.chips = {"M1": ADE7953Sim(self.clock, loads_m1(), gain_spread=gain_spread,
-                                       noise_a=noise_a)}
+                                       noise_a=noise_a, phase_err_deg=phase_err_deg)}
         spi = SimSPI()
         self.front_ends = [ADE7953(ADE7953SPI(spi, spi.cs_for(self.chips["M1"])), "M1")]
         if with_m2:

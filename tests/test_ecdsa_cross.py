@@ -134,14 +134,34 @@ def test_edge_keys_match_python_ecdsa():
         assert ecdsa_micro.public_key(_kb(d)) == want.to_string(), hex(d)
 
 
+@pytest.mark.parametrize("width", [28, 60])  # the ESP32's and the unix port's small ints
+def test_lehmer_inverse(width, monkeypatch):
+    monkeypatch.setattr(curve, "_LEHMER", width)
+    monkeypatch.setattr(curve, "_LIMIT", 1 << width)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(st.integers(1, 2**256), st.integers(1, 2**40)), st.sampled_from([curve.P, N]))
+    def check(a, m):
+        if a % m == 0:
+            with pytest.raises(ZeroDivisionError):
+                curve.inv(a, m)
+        else:
+            assert curve.inv(a, m) == pow(a, -1, m)
+
+    check()
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 2**256), st.sampled_from([curve.P, N]))
-def test_lehmer_inverse(a, m):
-    if a % m == 0:
-        with pytest.raises(ZeroDivisionError):
-            curve.inv(a, m)
-    else:
-        assert curve.inv(a, m) == pow(a, -1, m)
+@given(st.one_of(st.integers(0, N - 1), st.sampled_from(
+    [1, 2, N - 1, N - 2, curve._LAMBDA, N - curve._LAMBDA, curve._A1, curve._A2, N >> 1])))
+def test_glv_split_and_variable_base_multiplication(k):
+    k1, k2 = curve.split(k)
+    assert (k1 + k2 * curve._LAMBDA - k) % N == 0
+    assert abs(k1) < 2**129 and abs(k2) < 2**129
+    q = SECP256k1.generator * 0xC0FFEE  # any point other than G
+    got = curve.to_affine(curve.mul(k, q.x(), q.y()))
+    want = q * k
+    assert got == (None if k == 0 else (want.x(), want.y()))
 
 
 def test_table_regenerates_byte_for_byte():

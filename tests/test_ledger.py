@@ -39,15 +39,6 @@ def test_ledger_on_micropython(results, case):
     assert status == "ok", detail
 
 
-def _run(tmp_path, code, heap="64k"):
-    pre = ("from plug.ledger import EnergyLedger\nfrom plug.store import Store\n"
-           "class C:\n    t = 800000000\n    def time(self):\n        return self.t\n"
-           "clock = C()\nlog = []\n"
-           "led = EnergyLedger(Store(%r), clock, {'M1/A': {'max_current_a': 16.0}}, log=log.append)\n"
-           "led.restore()\n" % str(tmp_path))
-    return mp.run(pre + code, heap=heap)
-
-
 def test_ledger_module_compiles_with_mpy_cross(tmp_path):
     import subprocess
 

@@ -115,6 +115,7 @@ def test_power_cuts_never_lose_more_than_one_checkpoint(device_dirs, tmp_path):
     prev = None  # the previous Run
     mid_kills = torn_tmp = boot_cuts = 0
     worst_loss_s = 0.0
+    loss_s = []  # per cut, in seconds of M1/A's load
     lost_total = metered_total = 0
     for i, mode in enumerate(modes):
         if os.path.exists(os.path.join(state, "ledger.tmp")):
@@ -128,6 +129,9 @@ def test_power_cuts_never_lose_more_than_one_checkpoint(device_dirs, tmp_path):
             assert all(p == (0, 0) for p in run.boot)
         else:
             ref = prev.boot
+            # the read in flight: normally 1 sim s; longer if the host stalled the process
+            gaps = [b[0] - a[0] for a, b in zip(prev.m, prev.m[1:])]
+            slack = max([2.0] + [g + 1 for g in gaps])
             for k in range(len(ref)):
                 for d in (0, 1):
                     # never decrease; a completed checkpoint is never lost
@@ -141,9 +145,11 @@ def test_power_cuts_never_lose_more_than_one_checkpoint(device_dirs, tmp_path):
                         # loses at most one checkpoint interval (+ the read in flight)
                         rate = prev.m[-1][2][k][d] / max(prev.m[-1][0], 1e-9)  # uWh per sim s
                         loss = last - run.boot[k][d]
-                        assert loss <= rate * (CHECKPOINT_S + 2) + 1, (i, k, d, loss, rate)
+                        assert loss <= rate * (CHECKPOINT_S + slack) + 1, (i, k, d, loss, rate)
                         if rate:
                             worst_loss_s = max(worst_loss_s, loss / rate)
+                            if k == 0 and d == 0:
+                                loss_s.append(loss / rate)
                         lost_total += loss
                     else:
                         assert run.boot[k][d] == ref[k][d]
@@ -153,7 +159,7 @@ def test_power_cuts_never_lose_more_than_one_checkpoint(device_dirs, tmp_path):
             mid_kills += 1
         # within the run: monotone and never above the truth
         before = run.boot
-        for sim_s, tot, truth in run.m:
+        for _sim_s, tot, truth in run.m:
             for k in range(len(tot)):
                 for d in (0, 1):
                     assert tot[k][d] >= before[k][d], (i, "went backwards")
@@ -167,6 +173,8 @@ def test_power_cuts_never_lose_more_than_one_checkpoint(device_dirs, tmp_path):
     assert mid_kills >= 3, "only %d kills landed inside a checkpoint" % mid_kills
     print("\n%d power cuts (%d while booting, %d inside a checkpoint write, %d left a torn "
           "ledger.tmp); "
-          "worst loss %.1f sim s of load (checkpoint every %d s); lost %.2f%% of metered energy"
-          % (RUNS, boot_cuts, mid_kills, torn_tmp, worst_loss_s, CHECKPOINT_S,
+          "worst loss %.1f sim s of load, mean %.1f s (checkpoint every %d s); lost %.1f%% of "
+          "the energy metered in these short runs"
+          % (RUNS, boot_cuts, mid_kills, torn_tmp, worst_loss_s,
+             sum(loss_s) / max(len(loss_s), 1), CHECKPOINT_S,
              100.0 * lost_total / max(metered_total, 1)))

@@ -139,6 +139,7 @@ def test_raw_repl_protocol_byte_by_byte(plug):
 
 
 def test_mpremote_exec_eval_cp_ls_while_the_counter_ticks(plug, tmp_path):
+    plug.command("x = 42")
     plug.command("state['log'] = True")  # the app logs through repl.log during the session
     t0, _ = ticks(plug)
     start = time.monotonic()
@@ -166,8 +167,23 @@ def test_mpremote_exec_eval_cp_ls_while_the_counter_ticks(plug, tmp_path):
     assert t1 - t0 > elapsed / 0.02 * 0.5, (t0, t1, elapsed)
     assert gap < 1000, gap
     plug.command("state['log'] = False")
-    # log lines held back during raw sessions were printed afterwards
-    assert "[tick]" in plug.screen
+
+
+def test_app_log_lines_wait_while_a_raw_session_is_open(plug):
+    plug.command("state['log'] = True")  # a "[tick] N" line every 0.5 s
+    try:
+        plug.expect("[tick]")
+        plug.send("\x01")
+        plug.expect("raw REPL; CTRL-B to exit\r\n>")
+        plug.settle(1.2)  # more than two log lines' time
+        plug.send("print('clean')\x04")
+        assert plug.expect("\x04>") == "OKclean\n\x04\x04>"  # no log line in the frame
+        plug.send("\x02")
+        held = plug.expect(re.compile(r"(\[tick\] \d+\r\n){2,}"))
+        assert held.startswith("\r\n[tick] ")  # printed right after leaving raw mode
+    finally:
+        plug.reset_prompt()
+        plug.command("state['log'] = False")
 
 
 def test_garbage_on_the_serial_does_not_kill_the_repl(plug):
@@ -180,4 +196,5 @@ def test_garbage_on_the_serial_does_not_kill_the_repl(plug):
     plug.reset_prompt()
     assert plug.alive
     assert plug.command("1 + 1") == "2"
+    assert "vplug_boot.py" not in plug.screen  # the app (and its REPL task) never died
     assert ticks(plug)[0] > t0

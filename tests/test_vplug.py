@@ -74,7 +74,7 @@ def test_output_that_nobody_reads_never_blocks_the_plug(mpy, tmp_path):
         vp.reset_prompt()
         t1, gap = ticks(vp)
         assert vp.alive
-        assert t1 - t0 > 75, (t0, t1)  # it kept running instead of blocking in write()
+        assert t1 - t0 > 100, (t0, t1)  # it kept running instead of blocking in write()
         assert gap < 1000, gap
     finally:
         vp.kill()

@@ -40,10 +40,13 @@ else:
             except Exception as e:  # noqa: BLE001
                 sys.print_exception(e)
 
-import asyncio  # noqa: E402
+try:
+    from plug.repl import Repl
+except ImportError:  # nothing deployed yet: the interpreter's own REPL follows (-i)
+    Repl = None
+if Repl is not None:
+    import asyncio
 
-from plug.repl import Repl  # noqa: E402
-
-asyncio.run(Repl({}, banner="MicroPython %s on the virtual plug; Type \"help()\" for more "
-                 "information.\r\n" % ".".join(str(v) for v in sys.implementation.version[:3])
-                 ).run())
+    asyncio.run(Repl({}, banner="MicroPython %s on the virtual plug; Type \"help()\" for more "
+                     "information.\r\n" % ".".join(str(v) for v in sys.implementation.version[:3])
+                     ).run())

@@ -185,7 +185,7 @@ def parse_envelope(body):
 class ConfigManager:
     """The config in force, the owner, and signed, versioned, atomic updates."""
 
-    def __init__(self, store, log=print):
+    def __init__(self, store, log=print, factory=None):
         self.store = store
         self.log = log
         self.owner = store.load("owner")
@@ -193,8 +193,8 @@ class ConfigManager:
             self.log("[config] dropped an unfinished apply (power cut during its check)")
             store.remove("config_next")
         env = store.load("config")
-        if env is None:
-            self.version, self.config, self.signature = 0, defaults(), None
+        if env is None:  # version 0: what the board ships with, until the owner's first config
+            self.version, self.config, self.signature = 0, validate(factory or {}), None
         else:
             self.version, self.config, self.signature = env["version"], validate(env["config"]), \
                 env["signature"]

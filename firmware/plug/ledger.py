@@ -306,7 +306,8 @@ class EnergyLedger:
         if data is None:
             self.log("[meter] no energy checkpoint found: totals start at zero")
             return 0
-        if not isinstance(data, dict) or data.get("v") != _V or not isinstance(data.get("ch"), dict):
+        if not isinstance(data, dict) or data.get("v") != _V \
+                or not isinstance(data.get("ch"), dict):
             raise LedgerError("energy checkpoint has an unknown format (version %r); it was kept "
                               "untouched: update the firmware or move the 'ledger' files away"
                               % (data.get("v") if isinstance(data, dict) else None,))

@@ -159,8 +159,13 @@ class Repl(LineEditor, RawRepl):
         try:
             if self.banner:
                 self._w(self.banner)
-            while await (self._raw_session() if self.raw else self._friendly()):
-                pass
+            while True:
+                try:
+                    if not await (self._raw_session() if self.raw else self._friendly()):
+                        break
+                except Exception as e:  # noqa: BLE001 - e.g. MemoryError: the REPL lives on
+                    self._w("\r\n[repl] input dropped: %r\r\n" % e)
+                    self._pushback = bytearray()
         finally:
             self._kbd(True)
             if _active is self:
@@ -209,7 +214,7 @@ class Repl(LineEditor, RawRepl):
 
     async def _paste(self):
         self._w("paste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ")
-        buf = []
+        buf = bytearray()
         while True:
             c = await self._getc()
             prev, self._prev = self._prev, c
@@ -220,14 +225,20 @@ class Repl(LineEditor, RawRepl):
                 return True
             if c == _CTRL_D:
                 self._w("\r\n")
-                await self._run("".join(buf), "exec")
+                if len(buf) > self.max_source:
+                    self._w("[repl] paste longer than %d bytes dropped\r\n" % self.max_source)
+                else:
+                    await self._run(bytes(buf).decode(), "exec")
                 return True
-            if c == _CR or (c == _LF and prev != _CR):
-                buf.append("\n")
+            if c == _LF and prev == _CR:
+                continue
+            if c == _CR or c == _LF:
+                c = _LF
                 self._w("\r\n=== ")
-            elif c != _LF:
-                buf.append(chr(c) if c < 128 else "?")
+            else:
                 self._w(bytes((c,)))
+            if len(buf) <= self.max_source:
+                buf.append(c)
 
     async def _run(self, src, mode):
         """Run friendly-mode source, printing results and errors; never raises."""

@@ -13,6 +13,7 @@ _LF = const(10)
 _CR = const(13)
 _ESC = const(27)
 _DEL = const(127)
+_MAX_LINE = const(512)  # characters on one input line
 
 _COMPOUND = ("if", "elif", "else", "for", "while", "try", "except", "finally", "with", "def",
              "class", "async")
@@ -168,6 +169,8 @@ class LineEditor:
                             self._redraw()
                 elif c == _ESC:
                     hist_pos = await self._escape(hist_pos)
+                elif c >= 32 and len(self._line) >= _MAX_LINE:
+                    self._w(b"\x07")  # bell: the line is full
                 elif c >= 32:
                     ch = chr(c) if c < 128 else "?"
                     self._line = self._line[:self._cur] + ch + self._line[self._cur:]

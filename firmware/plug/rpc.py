@@ -166,7 +166,10 @@ class RPC:
                 raise _Abort("too many header lines")
             if _ticks_diff(_ticks_ms(), start) > limit:
                 raise _Abort("reply too slow")
-            if line[:15].lower() == b"content-length:":
+            low = line[:15].lower()
+            if low[:9] == b"location:":
+                raise _Abort("redirect refused")
+            if low == b"content-length:":
                 try:
                     state["length"] = int(line[15:].strip())
                 except ValueError:

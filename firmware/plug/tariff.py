@@ -210,6 +210,11 @@ class Tariff:
         """Refresh descriptor and rates when due; never raises. True if rates changed."""
         now = self.clock.time() if now is None else now
         changed = False
+        if not self.pcfg.get("url"):
+            if now >= self.next_desc:
+                self._report(now, "no provider configured (config provider.url is empty)")
+                self.next_desc = now + self.pcfg.get("refresh_s", 900)
+            return False
         if now >= self.next_desc:
             try:
                 self.refresh_descriptor(now)

@@ -194,22 +194,56 @@ def _odd_multiples(x, y, count):
     return out
 
 
+# GLV endomorphism of secp256k1: LAMBDA * (x, y) = (BETA * x, y). A scalar k splits into
+# k1 + k2 * LAMBDA (mod N) with |k1|, |k2| < 2**129 (lattice basis a1, b1, a2, b2 as in
+# libsecp256k1 and Hal Finney's note), so k * Q needs 129 doublings instead of 256.
+_LAMBDA = 0x5363AD4CC05C30E0A5261C028812645A122E22EA20816678DF02967C1B23BD72
+_BETA = 0x7AE96A2B657C07106E64479EAC3434E99CF0497512F58995C1396C28719501EE
+_A1 = 0x3086D221A7D46BCDE86C90E49284EB15
+_MB1 = 0xE4437ED6010E88286F547FA90ABFE4C3  # -b1
+_A2 = 0x114CA50F7A8E2F3F657C1108D9D44CFD8
+# b2 = a1
+
+
+def split(k):
+    """(k1, k2) with k1 + k2 * LAMBDA == k (mod N), both of at most 129 bits in size."""
+    half = N >> 1
+    c1 = (_A1 * k + half) // N
+    c2 = (_MB1 * k + half) // N
+    return k - c1 * _A1 - c2 * _A2, c1 * _MB1 - c2 * _A1
+
+
 def mul(k, x, y, w=5):
-    """k * (x, y) for a public scalar k >= 0 (wNAF, variable time); Jacobian result."""
+    """k * (x, y) for a public scalar 0 <= k < N (GLV + width-w NAF, variable time);
+    Jacobian result."""
     if k == 0:
         return INFINITY
-    pre = _odd_multiples(x, y, 1 << (w - 2))
-    digits, n = _wnaf(k, w)
+    k1, k2 = split(k)
+    pre = _odd_multiples(x, y, 1 << (w - 2))  # odd multiples of Q; of LAMBDA*Q: x * BETA
+    neg1 = k1 < 0
+    neg2 = k2 < 0
+    d1, n1 = _wnaf(-k1 if neg1 else k1, w)
+    d2, n2 = _wnaf(-k2 if neg2 else k2, w)
     acc = INFINITY
-    for i in range(n - 1, -1, -1):
+    for i in range((n1 if n1 > n2 else n2) - 1, -1, -1):
         if acc[2]:
             acc = double(acc)
-        d = digits[i]
+        d = d1[i]
         if d:
             if d < 128:
                 px, py = pre[d >> 1]
+                neg = neg1
             else:
                 px, py = pre[(256 - d) >> 1]
-                py = P - py
-            acc = add_affine(acc, px, py)
+                neg = not neg1
+            acc = add_affine(acc, px, P - py if neg else py)
+        d = d2[i]
+        if d:
+            if d < 128:
+                px, py = pre[d >> 1]
+                neg = neg2
+            else:
+                px, py = pre[(256 - d) >> 1]
+                neg = not neg2
+            acc = add_affine(acc, _BETA * px % P, P - py if neg else py)
     return acc

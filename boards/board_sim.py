@@ -1,0 +1,150 @@
+# Board: the virtual plug. An ADE7953 (device code M1, channels A and B) and an
+# ATM90E32 (M2, channels 1-3) on simulated SPI, each channel feeding a load from the
+# load model, with a clock that can run faster than real time.
+#
+# `plugctl sim` writes the plug's settings to sim.json on its flash:
+#   {"speed": 600, "start": <plug s>, "anchor": <unix s>, "load": SPEC, "seed": 1,
+#    "factory": {config overrides a new plug ships with: rpc, provider, http port}}
+# Sim time is start + (now - anchor) x speed, so it keeps running while the plug is
+# "unplugged", like a real-time clock, and a restart never moves it backwards.
+#
+# SPEC: comma-separated KEY=LOAD, for example
+#   M1/A=8A,M1/B=fridge,M2/1=4A@0.9ind,M2/2=pv:6A,M2/3=0.5A@0.6cap,M1/B=off
+# LOAD: <amps>A[@<pf>ind|cap][~h3] (resistive without @; ~h3 adds a 3rd and 5th harmonic),
+# fridge[:<amps>A] (cycling compressor), pv[:<amps>A] (exports), off.
+import json
+import time
+
+from sim.load import Load, Mains, fridge, pv_inverter
+
+NAME = "sim"
+DEFAULT_LOAD = "M1/A=8A,M1/B=fridge,M2/1=4A@0.9ind~h3,M2/2=pv:6A,M2/3=0.5A@0.6cap"
+CHANNELS = (("M1", ("A", "B")), ("M2", ("1", "2", "3")))
+_UNIX_2000 = 946684800
+
+
+def _settings():
+    try:
+        with open("sim.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+SETTINGS = _settings()
+
+
+def parse_load(text):
+    """One LOAD of the spec as a sim.load.Load; ValueError with the reason if malformed."""
+    text = text.strip()
+    if text == "off":
+        return Load(0.0)
+    name, _, amps = text.partition(":")
+    if name in ("fridge", "pv"):
+        a = float(amps[:-1]) if amps else None
+        if amps and not amps.endswith("A"):
+            raise ValueError("load %r: amps need an A suffix" % text)
+        if name == "fridge":
+            return fridge() if a is None else fridge(a)
+        return pv_inverter() if a is None else pv_inverter(a)
+    harm = ()
+    if text.endswith("~h3"):
+        harm = ((3, 0.08, 0.0), (5, 0.04, 0.0))
+        text = text[:-3]
+    amps, _, pf = text.partition("@")
+    if not amps.endswith("A"):
+        raise ValueError("load %r: expected <amps>A, fridge, pv or off" % text)
+    a = float(amps[:-1])
+    if not pf:
+        return Load(a, harmonics=harm)
+    kind = {"ind": "inductive", "cap": "capacitive"}.get(pf[-3:])
+    if kind is None:
+        raise ValueError("load %r: power factor needs ind or cap, as in @0.9ind" % text)
+    return Load(a, float(pf[:-3]), kind, harmonics=harm)
+
+
+def parse_spec(spec):
+    loads = {}
+    for part in parse_spec_items(DEFAULT_LOAD) + parse_spec_items(spec or ""):
+        key, load = part
+        loads[key] = load
+    return loads
+
+
+def parse_spec_items(spec):
+    out = []
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        key, eq, load = item.partition("=")
+        key = key.strip()
+        if not eq or key not in [d + "/" + c for d, cs in CHANNELS for c in cs]:
+            raise ValueError("load spec %r: KEY must be one of M1/A, M1/B, M2/1, M2/2, M2/3"
+                             % item)
+        out.append((key, parse_load(load)))
+    return out
+
+
+_clock = None
+_hw = None
+
+
+def clock():
+    global _clock
+    if _clock is None:
+        from sim.clock import SimClock
+
+        speed = SETTINGS.get("speed", 1)
+        now_unix = time.time()
+        start = SETTINGS.get("start", int(now_unix) - _UNIX_2000)
+        anchor = SETTINGS.get("anchor", now_unix)
+        _clock = SimClock(start + int((now_unix - anchor) * speed), speed)
+    return _clock
+
+
+def hardware():
+    """The simulated chips (for tests reading the true energy) and the real drivers."""
+    global _hw
+    if _hw is None:
+        from ade7953 import ADE7953, ADE7953SPI
+        from atm90e32 import ATM90E32
+        from sim.ade7953_sim import ADE7953Sim
+        from sim.atm90e32_sim import ATM90E32Sim
+        from sim.bus import SimSPI
+
+        loads = parse_spec(SETTINGS.get("load"))
+        seed = SETTINGS.get("seed", 1)
+        mains = Mains(230.0, 50.0, ((3, 0.03, 0.0), (5, 0.02, 0.0)))
+        spi = SimSPI()
+        c = clock()
+        m1 = ADE7953Sim(c, [loads["M1/A"], loads["M1/B"]], mains, seed=seed)
+        m2 = ATM90E32Sim(c, [loads["M2/1"], loads["M2/2"], loads["M2/3"]], mains, seed=seed + 1)
+        _hw = {
+            "chips": {"M1": m1, "M2": m2},
+            "front_ends": [
+                ADE7953(ADE7953SPI(spi, spi.cs_for(m1)), "M1", ("A", "B")),
+                ATM90E32(spi, spi.cs_for(m2), "M2", ("1", "2", "3")),
+            ],
+        }
+    return _hw
+
+
+def front_ends(clk=None):
+    return hardware()["front_ends"]
+
+
+def factory_config():
+    """What this plug ships with until its owner's first signed config."""
+    return SETTINGS.get("factory", {})
+
+
+def watchdog(timeout_ms):
+    return None  # the unix port has no watchdog; the host's supervisor restarts the plug
+
+
+def watchdog_reset():
+    return False
+
+
+def network_up(wifi_cfg):
+    return True  # the host's loopback

@@ -1,0 +1,324 @@
+# The plug as a whole: boot, the tasks that meter, price, pay and serve, and the
+# `plug` object a person uses at the REPL.
+#
+# Boot: state and config, board front ends, calibration, ledgers restored, wallet,
+# unfinished payments reconciled, then the asyncio tasks. After three crashes in a row
+# (an unhandled error or a watchdog reset; a power cut does not count) the plug boots
+# in safe mode: metering, the REPL and the HTTP status only, no payments.
+#
+# Tasks: the metering loop (meter.py), the money loop (tariff, billing, settlement,
+# payments), the HTTP server, the serial REPL, the watchdog, the config pull. Each runs
+# under supervise.forever(): a failure is logged and the task restarted with backoff.
+# Network calls are blocking with timeouts (requests on MicroPython): while one waits,
+# the chips keep accumulating energy, so the next read loses nothing.
+import asyncio
+import gc
+import time
+
+from plug import repl
+from plug.config import ConfigManager, ConfigError
+from plug.ledger import EnergyLedger
+from plug.meter import Meter
+from plug.store import Store
+from plug.supervise import BootGuard, forever
+
+STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
+
+
+def log(msg):
+    repl.log(msg)
+
+
+class Plug:
+    """Everything the plug is; at the REPL as `plug`."""
+
+    def __init__(self, board, state="state"):
+        self.board = board
+        self.boot_ms = time.ticks_ms()
+        self.store = Store(state)
+        self.clock = board.clock()
+        self.guard = BootGuard(self.store, watchdog_reset=board.watchdog_reset())
+        self.safe_mode = self.guard.safe_mode
+        self.cfgm = ConfigManager(self.store, log=log, factory=board.factory_config())
+        cfg = self.cfgm.config
+        self.front_ends = board.front_ends(self.clock)
+        self.ledger = EnergyLedger(self.store, self.clock, cfg["channels"],
+                                   nominal_v=cfg["meter"]["nominal_voltage_v"], log=log)
+        self.ledger.restore()
+        self.meter = Meter(self.front_ends, self.ledger, self.clock,
+                           checkpoint_s=cfg["meter"]["checkpoint_s"],
+                           interval_s=cfg["meter"]["read_interval_ms"] / 1000, log=log)
+        from plug import calibration
+
+        calibration.restore(self.store, self.front_ends, log=log)
+        self.cal = calibration.Calibrator(self.meter, self.store, log=log, out=repl.log)
+        self.wallet = None
+        self.payments = None
+        self.balances = {}
+        self.money_errors = 0
+        self.last_error = None
+        self._reboot = False
+        if self.safe_mode:
+            log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
+                "payments. It clears after a stable run." % self.guard.crashes)
+        else:
+            self._build_money()
+        gc.collect()
+
+    # ---- the money side, rebuilt whenever a new config is in force ----
+
+    def _build_money(self):
+        from plug.billing import Billing
+        from plug.chain import Chain
+        from plug.payments import Payments
+        from plug.rpc import RPC
+        from plug.settle import Settlement
+        from plug.tariff import Tariff
+        from plug.wallet import default_secret_store, load_wallet
+
+        cfg = self.cfgm.config
+        if self.wallet is None:
+            self.wallet = load_wallet(default_secret_store(self.store), cfg)
+        else:
+            self.wallet.configure(cfg) if hasattr(self.wallet, "configure") else None
+        ch = cfg["chain"]
+        self.chain = Chain(RPC(ch["rpc_urls"]), ch["chain_id"], ch["eip1559"])
+        self.payments = Payments(self.store, self.chain, self.wallet, cfg, self.clock)
+        self.tariff = Tariff(self.store, self.clock, cfg, log=log)
+        self.billing = Billing(self.store)
+        self.settlement = Settlement(self.billing, self.tariff, cfg,
+                                     account_of=self.wallet.account_of, log=log)
+
+    def _pay(self, invoice_id, payee, amount, token, memo):
+        account = self.settlement.invoice(invoice_id).get("account", 0)
+        key = None
+        for k in self.ledger.keys():
+            if self.wallet.account_of(k) == account:
+                key = k
+                break
+        return self.payments.pay(invoice_id, payee, amount, token, memo, channel_key=key)
+
+    def money_step(self):
+        """One pass of the money loop: rates, billing, settlement, payments."""
+        if self.payments is None:
+            return
+        now = self.clock.time()
+        self.tariff.poll(now)
+        gc.collect()
+        self.billing.run(self.ledger, self.tariff)
+        gc.collect()
+        for iid, err in self.settlement.settle(now, self._pay):
+            if err:
+                log("[app] invoice %s not paid yet: %s" % (iid, err))
+        self.payments.step()
+        gc.collect()
+
+    def refresh_balances(self):
+        if self.wallet is None:
+            return
+        tok = (self.tariff.current() or {}).get("token") if self.payments else None
+        for acct in sorted(set(self.wallet.account_of(k) for k in self.ledger.keys())):
+            addr = self.wallet.address(acct)
+            b = {"native": self.chain.balance(addr)}
+            if tok:
+                b["token"] = self.chain.erc20_balance(tok, addr)
+            self.balances[addr] = b
+
+    # ---- config ----
+
+    def _check_config(self, cfg):
+        """A new config must reach its chain and accept its provider, or it rolls back."""
+        from plug.chain import Chain
+        from plug.rpc import RPC
+        from plug.tariff import check_descriptor, http_get
+
+        ch = cfg["chain"]
+        Chain(RPC(ch["rpc_urls"], retries=1), ch["chain_id"], ch["eip1559"]).check_chain()
+        if cfg["provider"]["url"]:
+            import json
+
+            d = json.loads(http_get(cfg["provider"]["url"]))
+            check_descriptor(d, cfg["provider"], ch["chain_id"])
+
+    def apply_config(self, envelope):
+        """Apply a signed config envelope (JSON text or dict); returns its version."""
+        v = self.cfgm.apply(envelope, check=self._check_config)
+        cfg = self.cfgm.config
+        for key, ch in cfg["channels"].items():
+            if key in self.ledger.keys():
+                self.ledger.add_channel(key, ch["max_current_a"])
+        self.meter.checkpoint_s = cfg["meter"]["checkpoint_s"]
+        if not self.safe_mode:
+            self._build_money()
+        return v
+
+    def provision_owner(self, address):
+        """Record the plug's first owner (only once; later owners come in signed configs)."""
+        self.cfgm.set_owner(address)
+        return self.cfgm.owner
+
+    # ---- what a person asks at the REPL ----
+
+    def address(self, account=0):
+        return self.wallet.address(account) if self.wallet else None
+
+    def channels(self):
+        return self.status()["channels"]
+
+    def pending(self):
+        if not self.payments:
+            return []
+        return [r for r in self.payments.records() if r["st"] in ("prepared", "sent")]
+
+    def reboot(self):
+        """Checkpoint and restart the plug (machine.reset() on the board)."""
+        self.meter.checkpoint()
+        self._reboot = True
+        return "rebooting"
+
+    def export_wallet(self, confirm=None):
+        """Prints the wallet's secret after a warning; needs confirm="EXPORT"."""
+        return self.wallet.export_secret(confirm)
+
+    def status(self):
+        ms = self.meter.status()
+        chans = {}
+        for key in self.ledger.keys():
+            r = ms["channels"].get(key, {})
+            imp, exp = self.ledger.totals(key)
+            dev = key.split("/")[0]
+            chans[key] = {
+                "name": self.cfgm.config["channels"].get(key, {}).get("name", ""),
+                "V": r.get("v", 0.0), "A": r.get("a", 0.0), "W": r.get("w", 0.0),
+                "PF": r.get("pf", 0.0), "Hz": r.get("hz", 0.0),
+                "import_uwh": imp, "export_uwh": exp,
+                "import_wh": imp // 1000000, "export_wh": exp // 1000000,
+                "unbilled_uwh": self.ledger.pending(key)[0],
+                "fault": dev in ms["faulty"],
+            }
+        st = {
+            "device": {
+                "board": self.board.NAME, "time": self.clock.time(),
+                "uptime_s": time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000,
+                "free_heap": gc.mem_free(), "config_version": self.cfgm.version,
+                "owner": self.cfgm.owner, "safe_mode": self.safe_mode,
+                "last_error": self.last_error,
+            },
+            "channels": chans,
+            "faulty": ms["faulty"],
+        }
+        if self.wallet:
+            st["wallets"] = [{"account": self.wallet.account_of(k), "channels": [k],
+                              "address": self.wallet.address_of(k)} for k in self.ledger.keys()]
+            merged = {}
+            for w in st["wallets"]:
+                m = merged.setdefault(w["address"], w)
+                if m is not w:
+                    m["channels"] += w["channels"]
+                m["balance"] = self.balances.get(w["address"])
+            st["wallets"] = list(merged.values())
+        if self.payments:
+            st["provider"] = self.tariff.status()
+            recs = self.payments.records()
+            st["payments"] = {
+                "accrued": dict(("%d/%s" % k, v) for k, v in self.settlement.accrued().items()),
+                "pending": [_pay_view(r) for r in recs if r["st"] in ("prepared", "sent")],
+                "confirmed": [_pay_view(r) for r in recs if r["st"] == "confirmed"],
+                "failed": [_pay_view(r) for r in recs if r["st"] == "failed"],
+            }
+        return st
+
+    def __repr__(self):
+        return "<plug %s, config v%d, %d channels%s>" % (
+            self.board.NAME, self.cfgm.version, len(self.ledger.keys()),
+            ", SAFE MODE" if self.safe_mode else "")
+
+    # ---- running ----
+
+    async def _money_loop(self):
+        period = 1000
+        while True:
+            try:
+                self.money_step()
+                self.refresh_balances()
+                self.money_errors = 0
+            except MemoryError:
+                raise
+            except Exception as e:  # one bad reply never ends the loop
+                self.money_errors += 1
+                self.last_error = "%s: %s" % (type(e).__name__, e)
+                log("[app] money: %s" % self.last_error)
+            await asyncio.sleep_ms(period if not self.money_errors else
+                                   min(60000, period << min(self.money_errors, 6)))
+
+    async def _watchdog(self):
+        wdt = self.board.watchdog(30000)
+        stable = False
+        while True:
+            if wdt:
+                wdt.feed()
+            if not stable and time.ticks_diff(time.ticks_ms(), self.boot_ms) > STABLE_AFTER_MS:
+                stable = True
+                self.guard.stable()
+            await asyncio.sleep_ms(1000)
+
+    async def _pull_config(self):
+        cfg = self.cfgm.config["pull"]
+        while cfg["url"]:
+            try:
+                from plug.tariff import http_get
+
+                self.apply_config(http_get(cfg["url"]))
+            except ConfigError as e:
+                if "not newer" not in str(e):
+                    log("[config] pulled config refused: %s" % e)
+            except Exception as e:  # network: try again next interval
+                log("[config] pull failed: %s" % e)
+            await asyncio.sleep(cfg["interval_s"])
+
+    async def run(self, port=None, repl_on=True):
+        from plug import web
+
+        tasks = [asyncio.create_task(forever("meter", self.meter.run, log))]
+        if repl_on:
+            tasks.append(repl.start({"plug": self, "cal": self.cal}))
+        srv = web.build(self)
+        await srv.start("0.0.0.0", port or self.cfgm.config["server"]["port"])
+        tasks.append(asyncio.create_task(forever("watchdog", self._watchdog, log)))
+        if not self.safe_mode:
+            tasks.append(asyncio.create_task(forever("money", self._money_loop, log)))
+            tasks.append(asyncio.create_task(forever("config-pull", self._pull_config, log)))
+        log("[app] running: %d channels, config v%d, http port %d"
+            % (len(self.ledger.keys()), self.cfgm.version,
+               port or self.cfgm.config["server"]["port"]))
+        while not self._reboot:
+            await asyncio.sleep_ms(100)
+        for t in tasks:
+            t.cancel()
+        srv.close()
+        self.meter.shutdown()
+        try:
+            import machine
+
+            machine.reset()
+        except (ImportError, AttributeError):
+            raise SystemExit(0)  # the unix port: the virtual plug's supervisor boots it again
+
+
+def _pay_view(r):
+    return {"id": r["id"], "state": r["st"], "to": r["to"], "amount": r["amt"],
+            "token": r["tok"], "hash": r["mined"] or r["hash"], "nonce": r["n"],
+            "error": r["err"]}
+
+
+def main(board, state="state", port=None):
+    plug = Plug(board, state)
+    try:
+        asyncio.run(plug.run(port))
+    except KeyboardInterrupt:
+        log("[app] stopped")
+    except Exception:
+        plug.guard.crashed()
+        raise
+    finally:
+        plug.meter.shutdown()

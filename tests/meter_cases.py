@@ -1,0 +1,188 @@
+# Meter cases on MicroPython (driven by tests/test_meter.py): the real drivers on simulated
+# chips with a stepped sim clock, the real ledger and store in $METER_TMP/<name>.
+import asyncio
+import os
+
+from frontend import ChannelReading, FrontEndError
+from plug.meter import Meter
+from simplug import SimPlug
+
+from dual import raises
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, msg):
+        self.lines.append(msg)
+
+    def count(self, text):
+        return len([ln for ln in self.lines if text in ln])
+
+
+def _rm_tree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        os.remove(path + "/" + n)
+    os.rmdir(path)
+
+
+def fresh(name, **kw):
+    root = os.getenv("METER_TMP") + "/" + name
+    _rm_tree(root)
+    log = Log()
+    p = SimPlug(root, speed=0, log=log, **kw)
+    p.ledger.restore()
+    return p, log
+
+
+def step(p, seconds):
+    for _ in range(seconds):
+        p.clock.advance(1)
+        p.meter.read_once()
+
+
+def test_energy_follows_the_true_load_within_one_read():
+    p, log = fresh("truth")
+    step(p, 600)
+    for key in p.meter.keys():
+        imp, exp = p.ledger.totals(key)
+        t_imp, t_exp = p.true_uwh(key)
+        got, true = (imp, t_imp) if t_imp else (exp, t_exp)
+        # the first read after init drops the energy before it (one second of load) and
+        # up to one energy LSB stays in the chip (ATM90E32: 3125 uWh)
+        if not (true * (599.0 / 600) - 3200 <= got <= true + 1):
+            raise AssertionError("%s metered %d, true %.0f" % (key, got, true))
+    if p.ledger.totals("M2/C")[0] != 0 or p.ledger.totals("M2/C")[1] == 0:
+        raise AssertionError("export channel must count export only")
+
+
+def test_status_has_live_readings_per_channel():
+    p, log = fresh("status")
+    step(p, 3)
+    v, a, w, pf, hz, t = p.meter.reading("M1/B")
+    if not (229 < v < 231 and 1.99 < a < 2.01 and 360 < w < 376 and 0.79 < pf < 0.81
+            and 49.9 < hz < 50.1 and t == p.clock.time()):
+        raise AssertionError((v, a, w, pf, hz, t))
+    st = p.meter.status()
+    c = st["channels"]["M2/C"]
+    if st["faulty"] != {} or not c["ok"] or c["w"] > -1300:
+        raise AssertionError(st)
+    e = raises(ValueError, p.meter.reading, "M3/A")
+    if "M1/A, M1/B, M2/A" not in str(e):
+        raise AssertionError(e)
+
+
+def test_a_chip_that_stops_answering_is_faulty_others_keep_metering():
+    p, log = fresh("fault")
+    step(p, 5)
+    m2_before = p.ledger.totals("M2/A")
+    m1_before = p.ledger.totals("M1/A")
+    p.chips["M2"].fail("ff")
+    for _ in range(100):
+        p.clock.advance(1)
+        n = p.meter.read_once()
+        if n == 2:
+            raise AssertionError("faulty chip read")
+    if p.ledger.totals("M2/A") != m2_before:
+        raise AssertionError("a faulty chip added energy")
+    if p.ledger.totals("M1/A")[0] - m1_before[0] < 95 * 1150 * 1000000 // 3600:
+        raise AssertionError("M1 stopped metering while M2 was faulty")
+    if log.count("[meter] M2: front end faulty") != 1:
+        raise AssertionError("logged %r" % log.lines)
+    if "M2" not in p.meter.status()["faulty"] or p.meter.status()["channels"]["M2/A"]["ok"]:
+        raise AssertionError(p.meter.status())
+    p.chips["M2"].fail(None)
+    step(p, 70)  # backoff is capped at 60 s
+    if log.count("[meter] M2: front end answering again") != 1:
+        raise AssertionError(log.lines)
+    if p.ledger.totals("M2/A")[0] <= m2_before[0] or p.meter.faulty():
+        raise AssertionError("M2 did not resume")
+
+
+def test_retries_back_off_exponentially():
+    p, log = fresh("backoff", with_m2=False)
+
+    class Counting:
+        def __init__(self, fe):
+            self.fe = fe
+            self.tries = []
+            self.device_code = fe.device_code
+            self.channel_codes = fe.channel_codes
+            self.max_current = fe.max_current
+
+        def read(self):
+            self.tries.append(int(clock.monotonic()))
+            raise FrontEndError("ADE7953 M1: bus error")
+
+    clock = p.clock
+    c = Counting(p.front_ends[0])
+    m = Meter([c], p.ledger, clock, log=log, max_backoff_s=16)
+    for _ in range(80):
+        clock.advance(1)
+        m.read_once()
+    gaps = [c.tries[i + 1] - c.tries[i] for i in range(len(c.tries) - 1)]
+    if gaps[:5] != [1, 2, 4, 8, 16] or max(gaps) != 16:
+        raise AssertionError(gaps)
+
+
+def test_a_spiking_front_end_is_rejected_and_logged():
+    p, log = fresh("spike", with_m2=False)
+
+    class Spiky:
+        device_code = "S1"
+        channel_codes = ("A",)
+        max_current = 10.0
+
+        def __init__(self):
+            self.r = [ChannelReading("A")]
+
+        def read(self):
+            self.r[0].import_uwh = 10 ** 9  # 1 kWh in one second
+            return self.r
+
+    m = Meter([Spiky()] + p.front_ends, p.ledger, p.clock, log=log)
+    for _ in range(3):
+        p.clock.advance(1)
+        m.read_once()
+    if p.ledger.totals("S1/A") != (0, 0) or log.count("[meter] S1/A: rejected spike") != 1:
+        raise AssertionError((p.ledger.totals("S1/A"), log.lines))
+    if p.ledger.totals("M1/A")[0] == 0:
+        raise AssertionError("other channels must go on")
+
+
+def test_run_loop_checkpoints_every_interval_and_on_stop():
+    p, log = fresh("loop", with_m2=False, checkpoint_s=10)
+
+    async def stopper():
+        while p.clock.monotonic() < 95:
+            await asyncio.sleep(0)
+        p.meter.stop()
+
+    async def main():
+        asyncio.create_task(stopper())
+        await p.meter.run()
+
+    asyncio.run(main())
+    # 95 s of reads: checkpoints at 10, 20, ... 90 and one on stop
+    if p.meter.checkpoints != 10 or p.store.generation("ledger") != 10:
+        raise AssertionError((p.meter.checkpoints, p.store.generation("ledger")))
+    if not 94 <= p.meter.reads <= 97:
+        raise AssertionError(p.meter.reads)
+    saved = p.store.load("ledger")["ch"]["M1/A"][0]
+    if saved != p.ledger.totals("M1/A")[0]:
+        raise AssertionError("the stop checkpoint is not the last state")
+
+
+def test_bad_arguments_are_refused():
+    p, log = fresh("args", with_m2=False)
+    e = raises(ValueError, Meter, p.front_ends, p.ledger, p.clock, checkpoint_s=0)
+    if "checkpoint_s" not in str(e):
+        raise AssertionError(e)
+    e = raises(ValueError, Meter, p.front_ends + p.front_ends, p.ledger, p.clock)
+    if "device code 'M1'" not in str(e):
+        raise AssertionError(e)

@@ -1,0 +1,116 @@
+"""Put the firmware on a plug with mpremote, and open its REPL.
+
+    plugctl deploy --port PORT --board NAME [--no-reset]
+    plugctl repl --port PORT
+
+The plug's flash gets: main.py, board.mpy (boards/board_NAME.py), lib/ (the libraries,
+and for the virtual plug its simulated hardware, boards/sim/), plug/ (the app). All
+of it is compiled by mpy-cross first: for the ESP32 (xtensawin) on a real board, for
+x64 on the virtual plug. Works against a USB serial port and a virtual plug's pty;
+every mpremote call uses `resume`, so a running plug is not soft-reset mid-copy.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import shutil
+
+from . import build_mpy
+from .paths import BUILD, FIRMWARE, executable
+
+VIRTUAL_BOARDS = ("sim",)
+
+
+def mpremote(port, *args, capture=False, timeout=300, resume=True):
+    argv = [executable("mpremote"), "connect", port] + (["resume"] if resume else []) + list(args)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode:
+        raise SystemExit("mpremote %s failed (%d): %s%s" % (" ".join(args[:2]), r.returncode,
+                                                            r.stdout[-2000:], r.stderr[-2000:]))
+    return r.stdout if capture else sys.stdout.write(r.stdout)
+
+
+def stage(board):
+    """A directory laid out exactly as the plug's flash should be."""
+    target = "unix" if board in VIRTUAL_BOARDS else "esp32"
+    build_mpy.build(target)
+    src = os.path.join(BUILD, target)
+    board_mpy = os.path.join(src, "boards", "board_%s.mpy" % board)
+    if not os.path.exists(board_mpy):
+        names = sorted(n[6:-4] for n in os.listdir(os.path.join(src, "boards"))
+                       if n.startswith("board_"))
+        raise SystemExit("no board %r; boards: %s" % (board, ", ".join(names)))
+    out = tempfile.mkdtemp(prefix="plug-flash-")
+    shutil.copytree(os.path.join(src, "lib"), os.path.join(out, "lib"))
+    shutil.copytree(os.path.join(src, "firmware", "plug"), os.path.join(out, "plug"))
+    shutil.copy(os.path.join(FIRMWARE, "main.py"), os.path.join(out, "main.py"))
+    shutil.copy(board_mpy, os.path.join(out, "board.mpy"))
+    if board in VIRTUAL_BOARDS:
+        shutil.copytree(os.path.join(src, "boards", "sim"), os.path.join(out, "lib", "sim"))
+    return out
+
+
+def deploy(port, board, reset=True, log=print):
+    flash = stage(board)
+    try:
+        n = sum(len(f) for _, _, f in os.walk(flash))
+        size = sum(os.path.getsize(os.path.join(d, x)) for d, _, fs in os.walk(flash) for x in fs)
+        log("deploy: %d files, %d bytes to %s" % (n, size, port))
+        # one mpremote call per directory: mkdir (if new) and copy its files
+        for d, _dirs, files in sorted(os.walk(flash)):
+            rel = os.path.relpath(d, flash).replace(os.sep, "/")
+            args = []
+            if rel != ".":
+                exists = mpremote(port, "exec", "import os\ntry:\n os.stat(%r); print(1)\n"
+                                  "except OSError: print(0)" % rel, capture=True)
+                if exists.strip() != "1":
+                    args += ["fs", "mkdir", ":" + rel, "+"]
+            if files:
+                args += ["fs", "cp", "-f"] + [os.path.join(d, f) for f in sorted(files)]
+                args.append(":./" if rel == "." else ":%s/" % rel)
+            if args:
+                mpremote(port, *args, capture=True, timeout=600)
+        if reset:
+            # the board restarts into main.py (machine.reset(); the virtual plug's supervisor
+            # restarts its process the same way)
+            reset_plug(port)
+        log("deploy: done%s" % (", plug restarting" if reset else ""))
+    finally:
+        shutil.rmtree(flash, ignore_errors=True)
+
+
+# A running app restarts through plug.reboot() (it checkpoints first); a bare board
+# through machine.reset(); the unix port has no machine.reset(), so there the process
+# ends and the virtual plug's supervisor boots it again.
+_RESET = """
+try:
+    plug.reboot()
+except NameError:
+    import machine
+    try:
+        machine.reset()
+    except AttributeError:
+        import sys
+        sys.exit(0)
+"""
+
+
+def reset_plug(port):
+    """Restart the plug; the connection drops as it goes, so mpremote's exit is ignored."""
+    subprocess.run([executable("mpremote"), "connect", port, "resume", "exec", _RESET],
+                   capture_output=True, timeout=30)
+
+
+def cli(cmd, argv):
+    ap = argparse.ArgumentParser(prog="plugctl " + cmd)
+    ap.add_argument("--port", required=True, help="serial port or virtual plug's pty link")
+    if cmd == "deploy":
+        ap.add_argument("--board", required=True)
+        ap.add_argument("--no-reset", action="store_true")
+    a = ap.parse_args(argv)
+    if cmd == "repl":
+        os.execv(executable("mpremote"), ["mpremote", "connect", a.port, "resume", "repl"])
+    deploy(a.port, a.board, reset=not a.no_reset)
+    return 0
