@@ -32,7 +32,7 @@ mpy: setup
 	$(PY) -m tools.build_mpy
 
 demo: setup mpy
-	$(PY) -m tools.demo
+	$(PY) -m tools.plugdemo
 
 faults: setup mpy
 	$(PY) -m tools.faults

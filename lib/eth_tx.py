@@ -14,8 +14,9 @@
 # contract creation. A `from` field, if given, must be the signing key's address.
 # Unknown fields (a typo such as `gasprice`) are rejected, not ignored.
 #
-# Heap: the unsigned encoding streams into the hasher (rlp.encode_into), so only
-# the signed transaction is ever built.
+# Heap: the unsigned encoding streams into the hasher (rlp.encode_into), and the
+# signed one is joined once from its pieces, so beyond the caller's data only the
+# raw transaction itself is allocated in one block.
 import binascii
 
 import ecdsa_micro
@@ -132,10 +133,18 @@ def sign_transaction(tx, private_key):
     r, s, recid = ecdsa_micro.sign(signing_hash(t, items), key)
     if t == 0:
         items[6] = recid + 35 + 2 * items[6]  # EIP-155: v takes chainId's place
-        items.append(r)
-        items.append(s)
-        return rlp.encode(items)
-    items.append(recid)
+    else:
+        items.append(recid)
     items.append(r)
     items.append(s)
-    return b"\x02" + rlp.encode(items)
+    # collect the pieces (data by reference) and join once: one block of the final
+    # size, not an encoding buffer plus its copy plus the type prefix
+    out = _Pieces(b"" if t == 0 else b"\x02")
+    rlp.encode_into(out, items)
+    return b"".join(out.parts)
+
+
+class _Pieces:
+    def __init__(self, first):
+        self.parts = [first]
+        self.write = self.parts.append

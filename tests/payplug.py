@@ -7,6 +7,7 @@ import time
 
 from plug.chain import Chain
 from plug.payments import PaymentError, Payments, SpendRefused  # noqa: F401
+from plug.rpc import ChainError  # noqa: F401
 from plug.rpc import RPC
 from plug.store import Store
 from plug.wallet import FileSecretStore, load_wallet
@@ -69,5 +70,7 @@ def settle(p, steps=60, pause_ms=50):
 
 
 def show(rec):
-    print(json.dumps({k: rec.get(k) for k in ("id", "st", "n", "hash", "mined", "err", "att",
-                                              "from", "to", "amt", "tok")}))
+    out = {k: rec.get(k) for k in ("id", "st", "n", "hash", "mined", "err", "att", "from", "to",
+                                   "amt", "tok")}
+    out["hashes"] = [v["h"] for v in rec.get("v", ())]
+    print(json.dumps(out))

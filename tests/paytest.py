@@ -5,11 +5,11 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 
 from eth_account import Account
 
 from tools import build_mpy, mp
+from tools.paths import BUILD
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 _BUILT = {}
@@ -18,13 +18,19 @@ PAYEE = "0x2546BcD3c84621e976D8185a91A922aE77ECEc30"  # anvil account 16, unfund
 
 
 def build_dir():
-    """Compile device code once per test process into a private tree (xdist-safe)."""
-    if "dir" not in _BUILT:
-        out = tempfile.mkdtemp(prefix="mpy-unix-")
-        build_mpy.build("unix", out=out)
-        _BUILT["dir"] = out
-    d = _BUILT["dir"]
-    return (TESTS, os.path.join(d, "lib"), os.path.join(d, "firmware"), os.path.join(d, "boards"))
+    """Device code compiled for the unix port in build/unix (incremental; locked against
+    xdist peers, the same lock the other .mpy tests take)."""
+    if "dirs" not in _BUILT:
+        import fcntl
+
+        os.makedirs(BUILD, exist_ok=True)
+        with open(os.path.join(BUILD, ".lock"), "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            build_mpy.build("unix")
+        out = os.path.join(BUILD, "unix")
+        _BUILT["dirs"] = (TESTS,) + tuple(os.path.join(out, d) for d in ("lib", "firmware",
+                                                                          "boards"))
+    return _BUILT["dirs"]
 
 
 def config(url, **over):

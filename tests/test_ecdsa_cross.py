@@ -112,7 +112,9 @@ def test_recid_2_and_3_recover_and_verify_the_r_plus_n_case():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, N - 1), st.binary(min_size=32, max_size=32))
+@given(st.integers(1, N - 1), st.one_of(
+    st.binary(min_size=32, max_size=32),
+    st.sampled_from([bytes(32), b"\xff" * 32, N.to_bytes(32, "big"), (N + 1).to_bytes(32, "big")])))
 def test_random_keys_match_python_ecdsa_and_eth_keys(d, digest):
     r, s, v, pub = _oracle(d, digest)
     assert ecdsa_micro.sign(digest, _kb(d)) == (r, s, v)

@@ -130,6 +130,17 @@ def test_round_trip_for_derived_keys():
         assert ecdsa_micro.sign(digest, bytearray(key)) == (r, s, v)
 
 
+def test_extreme_digests_round_trip():
+    # digest 0 makes u1 = 0 in recover (only the R term is left); 0xff..ff is above N
+    pub = ecdsa_micro.public_key(KEY)
+    for digest in (bytes(32), b"\xff" * 32, N.to_bytes(32, "big")):
+        r, s, v = ecdsa_micro.sign(digest, KEY)
+        assert ecdsa_micro.recover(digest, r, s, v) == pub
+        assert ecdsa_micro.verify(digest, r, s, pub)
+    # N and 0 are the same number mod N, and RFC 6979 seeds k with the digest mod N
+    assert ecdsa_micro.sign(N.to_bytes(32, "big"), KEY) == ecdsa_micro.sign(bytes(32), KEY)
+
+
 def test_verify_rejects_tampering():
     r, s, v = ecdsa_micro.sign(DIGEST, KEY)
     pub = ecdsa_micro.public_key(KEY)

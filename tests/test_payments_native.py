@@ -186,3 +186,26 @@ def test_reverting_payee_fails_and_releases_the_invoice(plug, devnet):
     assert "spent 0" in out
     assert devnet.balance(rejecter) == 0
     assert devnet.nonce(plug.address) == 2  # each attempt used its own nonce
+
+
+def test_per_channel_accounts_pay_from_their_own_addresses(tmp_path, devnet):
+    import os
+
+    from eth_account import Account
+    from eth_account.hdaccount.deterministic import HDPath
+
+    seed = os.urandom(32)
+    cfg = config(devnet.url, wallet={"mode": "per_channel"},
+                 channels={"M1/A": {"account": 0}, "M1/B": {"account": 1}})
+    plug = Plug(tmp_path / "s", cfg, seed=seed)
+    addrs = [Account.from_key(HDPath("m/44'/60'/0'/0/%d" % i).derive(seed)).address
+             for i in (0, 1)]
+    for a in addrs:
+        devnet.fund(a, 10**18)
+    recs = plug.records("p = make(ST)\np.pay('A-1', %r, 100, channel_key='M1/A')\n"
+                        "p.pay('B-1', %r, 200, channel_key='M1/B')\nsettle(p)\n"
+                        % (PAYEE, PAYEE))
+    got = sorted((r["id"], r["from"], r["st"]) for r in recs)
+    assert got == [("A-1", addrs[0], "confirmed"), ("B-1", addrs[1], "confirmed")]
+    assert [devnet.nonce(a) for a in addrs] == [1, 1]
+    assert devnet.balance(PAYEE) == 300

@@ -52,29 +52,31 @@ def stage(board):
     return out
 
 
-def deploy(port, board, reset=True, log=print):
+def deploy(port, board, reset=True, log=print, chunk=2048):
+    """Copy the staged flash to the plug over its serial REPL with mpremote's transport
+    (raw REPL, no soft reset), in chunks the plug's heap can take."""
+    from mpremote.transport_serial import SerialTransport
+
     flash = stage(board)
     try:
-        n = sum(len(f) for _, _, f in os.walk(flash))
-        size = sum(os.path.getsize(os.path.join(d, x)) for d, _, fs in os.walk(flash) for x in fs)
-        log("deploy: %d files, %d bytes to %s" % (n, size, port))
-        # one mpremote call per directory: mkdir (if new) and copy its files
-        for d, _dirs, files in sorted(os.walk(flash)):
-            rel = os.path.relpath(d, flash).replace(os.sep, "/")
-            args = []
-            if rel != ".":
-                exists = mpremote(port, "exec", "import os\ntry:\n os.stat(%r); print(1)\n"
-                                  "except OSError: print(0)" % rel, capture=True)
-                if exists.strip() != "1":
-                    args += ["fs", "mkdir", ":" + rel, "+"]
-            if files:
-                args += ["fs", "cp", "-f"] + [os.path.join(d, f) for f in sorted(files)]
-                args.append(":./" if rel == "." else ":%s/" % rel)
-            if args:
-                mpremote(port, *args, capture=True, timeout=600)
+        files = [(d, f) for d, _, fs in sorted(os.walk(flash)) for f in sorted(fs)]
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, f in files)
+        log("deploy: %d files, %d bytes to %s" % (len(files), size, port))
+        t = SerialTransport(port, baudrate=115200)
+        try:
+            t.enter_raw_repl(soft_reset=False)
+            for d, _dirs, _files in sorted(os.walk(flash)):
+                rel = os.path.relpath(d, flash).replace(os.sep, "/")
+                if rel != "." and not t.fs_exists(rel):
+                    t.fs_mkdir(rel)
+            for d, f in files:
+                rel = os.path.relpath(os.path.join(d, f), flash).replace(os.sep, "/")
+                with open(os.path.join(d, f), "rb") as fh:
+                    t.fs_writefile(rel, fh.read(), chunk_size=chunk)
+            t.exit_raw_repl()
+        finally:
+            t.close()
         if reset:
-            # the board restarts into main.py (machine.reset(); the virtual plug's supervisor
-            # restarts its process the same way)
             reset_plug(port)
         log("deploy: done%s" % (", plug restarting" if reset else ""))
     finally:

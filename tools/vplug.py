@@ -53,6 +53,18 @@ class VirtualPlugError(Exception):
     pass
 
 
+def _die_with_parent():
+    # A plug whose runner died (test killed, Ctrl-C) must not live on as an orphan that
+    # meters and spins forever: the kernel SIGKILLs it when the thread that started it
+    # ends (so call start() from a thread that lives as long as the plug should).
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class VirtualPlug:
     def __init__(self, state_dir, main_script=None, heap=mp.DEFAULT_HEAP, env=None,
                  serial_link=None, path_dirs=None, args=(), flash_on_path=True,
@@ -137,7 +149,8 @@ class VirtualPlug:
         try:
             self._proc = subprocess.Popen(argv + list(self.args), stdin=master, stdout=master,
                                           stderr=master, cwd=self.state_dir, env=env,
-                                          start_new_session=True, close_fds=True)
+                                          start_new_session=True, close_fds=True,
+                                          preexec_fn=_die_with_parent)
         finally:
             os.close(master)
         self.boots += 1

@@ -5,8 +5,9 @@
 #   c.check_chain()            raises WrongChain unless eth_chainId == chain_id (cached;
 #                              call before every signing, it asks the node only once)
 #   c.nonce(addr, "pending")   c.block_number()          c.balance(addr)
-#   c.fees() -> {"maxFeePerGas", "maxPriorityFeePerGas"} (EIP-1559: 2 x latest base fee
-#               + eth_maxPriorityFeePerGas, or the eth_feeHistory median) or {"gasPrice"}
+#   c.fees() -> {"maxFeePerGas", "maxPriorityFeePerGas"} (EIP-1559: 2 x the base fee of
+#               the latest/next block from eth_feeHistory + eth_maxPriorityFeePerGas, or
+#               the median tip of recent blocks) or {"gasPrice"} (legacy eth_gasPrice)
 #   c.estimate_gas(tx) -> int  (tx: "from", "to", "data" bytes, "value")
 #   c.send_raw(raw) -> "0x<hash>"  (AlreadyKnown counts as sent)
 #   c.receipt("0x<hash>") -> None or {"hash", "status" 0|1, "block" int}
@@ -100,13 +101,15 @@ class Chain:
         return qty(self.rpc.call("eth_getBalance", (address, "latest")), "eth_getBalance")
 
     def _base_fee(self):
-        blk = self.rpc.call("eth_getBlockByNumber", ("latest", False))
-        if not isinstance(blk, dict):
-            raise BadReply("eth_getBlockByNumber: expected a block object")
-        v = blk.get("baseFeePerGas")
-        if v is None:
-            raise ChainError("latest block has no base fee: set chain.eip1559 to false")
-        return qty(v, "baseFeePerGas")
+        # eth_feeHistory's reply is a few dozen bytes where the latest block is ~2 KB;
+        # it lists the latest block's base fee and the next one's: take the higher
+        h = self.rpc.call("eth_feeHistory", ("0x1", "latest", []))
+        fees = h.get("baseFeePerGas") if isinstance(h, dict) else None
+        if not isinstance(fees, list) or not fees or len(fees) > 4:
+            raise BadReply("eth_feeHistory: expected a baseFeePerGas list")
+        if fees[-1] is None or fees[-1] == "0x0":
+            raise ChainError("the chain reports no base fee: set chain.eip1559 to false")
+        return max(qty(f, "baseFeePerGas") for f in fees)
 
     def _priority_fee(self):
         try:

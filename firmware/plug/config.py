@@ -74,6 +74,17 @@ SCHEMA = ("d", {
 })
 
 
+def merged(base, over):
+    """`over` on top of `base`, objects merged key by key (lists and values replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merged(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
 def defaults():
     return check(SCHEMA, {})
 
@@ -186,6 +197,9 @@ class ConfigManager:
     """The config in force, the owner, and signed, versioned, atomic updates."""
 
     def __init__(self, store, log=print, factory=None):
+        # The board's factory settings are the defaults under every config, signed or not
+        # (a board's HTTP port, its RPC node until the owner names one).
+        self.factory = factory or {}
         self.store = store
         self.log = log
         self.owner = store.load("owner")
@@ -194,10 +208,11 @@ class ConfigManager:
             store.remove("config_next")
         env = store.load("config")
         if env is None:  # version 0: what the board ships with, until the owner's first config
-            self.version, self.config, self.signature = 0, validate(factory or {}), None
+            self.version, self.config, self.signature = 0, validate(self.factory), None
         else:
-            self.version, self.config, self.signature = env["version"], validate(env["config"]), \
-                env["signature"]
+            self.version, self.config, self.signature = env["version"], self.complete(
+                env["config"]), env["signature"]
+            self._adopt_owner()
 
     def set_owner(self, address):
         """Provisioning: record the first owner. Later changes need a config the owner signed."""
@@ -225,7 +240,13 @@ class ConfigManager:
                               % (version, self.version))
         import binascii
 
-        return version, validate(cfg), "0x" + binascii.hexlify(sig).decode()
+        self.complete(cfg)  # refuse schema errors before anything changes
+        return version, cfg, "0x" + binascii.hexlify(sig).decode()
+
+    def complete(self, cfg):
+        """A config as signed, with the board's factory settings and the schema's
+        defaults under it; ConfigError naming the field if it is not valid."""
+        return validate(merged(self.factory, cfg))
 
     def apply(self, body, check=None):
         """Verify, switch to and check a new config; roll back and raise if the check fails.
@@ -233,8 +254,9 @@ class ConfigManager:
         `check(config)` raises with a reason if the config does not work (chain id not
         reachable or not matching, provider descriptor refused). Returns the new version.
         """
-        version, cfg, sig = self.verify(body)
-        env = {"version": version, "config": cfg, "signature": sig}
+        version, signed, sig = self.verify(body)
+        cfg = self.complete(signed)
+        env = {"version": version, "config": signed, "signature": sig}  # kept as signed
         self.store.save("config_next", env)
         old = (self.version, self.config, self.signature)
         self.version, self.config, self.signature = version, cfg, sig
@@ -248,9 +270,15 @@ class ConfigManager:
             raise ConfigError("config version %d rolled back: %s" % (version, e))
         self.store.save("config", env)
         self.store.remove("config_next")
-        if cfg.get("owner") and cfg["owner"] != self.owner:
-            self.owner = cfg["owner"]
-            self.store.save("owner", self.owner)
-            self.log("[config] ownership passed to %s" % self.owner)
+        self._adopt_owner()
         self.log("[config] version %d in force" % version)
         return version
+
+    def _adopt_owner(self):
+        """A config the owner signed may name a new owner (also after a power cut that
+        fell between saving that config and saving the owner)."""
+        new = self.config.get("owner")
+        if new and new != self.owner:
+            self.owner = new
+            self.store.save("owner", new)
+            self.log("[config] ownership passed to %s" % new)

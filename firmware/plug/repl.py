@@ -163,6 +163,8 @@ class Repl(LineEditor, RawRepl):
                 try:
                     if not await (self._raw_session() if self.raw else self._friendly()):
                         break
+                except OSError:  # the serial itself failed (host gone): stop, do not spin
+                    break
                 except Exception as e:  # noqa: BLE001 - e.g. MemoryError: the REPL lives on
                     self._w("\r\n[repl] input dropped: %r\r\n" % e)
                     self._pushback = bytearray()

@@ -2,8 +2,8 @@
 #
 #   srv = Server(max_request_bytes=cfg["server"]["max_request_bytes"])
 #   srv.route("GET", "/status", lambda req: {"ok": True})           # dict/list -> JSON
-#   srv.route("GET", "/metrics", lambda req: text_response(prometheus(families),
-#                                                          content_type=PROMETHEUS))
+#   srv.route("GET", "/metrics", lambda req: text_response(
+#       plug.prometheus.prometheus(families), content_type=PROMETHEUS))
 #   srv.route("POST", "/config", handler)        # handler(req) or async handler(req)
 #   await srv.start("0.0.0.0", cfg["server"]["port"])
 #
@@ -27,13 +27,12 @@ import time
 from micropython import const
 
 from plug.http_request import REASONS, HTTPError, Request, parse_head, parse_query, unquote
-from plug.prometheus import CONTENT_TYPE as PROMETHEUS
-from plug.prometheus import prometheus, prometheus_lines
 
 __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_response",
-           "error_response", "csv_lines", "prometheus", "prometheus_lines", "parse_query",
-           "unquote", "PROMETHEUS", "JSON", "TEXT", "CSV")
+           "error_response", "csv_lines", "parse_query", "unquote", "PROMETHEUS", "JSON",
+           "TEXT", "CSV")
 
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"  # plug.prometheus renders the text
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 CSV = "text/csv; charset=utf-8"
@@ -224,8 +223,14 @@ class Server:
             if body:
                 await self._write(writer, body, deadline)
             return
+        buf = bytearray()  # coalesce small chunks (CSV rows) into fewer socket writes
         for chunk in body:
-            await self._write(writer, chunk, deadline)
+            buf += chunk.encode() if isinstance(chunk, str) else chunk
+            if len(buf) >= _CHUNK * 2:
+                await self._write(writer, buf, deadline)
+                buf = bytearray()
+        if buf:
+            await self._write(writer, buf, deadline)
 
     async def _linger(self, reader):
         # Read and drop what the client still sends, so closing does not reset the

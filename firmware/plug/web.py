@@ -1,7 +1,9 @@
 # The plug's HTTP endpoints: GET /status, /metrics, /ledger and POST /config.
 # Reads are open on the LAN and show nothing that lets anyone spend; the only write,
 # POST /config, takes an envelope signed by the owner (config.py).
-from plug.server import CSV, PROMETHEUS, HTTPError, Response, Server, csv_lines, prometheus
+from plug.prometheus import CONTENT_TYPE as PROMETHEUS
+from plug.prometheus import prometheus
+from plug.server import CSV, HTTPError, Response, Server, csv_lines
 
 
 def build(plug):
@@ -41,7 +43,9 @@ def invoices(plug):
         if any(x["id"] == p["id"] for x in out):
             continue
         try:
-            _seq, t0, t1, items = decode_memo(binascii.unhexlify(p["memo"]))
+            memo = p["memo"]
+            _seq, t0, t1, items = decode_memo(binascii.unhexlify(memo[2:] if memo[:2] == "0x"
+                                                                 else memo))
         except ValueError:
             continue
         out.append(_invoice(p["id"], t0, t1, p["to"], p["tok"], items, p))

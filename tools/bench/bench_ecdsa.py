@@ -213,7 +213,7 @@ def run(rounds=3):
             print("  %-22s %9s   %9.1f  %s" % (k.split()[1], "", v, k))
     else:
         print("  (coincurve not installed: no libsecp256k1 peer)")
-    print("  sign without table     %9.0f   (variable-base wNAF fallback)" % m["sign_no_table"])
+    print("  sign without table     %9.0f   (fallback: GLV + wNAF, no table)" % m["sign_no_table"])
     print("  ecdsa_micro on CPython: sign %.0f us, recover %.0f us"
           % (ours_cpy["sign"], ours_cpy["recover"]))
     print("  modular inverse mod p on the unix port: Lehmer %.0f us, Euclid %.0f us, "

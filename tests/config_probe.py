@@ -1,0 +1,50 @@
+# Device side of the config tests: runs on the MicroPython unix port (64 KB heap).
+# Reads one JSON case per line on stdin, answers one JSON line per case on stdout:
+#   {"op": "validate", "cfg": {...}}     -> {"ok": <canonical of the validated config>}
+#   {"op": "canonical", "v": <value>}     -> {"ok": <canonical encoding as text>}
+#   {"op": "envelope", "body": "<text>"}  -> {"ok": [version, config, sig hex]}
+#   {"op": "signed", "version": v, "cfg": {...}} -> {"ok": <signed_message as text>}
+# A ConfigError becomes {"err": message}; any other exception {"crash": "Type: msg"}.
+import gc
+import json
+import sys
+
+from plug import config
+
+
+def run(case):
+    op = case["op"]
+    if op == "validate":
+        return config.canonical(config.validate(case["cfg"])).decode()
+    if op == "canonical":
+        return config.canonical(case["v"]).decode()
+    if op == "signed":
+        return config.signed_message(case["version"], case["cfg"]).decode()
+    if op == "envelope":
+        import binascii
+
+        v, cfg, sig = config.parse_envelope(case["body"])
+        return [v, cfg, binascii.hexlify(sig).decode()]
+    raise ValueError("unknown op %r" % op)
+
+
+def main():
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        try:
+            out = {"ok": run(case)}
+        except config.ConfigError as e:
+            out = {"err": str(e)}
+        except Exception as e:  # reported to the test, which fails on it
+            out = {"crash": "%s: %s" % (type(e).__name__, e)}
+        print(json.dumps(out))
+        case = out = None
+        gc.collect()
+
+
+main()
