@@ -12,8 +12,9 @@
 # the period, measured at start-up unless given) and the waveform front end interpolates
 # the voltage to line the two up. The loop allocates nothing: the ADC read methods, the
 # tick functions and the buffers are bound to locals before it starts, every value is a
-# small int. A pair that could not be taken on time (an interrupt, Wi-Fi, a slow ADC read)
-# is counted in `late`; the samples still carry their true order, only spaced unevenly.
+# small int. A stall of more than one period (an interrupt, Wi-Fi, a slow ADC read) is
+# counted in `late` and the schedule restarts from then, so the spacing stays even apart
+# from that one gap; a burst with a stall is taken again (`retries`, default once).
 #
 # Why ADC1 only: ADC2 is shared with the Wi-Fi radio and reads fail while Wi-Fi is on.
 # Attenuation 11 dB gives the widest input range (about 0.15-2.45 V linear), so a signal
@@ -73,8 +74,8 @@ class ESP32ADCSource:
 
     bits = 12
 
-    def __init__(self, v_adc, i_adc, sample_rate=2000, pair_delay=None, ticks_us=None,
-                 ticks_diff=None, ticks_add=None):
+    def __init__(self, v_adc, i_adc, sample_rate=2000, pair_delay=None, retries=1,
+                 ticks_us=None, ticks_diff=None, ticks_add=None):
         if not MIN_RATE <= sample_rate <= MAX_RATE:
             raise ADCError("sample_rate %r outside %d..%d pairs/s" % (sample_rate, MIN_RATE,
                                                                      MAX_RATE))
@@ -85,6 +86,7 @@ class ESP32ADCSource:
         self._tadd = ticks_add or time.ticks_add
         self.period_us = int(1000000 / sample_rate + 0.5)
         self.sample_rate = 1000000 / self.period_us  # the rate the clock really gives
+        self.retries = retries
         self.late = 0
         self.bursts = 0
         if pair_delay is None:
@@ -106,6 +108,16 @@ class ESP32ADCSource:
         return max(0.0, dt / reads / self.period_us)
 
     def read_into(self, v, i):
+        """Fill v and i with one burst of pairs. A burst that lost its timing (a stall of
+        more than one period) is taken again, up to `retries` times; `late` then tells how
+        many stalls the kept burst has."""
+        for _ in range(self.retries + 1):
+            self._burst(v, i)
+            if not self.late:
+                break
+        self.bursts += 1
+
+    def _burst(self, v, i):
         rv = self._v
         ri = self._i
         vsh = self._vsh
@@ -118,9 +130,11 @@ class ESP32ADCSource:
         t = tadd(tus(), period)
         for n in range(len(v)):
             d = tdiff(t, tus())
-            if d < 0:
-                if d < -period:
-                    late += 1
+            if d < -period:
+                # stalled (an interrupt, Wi-Fi): start the schedule again from now rather
+                # than rush through the missed slots, which would squeeze the waveform
+                late += 1
+                t = tus()
             else:
                 while tdiff(t, tus()) > 0:
                     pass
@@ -128,4 +142,3 @@ class ESP32ADCSource:
             i[n] = ri() >> ish
             t = tadd(t, period)
         self.late = late
-        self.bursts += 1

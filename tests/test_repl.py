@@ -165,8 +165,8 @@ def test_mpremote_exec_eval_cp_ls_while_the_counter_ticks(plug, tmp_path):
     plug.reset_prompt()
     t1, gap = ticks(plug)
     # the counter ticks every 20 ms; during the whole mpremote session it kept going
-    assert t1 - t0 > elapsed / 0.02 * 0.5, (t0, t1, elapsed)
-    assert gap < 1000, gap
+    assert t1 - t0 > elapsed / 0.02 * 0.25, (t0, t1, elapsed)
+    assert gap < 2500, gap  # loose for busy CI machines; a blocked loop stalls far longer
     plug.command("state['log'] = False")
 
 
