@@ -121,12 +121,37 @@ def hardware():
         m2 = ATM90E32Sim(c, [loads["M2/1"], loads["M2/2"], loads["M2/3"]], mains, seed=seed + 1)
         _hw = {
             "chips": {"M1": m1, "M2": m2},
+            "loads": loads,
+            "mains": mains,
             "front_ends": [
                 ADE7953(ADE7953SPI(spi, spi.cs_for(m1)), "M1", ("A", "B")),
                 ATM90E32(spi, spi.cs_for(m2), "M2", ("1", "2", "3")),
             ],
         }
     return _hw
+
+
+def _chip_index(key):
+    dev, code = key.split("/")
+    for d, codes in CHANNELS:
+        if d == dev and code in codes:
+            return hardware()["chips"][dev], codes.index(code)
+    raise ValueError("no channel %r on the sim board" % key)
+
+
+def reference(key):
+    """What a reference meter on channel `key` reads now: (volts, amps, watts), from the
+    load model, for calibrating the plug at its REPL as a person would with a real one."""
+    hw = hardware()
+    load, mains = hw["loads"][key], hw["mains"]
+    on = load.is_on(clock().monotonic())
+    return mains.vrms(), load.irms() if on else 0.0, load.power(mains) if on else 0.0
+
+
+def true_energy_uwh(key):
+    """(import, export) energy the simulated load really drew since this boot, in uWh."""
+    chip, i = _chip_index(key)
+    return chip.true_energy_uwh(i)
 
 
 def front_ends(clk=None):

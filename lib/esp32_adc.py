@@ -130,14 +130,13 @@ class ESP32ADCSource:
         t = tadd(tus(), period)
         for n in range(len(v)):
             d = tdiff(t, tus())
+            while d > 0:
+                d = tdiff(t, tus())
             if d < -period:
                 # stalled (an interrupt, Wi-Fi): start the schedule again from now rather
                 # than rush through the missed slots, which would squeeze the waveform
                 late += 1
-                t = tus()
-            else:
-                while tdiff(t, tus()) > 0:
-                    pass
+                t = tadd(t, -d)
             v[n] = rv() >> vsh
             i[n] = ri() >> ish
             t = tadd(t, period)

@@ -41,6 +41,7 @@ def main():
         except config.ConfigError as e:
             out = {"err": str(e)}
         except Exception as e:  # reported to the test, which fails on it
+            sys.print_exception(e)
             out = {"crash": "%s: %s" % (type(e).__name__, e)}
         print(json.dumps(out))
         case = out = None

@@ -532,6 +532,7 @@ def test_app_boots_and_meters_on_the_circuitsetup_board(tmp_path):
     got = run(tmp_path, "EXTRA = []\n" + CIRCUITSETUP.replace(
         "fes = board.front_ends(board.clock())", "") + """
 from plug.app import Plug
+board.clock = lambda: clk  # the app's time is the simulated world's time here
 plug = Plug(board, state="state")
 for _ in range(5):
     clk.advance(1.0)

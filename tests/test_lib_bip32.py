@@ -8,9 +8,12 @@ and key compared with our derivation (the parent fingerprint needs RIPEMD-160, w
 the plug never needs and does not have).
 """
 
-import sha512
-from bip32 import HARDENED, Bip32Error, derive, eth_account_key, master_key, parse_path
-from dual import raises, unhex
+# non-hardened steps import ecdsa_micro, compiled here from source: more than 64 KB
+MP_HEAP = "96k"
+
+import sha512  # noqa: E402
+from bip32 import HARDENED, Bip32Error, derive, eth_account_key, master_key, parse_path  # noqa: E402
+from dual import raises, unhex  # noqa: E402
 
 H = HARDENED
 

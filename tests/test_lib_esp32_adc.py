@@ -175,7 +175,8 @@ def test_sampling_loop_allocates_nothing():
         return  # heap_lock is MicroPython's; on CPython there is nothing to prove
     import micropython
 
-    s = ESP32ADCSource(RawADC([1, 2, 3]), RawADC([4, 5]), sample_rate=10000, pair_delay=0.1)
+    s = ESP32ADCSource(RawADC([1, 2, 3]), RawADC([4, 5]), sample_rate=10000, pair_delay=0.1,
+                       retries=0)
     v = array("h", [0] * 64)
     i = array("h", [0] * 64)
     s.read_into(v, i)  # warm up

@@ -209,3 +209,24 @@ def test_per_channel_accounts_pay_from_their_own_addresses(tmp_path, devnet):
     assert got == [("A-1", addrs[0], "confirmed"), ("B-1", addrs[1], "confirmed")]
     assert [devnet.nonce(a) for a in addrs] == [1, 1]
     assert devnet.balance(PAYEE) == 300
+
+
+def test_receipt_of_an_older_variant_counts(tmp_path, devnet_factory):
+    d = devnet_factory(automine=False)
+    plug = Plug(tmp_path / "s", config(d.url))
+    d.fund(plug.address, 10**18)
+    d.mine()
+    first = plug.records("p = make(ST)\np.pay('inv-v', %r, %d)\n" % (PAYEE, AMOUNT))[0]["hash"]
+    raw1 = d.rpc("eth_getRawTransactionByHash", first)
+    out = plug.run("clock = ManualClock()\nclock.t += 3600\np = make(ST, clock)\np.step()\n"
+                   "show(p.get('inv-v'))\n")
+    second = [x for x in out.splitlines() if x.startswith("{")][0]
+    assert '"st": "sent"' in second and first in second  # both hashes kept
+    # the node forgets the replacement and mines the first variant after all
+    d.rpc("anvil_dropTransaction", d.rpc("eth_getBlockByNumber", "pending", False)
+          ["transactions"][0])
+    d.rpc("eth_sendRawTransaction", raw1)
+    d.mine()
+    rec = plug.records("p = make(ST)\nsettle(p)\n")[0]
+    assert rec["st"] == "confirmed" and rec["mined"] == first and rec["hash"] != first
+    assert d.balance(PAYEE) == AMOUNT and d.nonce(plug.address) == 1

@@ -45,6 +45,9 @@ def test_bip39_seed_accounts_match_eth_account_hd_derivation(tmp_path):
     want = {k: Account.from_mnemonic(MNEMONIC, account_path="m/44'/60'/0'/0/%d" % i).address
             for k, i in (("M1/A", 0), ("M1/B", 1), ("M2/A", 7))}
     assert st == {"mode": "per_channel", "kind": "seed", "accounts": want}
+    out = run(tmp_path, "w = load_wallet(ss)\nprint(w.address_of('M1/B'))\n"
+              "w.configure(%r)\nprint(w.address_of('M1/B'))\n" % cfg)
+    assert out.split()[-2:] == [want["M1/A"], want["M1/B"]]  # single mode: account 0
     assert want["M1/A"] == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil account 0
     assert not os.path.exists(tmp_path / "wallet_import.json")  # consumed
 

@@ -23,11 +23,15 @@ from .paths import BUILD, FIRMWARE, executable
 VIRTUAL_BOARDS = ("sim",)
 
 
+class DeployError(RuntimeError):
+    pass
+
+
 def mpremote(port, *args, capture=False, timeout=300, resume=True):
     argv = [executable("mpremote"), "connect", port] + (["resume"] if resume else []) + list(args)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if r.returncode:
-        raise SystemExit("mpremote %s failed (%d): %s%s" % (" ".join(args[:2]), r.returncode,
+        raise DeployError("mpremote %s failed (%d): %s%s" % (" ".join(args[:2]), r.returncode,
                                                             r.stdout[-2000:], r.stderr[-2000:]))
     return r.stdout if capture else sys.stdout.write(r.stdout)
 
@@ -114,5 +118,8 @@ def cli(cmd, argv):
     a = ap.parse_args(argv)
     if cmd == "repl":
         os.execv(executable("mpremote"), ["mpremote", "connect", a.port, "resume", "repl"])
-    deploy(a.port, a.board, reset=not a.no_reset)
+    try:
+        deploy(a.port, a.board, reset=not a.no_reset)
+    except DeployError as e:
+        raise SystemExit("plugctl deploy: %s" % e)
     return 0

@@ -150,6 +150,33 @@ class PlugHandle:
         w.devnet.fund(self.address, fund_eth * ETH)
         return self.address
 
+    def set_load(self, spec):
+        """Change the simulated loads (sim.json); they take effect at the next boot."""
+        path = os.path.join(self.state, "sim.json")
+        with open(path) as f:
+            s = json.load(f)
+        s["load"] = spec
+        with open(path + ".tmp", "w") as f:
+            json.dump(s, f)
+        os.replace(path + ".tmp", path)
+
+    def reboot(self, timeout=60):
+        """plug.reboot() at the REPL; returns once the rebooted plug answers HTTP."""
+        boots = self.boots
+        self.mpremote("plug.reboot()")
+        deadline = time.monotonic() + timeout
+        while self.boots == boots:
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s did not reboot" % self.name)
+            time.sleep(0.1)
+        return self.wait_http()
+
+    def repl_eval(self, expr):
+        """The value of a Python expression evaluated at the plug's REPL (mpremote exec)."""
+        import ast
+
+        return ast.literal_eval(self.mpremote("print(repr(%s))" % expr).strip().splitlines()[-1])
+
     def kill(self):
         """A power cut; the supervisor boots the plug again."""
         self.vplug.kill()

@@ -81,8 +81,27 @@ def install_firmware(state, board):
         shutil.rmtree(flash, ignore_errors=True)
 
 
+def rom():
+    """The virtual board's ROM: what MicroPython on a fresh board brings before anything
+    is deployed, here the serial REPL (plug/repl*.mpy), so mpremote can deploy. The
+    flash comes first on sys.path, so deployed modules always win."""
+    import shutil
+
+    from . import build_mpy
+    from .paths import BUILD
+
+    build_mpy.build("unix")
+    src = os.path.join(BUILD, "unix", "firmware", "plug")
+    dst = os.path.join(BUILD, "unix-rom", "plug")
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(src):
+        if name.startswith("repl") or name == "__init__.mpy":
+            shutil.copy2(os.path.join(src, name), dst)
+    return os.path.dirname(dst)
+
+
 def make_plug(state, serial, heap=DEFAULT_HEAP):
-    return VirtualPlug(state, serial_link=serial, heap=heap, path_dirs=())
+    return VirtualPlug(state, serial_link=serial, heap=heap, path_dirs=(rom(),))
 
 
 def supervise(plug, log=print, should_run=lambda: True):

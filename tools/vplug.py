@@ -145,7 +145,7 @@ class VirtualPlug:
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         self._keep = slave
         self.slave_name = os.ttyname(slave)
-        argv = [executable("micropython"), "-X", "heapsize=" + self.heap, "-i", BOOT]
+        argv = [executable("micropython"), "-X", "heapsize=" + self.heap, BOOT]
         try:
             self._proc = subprocess.Popen(argv + list(self.args), stdin=master, stdout=master,
                                           stderr=master, cwd=self.state_dir, env=env,

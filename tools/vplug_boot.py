@@ -42,8 +42,9 @@ else:
 
 try:
     from plug.repl import Repl
-except ImportError:  # nothing deployed yet: the interpreter's own REPL follows (-i)
+except ImportError:
     Repl = None
+    print("no REPL: neither the flash nor the board's ROM has plug/repl")
 if Repl is not None:
     import asyncio
 

@@ -281,7 +281,7 @@ class Plug:
 
         tasks = [asyncio.create_task(forever("meter", self.meter.run, log))]
         if repl_on:
-            tasks.append(repl.start({"plug": self, "cal": self.cal}))
+            tasks.append(repl.start({"plug": self, "cal": self.cal, "board": self.board}))
         srv = web.build(self)
         await srv.start("0.0.0.0", port or self.cfgm.config["server"]["port"])
         tasks.append(asyncio.create_task(forever("watchdog", self._watchdog, log)))

@@ -99,60 +99,77 @@ def validate(cfg):
 _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
+def _plain(c):
+    return 0x20 <= c < 0x7F and c != 0x22 and c != 0x5C
+
+
 def _enc_str(s, out):
-    out.append('"')
-    for ch in s:
+    # Runs of printable ASCII go in as one slice, so a long string costs a few
+    # allocations rather than one per character (the plug has ~100 KB of heap).
+    out += b'"'
+    i, n = 0, len(s)
+    while i < n:
+        j = i
+        while j < n and _plain(ord(s[j])):
+            j += 1
+        if j > i:
+            out += s[i:j].encode()
+            i = j
+            continue
+        ch = s[i]
         c = ord(ch)
         if ch in _ESC:
-            out.append(_ESC[ch])
-        elif 0x20 <= c < 0x7F:
-            out.append(ch)
+            out += _ESC[ch].encode()
         elif c < 0x10000:
-            out.append("\\u%04x" % c)
+            out += b"\\u%04x" % c
         else:
             c -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF)))
-    out.append('"')
+            out += b"\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
+        i += 1
+    out += b'"'
 
 
 def _enc(v, out):
     if v is None:
-        out.append("null")
+        out += b"null"
     elif v is True:
-        out.append("true")
+        out += b"true"
     elif v is False:
-        out.append("false")
+        out += b"false"
     elif type(v) is int:
-        out.append(str(v))
+        out += str(v).encode()
     elif isinstance(v, str):
         _enc_str(v, out)
     elif isinstance(v, (list, tuple)):
-        out.append("[")
+        out += b"["
         for i, x in enumerate(v):
             if i:
-                out.append(",")
+                out += b","
             _enc(x, out)
-        out.append("]")
+        out += b"]"
     elif isinstance(v, dict):
-        out.append("{")
-        for i, k in enumerate(sorted(v)):
+        out += b"{"
+        for k in v:
             if not isinstance(k, str):
                 raise ConfigError("config: keys must be strings")
+        for i, k in enumerate(sorted(v)):
             if i:
-                out.append(",")
+                out += b","
             _enc_str(k, out)
-            out.append(":")
+            out += b":"
             _enc(v[k], out)
-        out.append("}")
+        out += b"}"
     else:
         raise ConfigError("config: %s values are not allowed (integers, strings, true/false, "
                           "null, lists and objects only)" % type(v).__name__)
 
 
 def canonical(obj):
-    out = []
+    """The bytes the owner signs: CPython's json.dumps(obj, sort_keys=True,
+    separators=(",", ":")) with its default ASCII escaping."""
+    out = bytearray()
     _enc(obj, out)
-    return "".join(out).encode()
+    return bytes(out)
 
 
 def signed_message(version, cfg):

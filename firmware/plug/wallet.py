@@ -2,6 +2,7 @@
 #
 #   w = load_wallet(secret_store, config)        # at boot; creates a seed on first boot
 #   w.address(account=0) -> "0x..." (EIP-55)      w.account_of("M1/A") -> int
+#   w.configure(config)                           # a new config's wallet mode and channels
 #   w.address_of("M1/A")                          w.sign_transaction(tx, account) -> raw bytes
 #   w.status() -> {"mode", "kind", "accounts": {channel_key: address}}   (no secret)
 #   w.export_secret("EXPORT")                     # REPL only: prints a warning and the secret
@@ -168,6 +169,14 @@ class Wallet:
         return "<Wallet %s %s>" % (self.mode, self.address(0))
 
     __str__ = __repr__
+
+    def configure(self, config):
+        """Apply a new config's wallet mode and channel accounts (keys stay cached)."""
+        mode = config.get("wallet", {}).get("mode", "single")
+        if mode not in ("single", "per_channel"):
+            raise WalletError("wallet mode must be 'single' or 'per_channel'")
+        self.mode = mode
+        self.channels = config.get("channels") or {}
 
     @property
     def kind(self):

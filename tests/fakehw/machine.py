@@ -119,7 +119,7 @@ class _Harness:
     # -- called by the fakes --
     def _pin_changed(self, pin, old, new):
         self.levels[pin] = new
-        for key, w in self.spi_wiring.items():
+        for w in self.spi_wiring.values():
             chip = w[1].get(pin)
             if chip is not None:
                 w[0]._select(chip, new)

@@ -142,7 +142,8 @@ class LiveRun:
                 except (OSError, ValueError):
                     screen = self.vp.screen
                     if not self.vp.alive or "Traceback" in screen:
-                        raise BootFailed(screen[screen.find("Traceback"):][-600:])
+                        errs = [x for x in screen.splitlines() if "Error" in x]
+                        raise BootFailed((errs or ["the plug died"])[-1].strip()[-200:])
                     time.sleep(0.05)
                     continue
                 t_http = t_http or time.monotonic() - t0
@@ -183,23 +184,32 @@ class LiveRun:
     def wait_payment(self, timeout=120):
         """Seconds until a payment is confirmed; None if none within `timeout`."""
         t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            try:
-                st = self.status()
-            except (OSError, ValueError):
-                st = {}
-            if st.get("payments", {}).get("confirmed"):
-                return time.monotonic() - t0
-            if not self.vp.alive:
-                return None
-            time.sleep(0.5)
-        return None
+        mark = len(self.vp.screen)
+        self.vp.attach()  # watch the serial for a MemoryError meanwhile
+        try:
+            while time.monotonic() - t0 < timeout:
+                try:
+                    st = self.status()
+                except (OSError, ValueError):
+                    st = {}
+                if st.get("payments", {}).get("confirmed"):
+                    return time.monotonic() - t0
+                if not self.vp.alive or "MemoryError" in self.vp.screen[mark:]:
+                    return None
+                time.sleep(0.3)
+            return None
+        finally:
+            self.vp.detach()
 
     def modules(self):
         out = self.exec("import sys\nprint(' '.join(sorted(sys.modules)))")
         return out.split()
 
     def last_error(self):
+        """The newest MemoryError line on the serial, else the app's last_error."""
+        for line in reversed(self.vp.screen.splitlines()):
+            if "MemoryError" in line:
+                return line.strip()[-200:]
         try:
             return self.status()["device"].get("last_error")
         except (OSError, ValueError, KeyError):
