@@ -70,7 +70,8 @@ def address_bytes(s, field, strict=True):
     """The 20 bytes of address string `s`. strict: it must carry its EIP-55 checksum;
     otherwise all lower or all upper case (no checksum) is accepted too."""
     if not isinstance(s, str):
-        raise ValueError("%s: address must be a '0x' hex string, got %s" % (field, type(s).__name__))
+        raise ValueError("%s: address must be a '0x' hex string, got %s"
+                         % (field, type(s).__name__))
     if len(s) != 42 or s[:2] not in ("0x", "0X"):
         raise ValueError("%s: address must be '0x' and 40 hex digits" % field)
     body = s[2:]

@@ -98,6 +98,8 @@ def unsigned_fields(tx):
     data = tx.get("data", b"")
     if not is_bytes(data):
         raise ValueError("data: must be bytes, got %s" % type(data).__name__)
+    if not isinstance(data, bytes):
+        data = bytes(data)  # MicroPython's bytes.join takes bytes only
     chain_id = uint(tx.get("chainId"), "chainId", _CHAIN_ID_MAX)
     if chain_id == 0:
         raise ValueError("chainId: must be >= 1 (replay protection)")

@@ -42,8 +42,8 @@ def build_lib(out_dir):
 try:
     import pytest
 
-    @pytest.fixture(scope="session")
-    def mpy_lib(tmp_path_factory):
+    @pytest.fixture(scope="session", name="mpy_lib")
+    def mpy_lib_fixture(tmp_path_factory):
         """Directory of lib/ compiled to .mpy, for MICROPYPATH."""
         return build_lib(str(tmp_path_factory.mktemp("mpy_lib")))
 except ImportError:  # imported outside pytest

@@ -7,7 +7,6 @@ also decodes its own output again; every raw transaction must equal eth-account'
 byte for byte, and the decoded sender and hash must match eth-account's.
 """
 
-import binascii
 import json
 import os
 import random
@@ -18,18 +17,19 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpy_lib import mpy_lib  # noqa: F401  (fixture)
+from mpy_lib import mpy_lib_fixture  # noqa: F401  (the mpy_lib fixture)
 from tools import mp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 U256 = 2**256 - 1
-BATCH = 100  # transactions per MicroPython process; 3 batches
+# Hypothesis overruns its per-example budget on much longer lists, so a few batches of
+# 40 transactions: 8 x 40 = 320 transactions, 8 MicroPython processes.
+BATCH = 40
 DECODE_EVERY = 4  # decode_transaction (4x slower than signing) on every 4th
-MSG_BATCH = 60
+MSG_BATCH = 30  # 3 x 30 messages, each signed, recovered and recovered with high s
 
-SETTINGS = settings(max_examples=3, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 keys = st.integers(1, N - 1).map(lambda k: k.to_bytes(32, "big"))
 addresses = st.binary(min_size=20, max_size=20).map(to_checksum_address)
@@ -90,7 +90,7 @@ def tx_job(key, tx, decode):
             tx["data"])
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=8)
 @given(st.lists(st.tuples(keys, transactions(0)), min_size=BATCH // 2, max_size=BATCH // 2),
        st.lists(st.tuples(keys, transactions(2)), min_size=BATCH // 2, max_size=BATCH // 2))
 def test_random_transactions_equal_eth_account(mpy_lib, tmp_path_factory, legacy, dynamic):
@@ -112,21 +112,92 @@ messages = st.one_of(st.binary(max_size=200), st.text(max_size=80).map(str.encod
                      st.tuples(st.integers(1000, 3000), st.integers(0, 2**32)).map(_big_data))
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=3)
 @given(st.lists(st.tuples(keys, messages), min_size=MSG_BATCH, max_size=MSG_BATCH))
 def test_random_messages_sign_and_recover_like_eth_account(mpy_lib, tmp_path_factory, batch):
     jobs = [("M %s %d" % (k.hex(), len(m)), m) for k, m in batch]
     want = [Account.sign_message(encode_defunct(primitive=m), k).signature for k, m in batch]
     # recover eth-account's signatures, and the same signatures with s flipped high
-    for (k, m), sig in zip(batch, want):
+    for (_, m), sig in zip(batch, want):
         jobs.append(("R %s %d" % (sig.hex(), len(m)), m))
         s = int.from_bytes(sig[32:64], "big")
         high = sig[:32] + (N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
         jobs.append(("R %s %d" % (high.hex(), len(m)), m))
     got = run_batch(mpy_lib, tmp_path_factory.mktemp("msg"), jobs)
-    for i, (k, m) in enumerate(batch):
+    for i, (k, _) in enumerate(batch):
         assert got[i] == want[i].hex(), "message %d differs" % i
         address = Account.from_key(k).address
         assert got[len(batch) + 2 * i] == address
         high = got[len(batch) + 2 * i + 1]
         assert high.startswith("ERR signature:") and "high" in high, high
+
+
+BUDGET_SCRIPT = """
+import gc
+import eth, eth_tx, eth_message
+gc.collect()
+ballast = []
+while gc.mem_free() > %(budget)d + 256:  # leave only the budget free, fragmented as it is
+    ballast.append(bytearray(256))
+gc.collect()
+print(gc.mem_free())
+key = bytes([0x46] * 32)
+data = eth.erc20_transfer_data(%(to)r, 10**18)
+for tx in %(txs)r:
+    tx["data"] = data
+    print(eth.sign_transaction(tx, key).hex())
+print(eth.sign_message(b"plug config v1", key).hex())
+"""
+
+
+def test_signing_fits_in_16k_of_free_heap(mpy_lib):
+    """An ERC-20 transfer of both types and a message sign with only 16 KB of heap free
+    (64 KB heap, lib/ loaded as .mpy): the budget the billing loop must leave."""
+    key = b"\x46" * 32
+    token = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    payee = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
+    txs = [{"type": 2, "nonce": 7, "maxFeePerGas": 30 * 10**9, "maxPriorityFeePerGas": 10**9,
+            "gas": 60000, "to": token, "value": 0, "chainId": 11155111},
+           {"nonce": 8, "gasPrice": 30 * 10**9, "gas": 60000, "to": token, "value": 0,
+            "chainId": 2**40 + 1}]
+    out = mp.run(BUDGET_SCRIPT % {"budget": 16 * 1024, "to": payee, "txs": txs},
+                 path_dirs=(mpy_lib,), heap="64k").split()
+    assert int(out[0]) <= 16 * 1024 + 256
+    data = bytes.fromhex("a9059cbb" + "00" * 12 + payee[2:].lower()) + (10**18).to_bytes(32, "big")
+    for tx, got in zip(txs, out[1:3]):
+        want = Account.sign_transaction(dict(tx, data=data), key).raw_transaction.hex()
+        assert got == want
+    assert out[3] == Account.sign_message(encode_defunct(b"plug config v1"), key).signature.hex()
+
+
+@st.composite
+def address_strings(draw):
+    """Addresses as people type them: checksummed, lower, upper, or with letters flipped."""
+    import eth_utils
+
+    a = eth_utils.to_checksum_address(draw(st.binary(min_size=20, max_size=20)))
+    style = draw(st.sampled_from(["checksum", "lower", "upper", "flip", "short"]))
+    if style == "lower":
+        return a.lower()
+    if style == "upper":
+        return "0x" + a[2:].upper()
+    if style == "short":
+        return a[:-1]
+    i = draw(st.integers(2, 41))
+    return a[:i] + a[i].swapcase() + a[i + 1:]
+
+
+@settings(max_examples=300, deadline=None)
+@given(address_strings())
+def test_address_checks_agree_with_eth_utils(s):
+    import eth_utils
+
+    import eth
+
+    # eth-utils 6's is_address ignores the checksum; ours rejects a wrong one (EIP-55)
+    want = eth_utils.is_hex_address(s) and (not eth_utils.is_checksum_formatted_address(s)
+                                            or eth_utils.is_checksum_address(s))
+    assert eth.is_address(s) == want
+    assert eth.is_checksum_address(s) == eth_utils.is_checksum_address(s)
+    if eth.is_address(s):
+        assert eth.to_checksum_address(s) == eth_utils.to_checksum_address(s)

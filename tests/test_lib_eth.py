@@ -243,3 +243,32 @@ def test_malformed_raw_transactions_rejected():
     # v = 30 is neither pre-EIP-155 nor EIP-155
     bad_v = raw.replace(b"\x80\x25\xa0", b"\x80\x1e\xa0")
     field_error("v", eth.decode_transaction, bad_v)
+
+
+def test_decode_rejects_high_s_and_non_canonical_fields():
+    import rlp
+
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    items = rlp.decode(unhex(EIP155_RAW))
+    s = int.from_bytes(items[8], "big")
+    v = int.from_bytes(items[6], "big")
+    flipped = v + 1 if (v - 35) % 2 == 0 else v - 1
+    high = items[:6] + [flipped, items[7], n - s]  # the same signature with s high
+    field_error("signature", eth.decode_transaction, rlp.encode(high))
+    padded = [b"\x00\x09"] + items[1:]  # nonce 9 with a leading zero byte
+    field_error("nonce", eth.decode_transaction, rlp.encode(padded))
+    wrong_to = items[:3] + [b"\x35" * 19] + items[4:]
+    field_error("to", eth.decode_transaction, rlp.encode(wrong_to))
+    t2 = rlp.decode(unhex(TYPE2_RAW)[1:])
+    field_error("yParity", eth.decode_transaction, b"\x02" + rlp.encode(t2[:9] + [2] + t2[10:]))
+    bad_list = b"\x02" + rlp.encode(t2[:8] + [b"x"] + t2[9:])
+    field_error("accessList", eth.decode_transaction, bad_list)
+
+
+def test_bytes_like_inputs_accepted():
+    tx = with_(EIP155_TX, data=bytearray(b"\x01\x02"))
+    raw = eth.sign_transaction(tx, bytearray(KEY))
+    assert eth.sign_transaction(with_(tx, data=memoryview(b"\x01\x02")), KEY) == raw
+    assert eth.decode_transaction(bytearray(raw))["data"] == b"\x01\x02"
+    assert eth.sign_message(bytearray(b"hello"), KEY) == unhex(HELLO_SIG)
+    assert eth.recover_message("hello", bytearray(unhex(HELLO_SIG))) == KEY_ADDRESS

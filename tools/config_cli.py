@@ -41,12 +41,24 @@ def sign_envelope(cfg, version, key):
     return {"version": version, "config": cfg, "signature": "0x" + bytes(sig).hex()}
 
 
+def plug_exec(port, code):
+    """Run `code` at the plug's REPL; the plug's refusal (the exception it raised) becomes
+    SystemExit with just its message, e.g. "plug refused: ConfigError: envelope..."."""
+    from .deploy import DeployError, mpremote
+
+    try:
+        return mpremote(port, "exec", code, capture=True)
+    except DeployError as e:
+        lines = [x.strip() for x in str(e).splitlines()]
+        errs = [x for x in lines if x.split(":")[0].endswith("Error") and " " not in
+                x.split(":")[0]]
+        raise SystemExit("plug refused: %s" % errs[-1] if errs else str(e))
+
+
 def push_serial(port, envelope):
     """Apply an envelope through the plug's REPL: plug.apply_config(<json>)."""
-    from .deploy import mpremote
-
     body = json.dumps(envelope, separators=(",", ":"))
-    return mpremote(port, "exec", "print(plug.apply_config(%r))" % body, capture=True)
+    return plug_exec(port, "print(plug.apply_config(%r))" % body)
 
 
 def push_http(url, envelope, timeout=30):
@@ -118,10 +130,7 @@ def cli(cmd, argv):
         print(Account.from_key(read_key(a.key)).address)
     elif cmd == "owner":
         addr = a.address or Account.from_key(read_key(a.key)).address
-        from .deploy import mpremote
-
-        sys.stdout.write(mpremote(a.port, "exec", "plug.provision_owner(%r)" % addr,
-                                  capture=True))
+        sys.stdout.write(plug_exec(a.port, "print(plug.provision_owner(%r))" % addr))
     elif a.action == "sign":
         with open(a.config) as f:
             cfg = json.load(f)

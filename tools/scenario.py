@@ -102,7 +102,7 @@ class PlugHandle:
             time.sleep(0.1)
         time.sleep(0.5)
 
-    def wait_http(self, timeout=60):
+    def wait_http(self, timeout=120):
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -58,6 +58,7 @@ class Plug:
         self.money_errors = 0
         self.last_error = None
         self._reboot = False
+        self.online = board.network_up(cfg["wifi"])
         if self.safe_mode:
             log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
                 "payments. It clears after a stable run." % self.guard.crashes)
@@ -263,18 +264,27 @@ class Plug:
             await asyncio.sleep_ms(1000)
 
     async def _pull_config(self):
-        cfg = self.cfgm.config["pull"]
-        while cfg["url"]:
-            try:
-                from plug.tariff import http_get
+        # The pull settings are read afresh every few seconds, so a config that sets or
+        # changes pull.url takes effect at once rather than at the next boot.
+        left, seen = 0, None
+        while True:
+            cfg = self.cfgm.config["pull"]
+            if seen != self.cfgm.version:
+                seen, left = self.cfgm.version, 0
+            if cfg["url"] and left <= 0:
+                left = cfg["interval_s"]
+                try:
+                    from plug.tariff import http_get
 
-                self.apply_config(http_get(cfg["url"]))
-            except ConfigError as e:
-                if "not newer" not in str(e):
-                    log("[config] pulled config refused: %s" % e)
-            except Exception as e:  # network: try again next interval
-                log("[config] pull failed: %s" % e)
-            await asyncio.sleep(cfg["interval_s"])
+                    self.apply_config(http_get(cfg["url"]))
+                except ConfigError as e:
+                    if "not newer" not in str(e):
+                        log("[config] pulled config refused: %s" % e)
+                except Exception as e:  # network: try again next interval
+                    log("[config] pull failed: %s" % e)
+                seen = self.cfgm.version
+            await asyncio.sleep_ms(5000)
+            left -= 5
 
     async def run(self, port=None, repl_on=True):
         from plug import web
@@ -297,6 +307,7 @@ class Plug:
             t.cancel()
         srv.close()
         self.meter.shutdown()
+        self.guard.clean_reset()
         try:
             import machine
 

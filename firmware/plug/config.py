@@ -99,34 +99,73 @@ def validate(cfg):
 _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
-def _plain(c):
-    return 0x20 <= c < 0x7F and c != 0x22 and c != 0x5C
-
-
 def _enc_str(s, out):
-    # Runs of printable ASCII go in as one slice, so a long string costs a few
-    # allocations rather than one per character (the plug has ~100 KB of heap).
+    # Works on the UTF-8 bytes: runs of printable ASCII go in as one slice, other
+    # characters are decoded from their 1-4 bytes (O(n); indexing a non-ASCII str is
+    # O(n) per character on MicroPython). A JSON "\ud83d\ude00" pair arrives on the plug
+    # as two 3-byte surrogates and is written back as the same two escapes, which is
+    # what CPython writes for the one astral character it decodes them to.
+    b = s.encode("utf-8", "surrogatepass")
+    mv = memoryview(b)
     out += b'"'
-    i, n = 0, len(s)
+    i, n = 0, len(b)
     while i < n:
         j = i
-        while j < n and _plain(ord(s[j])):
+        while j < n and 0x20 <= b[j] < 0x7F and b[j] != 0x22 and b[j] != 0x5C:
             j += 1
         if j > i:
-            out += s[i:j].encode()
+            out += mv[i:j]
             i = j
             continue
-        ch = s[i]
-        c = ord(ch)
-        if ch in _ESC:
-            out += _ESC[ch].encode()
-        elif c < 0x10000:
+        c = b[i]
+        if c < 0x80:
+            e = _ESC.get(chr(c))
+            out += e.encode() if e else b"\\u%04x" % c
+            i += 1
+            continue
+        if c >= 0xF0:
+            c = ((c & 0x07) << 18) | ((b[i + 1] & 0x3F) << 12) | ((b[i + 2] & 0x3F) << 6) | (
+                b[i + 3] & 0x3F)
+            i += 4
+        elif c >= 0xE0:
+            c = ((c & 0x0F) << 12) | ((b[i + 1] & 0x3F) << 6) | (b[i + 2] & 0x3F)
+            i += 3
+        else:
+            c = ((c & 0x1F) << 6) | (b[i + 1] & 0x3F)
+            i += 2
+        if c < 0x10000:
             out += b"\\u%04x" % c
         else:
             c -= 0x10000
             out += b"\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
-        i += 1
     out += b'"'
+
+
+def _code_points(k):
+    # sort key for keys holding surrogates: pairs count as the character they encode
+    out = []
+    i, n = 0, len(k)
+    while i < n:
+        c = ord(k[i])
+        if 0xD800 <= c < 0xDC00 and i + 1 < n and 0xDC00 <= ord(k[i + 1]) < 0xE000:
+            c = 0x10000 + ((c - 0xD800) << 10) + ord(k[i + 1]) - 0xDC00
+            i += 1
+        out.append(c)
+        i += 1
+    return out
+
+
+def _sorted_keys(d):
+    """Keys in CPython's order (by code point). MicroPython compares the UTF-8 bytes,
+    which is the same order unless a key holds surrogates from a \\u escape."""
+    for k in d:
+        if not isinstance(k, str):
+            raise ConfigError("config: keys must be strings")
+    keys = sorted(d)
+    for k in keys:
+        if b"\xed" in k.encode("utf-8", "surrogatepass"):
+            return sorted(keys, key=_code_points)
+    return keys
 
 
 def _enc(v, out):
@@ -149,10 +188,7 @@ def _enc(v, out):
         out += b"]"
     elif isinstance(v, dict):
         out += b"{"
-        for k in v:
-            if not isinstance(k, str):
-                raise ConfigError("config: keys must be strings")
-        for i, k in enumerate(sorted(v)):
+        for i, k in enumerate(_sorted_keys(v)):
             if i:
                 out += b","
             _enc_str(k, out)

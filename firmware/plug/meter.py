@@ -21,6 +21,7 @@
 # The per-read path allocates only short-lived floats: it leaves no garbage that
 # would fragment a 64 KB heap.
 _MIN_CHECKPOINT_S = 1
+_MIN_REAL_MS = 20
 _MAX_CHECKPOINT_S = 3600
 
 
@@ -207,7 +208,10 @@ class Meter:
                     next_read = now  # fell behind: carry on, never burst
                 wait = next_read - now
                 if speed:
-                    await asyncio.sleep(wait / speed)
+                    # never faster than every _MIN_REAL_MS of real time: a simulated clock
+                    # many times faster than real time would otherwise read the chips within
+                    # one tick of its clock, where elapsed time reads as zero
+                    await asyncio.sleep_ms(max(_MIN_REAL_MS, int(wait * 1000 / speed)))
                 else:  # a stepped sim clock: waiting is advancing it
                     self.clock.advance(wait)
                     await asyncio.sleep(0)

@@ -40,11 +40,19 @@ class BootGuard:
 
     def __init__(self, store, watchdog_reset=False, limit=3):
         self.store = store
-        self.crashes = (store.load("boots", {}) or {}).get("crashes", 0)
-        if watchdog_reset:
+        rec = store.load("boots", {}) or {}
+        self.crashes = rec.get("crashes", 0)
+        # a reset the app asked for (plug.reboot(), a deploy) is not a crash, even where the
+        # chip reports it like a panic
+        if watchdog_reset and not rec.get("clean"):
             self.crashes += 1
+        if watchdog_reset or rec.get("clean"):
             store.save("boots", {"crashes": self.crashes})
         self.safe_mode = self.crashes >= limit
+
+    def clean_reset(self):
+        """Record that the coming reset is deliberate."""
+        self.store.save("boots", {"crashes": self.crashes, "clean": True})
 
     def crashed(self):
         self.crashes += 1
