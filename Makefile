@@ -32,7 +32,7 @@ mpy: setup
 	$(PY) -m tools.build_mpy
 
 demo: setup mpy
-	$(PY) -m tools.plugdemo
+	$(PY) -m tools.demo
 
 faults: setup mpy
 	$(PY) -m tools.faults

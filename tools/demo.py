@@ -1,92 +1,100 @@
-"""make demo: a wallet on MicroPython pays on a local Ethereum devnet.
+"""make demo: a virtual plug pays for a simulated day of its own energy.
 
-Interim demo until the virtual plug exists. It starts anvil, starts the MicroPython
-unix port (64 KB heap, lib/ as .mpy from `make mpy`), which creates a wallet key from
-os.urandom and prints only its address; the host funds that address, the MicroPython
-side signs an EIP-1559 transfer with lib/eth.py, the host broadcasts it and prints
-the transaction hash and the receiver's new balance. The key never leaves the
-MicroPython process. Exits 0 only if the receiver's balance rose by exactly the value.
+Starts anvil and the reference tariff server, starts a virtual plug (the firmware on
+the MicroPython unix port, its serial REPL on a pty), deploys the firmware onto it with
+mpremote over that pty, records its owner over serial, pushes the owner's signed config
+over HTTP, funds its wallet, and lets it meter five channels through a day at 1440x
+(a minute per day) with a rate change at noon. Then it prints what each channel used and
+was billed, the payments with their transaction hashes, and checks on chain that the
+provider received exactly what the plug's ledger says it paid. Exit status 0 only then.
 """
 
-import json
-import os
-import subprocess
+import calendar
 import sys
+import time
 
-from . import mp
-from .devnet import Devnet
-from .paths import BUILD, LIB
+from .scenario import ETH, World
 
-VALUE = 12345 * 10**12  # 0.012345 ETH
-RECEIVER = "0x7e7e7e7E7e7E7e7e7e7E7e7e7e7E7e7e7e7e7e7E"  # an empty account, EIP-55 form
-
-# The plug side: create a key, print the address, then sign what the host asks for.
-PLUG = """
-import binascii, json, os, sys
-import eth
-while True:
-    key = os.urandom(32)
-    try:
-        address = eth.address(key)
-        break
-    except ValueError:  # 0 or >= n: astronomically rare, draw again
-        pass
-print(address)
-req = json.loads(sys.stdin.readline())
-tx = {"type": 2, "chainId": req["chainId"], "nonce": req["nonce"], "to": req["to"],
-      "value": int(req["value"]), "gas": 21000, "maxFeePerGas": int(req["maxFeePerGas"]),
-      "maxPriorityFeePerGas": int(req["maxPriorityFeePerGas"]), "data": b""}
-print(binascii.hexlify(eth.sign_transaction(tx, key)).decode())
-"""
+SPEED = 1440  # one simulated day per real minute
 
 
-def lib_dirs():
-    """lib/ as .mpy (what `make mpy` built for the unix port), else the source."""
-    built = os.path.join(BUILD, "unix", "lib")
-    return (built,) if os.path.isdir(built) else (LIB,)
+def fmt_eth(wei):
+    return "%.9f" % (wei / ETH)
 
 
-def main():
-    dirs = lib_dirs()
-    heap = mp.DEFAULT_HEAP if dirs[0] != LIB else "128k"  # source costs heap to compile
-    with Devnet() as dev:
-        print("devnet   anvil, chain %d on %s" % (dev.chain_id, dev.url))
-        plug = subprocess.Popen(mp.command(heap, ["-c", PLUG]), env=mp.env(dirs),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            address = plug.stdout.readline().strip()
-            if not address.startswith("0x"):
-                raise SystemExit("MicroPython did not create a wallet:\n" + plug.stderr.read())
-            print("wallet   %s  (key made on MicroPython with os.urandom)" % address)
-            dev.fund(address, 10**18)
-            print("funded   %s with 1 ETH" % address)
+def snapshot(plug, world, tries=20):
+    """Status, ledger and the payee's balance at one moment with no payment in flight."""
+    for _ in range(tries):
+        st, led = plug.status(), plug.ledger()
+        received = world.payee_received()
+        if not st["payments"]["pending"] and plug.ledger()["payments"] == led["payments"]:
+            return st, led, received
+        time.sleep(0.3)
+    raise SystemExit("demo: a payment stayed pending")
 
-            receiver = RECEIVER
-            before = dev.balance(receiver)
-            base_fee = int(dev.rpc("eth_gasPrice"), 16)
-            req = {"chainId": dev.chain_id, "nonce": dev.nonce(address), "to": receiver,
-                   "value": str(VALUE), "maxFeePerGas": str(2 * base_fee + 10**9),
-                   "maxPriorityFeePerGas": str(10**9)}
-            out, err = plug.communicate(json.dumps(req) + "\n", timeout=120)
-        finally:
-            if plug.poll() is None:
-                plug.kill()
-                plug.wait()
-        if plug.returncode:
-            raise SystemExit("MicroPython failed to sign:\n" + err)
-        raw = "0x" + out.strip()
-        print("signed   EIP-1559 transfer of %d wei to %s on MicroPython (%d bytes)"
-              % (VALUE, receiver, (len(raw) - 2) // 2))
-        tx_hash = dev.rpc("eth_sendRawTransaction", raw)
-        receipt = dev.wait_receipt(tx_hash)
-        print("sent     tx %s, mined in block %d, status %s"
-              % (tx_hash, int(receipt["blockNumber"], 16), receipt["status"]))
-        after = dev.balance(receiver)
-        print("receiver %s balance %d wei (was %d)" % (receiver, after, before))
-        ok = receipt["status"] == "0x1" and after - before == VALUE
-        print("OK: the balance rose by exactly the value" if ok
-              else "FAILED: balance changed by %d, expected %d" % (after - before, VALUE))
+
+def billed_per_channel(led):
+    out = {}
+    for inv in led["invoices"]:
+        for it in inv["items"]:
+            out[it["channel"]] = out.get(it["channel"], 0) + it["amount"]
+    for line in led["unsettled"]:
+        out[line["channel"]] = out.get(line["channel"], 0) + line["amount"]
+    return out
+
+
+def main(argv=None):
+    t0 = time.time()
+    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400  # yesterday, 00:00 UTC
+
+    def say(msg):
+        print("[%5.1fs] %s" % (time.time() - t0, msg), flush=True)
+
+    with World(day, log=say) as w:
+        say("anvil on %s, tariff server on %s (0.0001 ETH/kWh, 0.0002 from noon)"
+            % (w.devnet.url, w.tariff.url))
+        plug = w.add_plug("plug1", speed=SPEED)
+        say("virtual plug up: serial %s, http %s" % (plug.serial, plug.url))
+        addr = plug.provision()
+        say("owner %s provisioned, signed config v1 in force, wallet %s funded with 10 ETH"
+            % (w.owner_address, addr))
+        start = plug.status()["device"]["time"]
+        end = start + 86400
+        while True:
+            st = plug.status()
+            now = st["device"]["time"]
+            kwh = sum(c["import_uwh"] for c in st["channels"].values()) / 1e9
+            p = st["payments"]
+            say("sim %02d:%02d  %.2f kWh imported  %d payments confirmed, %d pending"
+                % ((now - start) // 3600 % 24, (now - start) // 60 % 60, kwh,
+                   len(p["confirmed"]), len(p["pending"])))
+            if now >= end:
+                break
+            time.sleep(6)
+        st, led, received = snapshot(plug, w)
+        billed = billed_per_channel(led)
+        print()
+        print("%-8s %12s %12s %22s" % ("channel", "import kWh", "export kWh", "billed (ETH)"))
+        for key in sorted(st["channels"]):
+            c = st["channels"][key]
+            print("%-8s %12.3f %12.3f %22s" % (key, c["import_uwh"] / 1e9, c["export_uwh"] / 1e9,
+                                              fmt_eth(billed.get(key, 0))))
+        print()
+        paid = 0
+        for pay in sorted(led["payments"], key=lambda x: x["n"] if x["n"] is not None else -1):
+            if pay["st"] == "confirmed":
+                paid += pay["amt"]
+            print("payment %-6s %-10s %s ETH  %s" % (pay["id"], pay["st"], fmt_eth(pay["amt"]),
+                                                     pay["mined"] or pay["hash"]))
+        total_billed = sum(billed.values())
+        accrued = total_billed - paid
+        print()
+        print("billed %s ETH = paid %s ETH + accrued, not yet due %s ETH"
+              % (fmt_eth(total_billed), fmt_eth(paid), fmt_eth(accrued)))
+        print("provider %s received on chain %s ETH" % (w.payee, fmt_eth(received)))
+        ok = received == paid and paid > 0 and accrued >= 0
+        say("%s: on-chain receipts %s the plug's confirmed payments"
+            % ("OK" if ok else "FAILED", "equal" if received == paid else "DIFFER FROM"))
         return 0 if ok else 1
 
 

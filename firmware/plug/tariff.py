@@ -142,6 +142,8 @@ def _get_json(get, url):
         return json.loads(body)
     except ValueError:
         raise TariffError("malformed JSON from %s" % url)
+    except (RuntimeError, MemoryError):  # nesting too deep for the parser or the heap
+        raise TariffError("JSON from %s is nested too deeply" % url)
 
 
 class Tariff:
