@@ -57,6 +57,7 @@ def main():
         d = {"format": case["fmt"], "decimals": case["decimals"], "rates_url": "http://p/r",
              "token": None if case["fmt"] == "native" else TOKEN, "signer": QUOTE_SIGNER}
         case = line = None
+        gc.collect()
         try:
             sched, _issued = t.fetch_rates(_Clock().time(), d)
             bad = check_valid(sched, cfg["provider"]["rate_cap_per_kwh"])

@@ -151,7 +151,8 @@ def cli(cmd, argv):
             print(status, body)
             return 0 if status == 200 else 1
     else:
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "firmware"))
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path[:0] = [os.path.join(os.path.dirname(here), "firmware"), os.path.join(here, "shim")]
         from plug.config import SCHEMA
 
         for line in schema_lines(SCHEMA):
