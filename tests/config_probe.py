@@ -4,6 +4,8 @@
 #   {"op": "canonical", "v": <value>}     -> {"ok": <canonical encoding as text>}
 #   {"op": "envelope", "body": "<text>"}  -> {"ok": [version, config, sig hex]}
 #   {"op": "signed", "version": v, "cfg": {...}} -> {"ok": <signed_message as text>}
+#   {"op": "apply", "dir": d, "owner": a, "body": "<text>"} -> {"ok": version in force}
+#        (ConfigManager on a Store in d: provisions `owner` if none, applies the envelope)
 # A ConfigError becomes {"err": message}; any other exception {"crash": "Type: msg"}.
 import gc
 import json
@@ -25,6 +27,16 @@ def run(case):
 
         v, cfg, sig = config.parse_envelope(case["body"])
         return [v, cfg, binascii.hexlify(sig).decode()]
+    if op == "apply":
+        from plug.store import Store
+
+        m = config.ConfigManager(Store(case["dir"]), log=lambda msg: None)
+        if m.owner is None:
+            m.set_owner(case["owner"])
+        body = case["body"]
+        case.clear()  # the envelope text is all the plug would hold
+        gc.collect()
+        return m.apply(body)
     raise ValueError("unknown op %r" % op)
 
 

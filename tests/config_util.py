@@ -18,7 +18,8 @@ def probe(cases, heap=mp.DEFAULT_HEAP, timeout=300, ascii_only=False):
                  input=lines)
     answers = [json.loads(x) for x in out.splitlines() if x.strip()]
     if len(answers) != len(cases):
-        raise AssertionError("%d answers to %d cases:\n%s" % (len(answers), len(cases), out[-3000:]))
+        raise AssertionError("%d answers to %d cases:\n%s"
+                             % (len(answers), len(cases), out[-3000:]))
     return answers
 
 

@@ -97,15 +97,19 @@ def mutate_bytes(body, rnd):
             b[j] ^= 1 << rnd.randrange(8)
         return bytes(b)
     if op == "insert":
-        return body[:i] + rnd.choice((b",", b"]", b"}", b"\"", b":", b"\x00", b"\\u12")) + body[i:]
+        junk = rnd.choice((b",", b"]", b"}", b"\"", b":", b"\x00", b"\\u12"))
+        return body[:i] + junk + body[i:]
     if op == "nest":
         return b"[" * 3000 + body + b"]" * 3000
     if op == "number":
-        return body[:i] + rnd.choice((b"9" * 500, b"1e999", b"-0", b"1E-400", b"0.1" * 3)) + body[i:]
+        num = rnd.choice((b"9" * 500, b"1e999", b"-0", b"1E-400", b"0.1" * 3))
+        return body[:i] + num + body[i:]
     if op == "token":
-        return body[:i] + rnd.choice((b"NaN", b"Infinity", b"-Infinity", b"null", b"true")) + body[i:]
+        tok = rnd.choice((b"NaN", b"Infinity", b"-Infinity", b"null", b"true"))
+        return body[:i] + tok + body[i:]
     if op == "utf8":
-        return body[:i] + rnd.choice((b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"\xef\xbb\xbf")) + body[i:]
+        bad = rnd.choice((b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"\xef\xbb\xbf"))
+        return body[:i] + bad + body[i:]
     return body + body
 
 
@@ -124,7 +128,8 @@ def _iv_times(draw):
 price_text = st.one_of(st.from_regex(r"-?[0-9]{1,2}(\.[0-9]{1,18})?", fullmatch=True),
                        st.from_regex(r"0\.0[0-9]{1,8}", fullmatch=True), st.text(max_size=8))
 market_float = st.one_of(st.floats(-5000, 5000, allow_nan=False).map(lambda x: round(x, 2)),
-                         st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**8, 10**8))
+                         st.floats(allow_nan=False, allow_infinity=False),
+                         st.integers(-10**8, 10**8))
 
 
 @st.composite
@@ -167,7 +172,7 @@ def rate_replies(fmt, n, seed):
     rnd = random.Random(seed)
     out = []
 
-    @settings(max_examples=n, deadline=None, database=None,
+    @settings(max_examples=n, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(shaped(fmt), json_any)
     def collect(reply, value):
@@ -191,3 +196,87 @@ def rate_replies(fmt, n, seed):
     while len(out) < n:
         collect()
     return out[:n]
+
+
+# ---- JSON-RPC replies ----------------------------------------------------------------
+
+RPC_HASH = "0x" + "ab" * 32
+SEND_HASH = "0xcace66b6a82a5dc496a5b21a4032eb58baf223ea6f142a01593a5d105d5ee150"  # keccak(02c0)
+RPC_SAMPLES = {
+    "eth_chainId": "0x7a69",
+    "eth_getTransactionCount": "0x5",
+    "eth_blockNumber": "0x1b4",
+    "eth_getBalance": "0xde0b6b3a7640000",
+    "eth_estimateGas": "0x5208",
+    "eth_getTransactionReceipt": {"transactionHash": RPC_HASH, "status": "0x1",
+                                  "blockNumber": "0x5", "gasUsed": "0x5208",
+                                  "logs": [], "from": "0x2546BcD3c84621e976D8185a91A922aE77ECEc30"},
+    "eth_sendRawTransaction": SEND_HASH,
+    "eth_call": "0x" + "00" * 31 + "2a",
+    "eth_getBlockByNumber": {"number": "0x1b4", "baseFeePerGas": "0x3b9aca00",
+                             "hash": RPC_HASH, "transactions": []},
+    "eth_maxPriorityFeePerGas": "0x3b9aca00",
+    "eth_feeHistory": {"oldestBlock": "0x1", "reward": [["0x1"], ["0x2"], ["0x3"]],
+                       "baseFeePerGas": ["0x1", "0x1"]},
+}
+NODE_ERRORS = ["nonce too low", "replacement transaction underpriced", "already known",
+               "insufficient funds for gas * price + value", "execution reverted",
+               "method not found", "x" * 5000]
+
+
+def rpc_values(n, seed):
+    """n hypothesis-generated JSON values to put where a result belongs."""
+    out = []
+    hexes = st.one_of(st.integers(0, 2**300).map(hex), st.text("0123456789abcdefxX", max_size=70),
+                      st.integers(-2**70, -1).map(hex))
+
+    @settings(max_examples=n, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(json_any, hexes))
+    def collect(v):
+        out.append(v)
+
+    while len(out) < n:
+        collect()
+    return out[:n]
+
+
+def http(status, body, length=True):
+    head = "HTTP/1.1 %s\r\nContent-Type: application/json\r\nConnection: close\r\n" % status
+    if length is True:
+        head += "Content-Length: %d\r\n" % len(body)
+    elif length is not None:
+        head += "Content-Length: %s\r\n" % length
+    return head.encode() + b"\r\n" + body
+
+
+def rpc_reply(req, rnd, values):
+    """Raw HTTP reply bytes to one JSON-RPC request, chosen and mutated at random."""
+    method = req.get("method") if isinstance(req, dict) else None
+    rid = req.get("id") if isinstance(req, dict) else 0
+    sample = json.loads(json.dumps(RPC_SAMPLES.get(method, "0x1")))
+    kind = rnd.randrange(12)
+    env = {"jsonrpc": "2.0", "id": rid, "result": sample}
+    if kind in (0, 1):
+        pass  # as a good node answers
+    elif kind in (2, 3):
+        env["result"] = rnd.choice(values)
+    elif kind == 4 and isinstance(sample, (dict, list)):
+        env["result"] = mutate_struct(sample, rnd, rnd.choice(values))
+    elif kind == 5:
+        env = {"jsonrpc": "2.0", "id": rid,
+               "error": {"code": rnd.choice([-32000, 3, -32601, rnd.choice(values)]),
+                         "message": rnd.choice(NODE_ERRORS + [rnd.choice(values)])}}
+    elif kind == 6:
+        env = mutate_struct(env, rnd, rnd.choice(values))
+    elif kind == 7:
+        env = rnd.choice([dict(env, id=rid + 1), dict(env, id=str(rid)), [env],
+                          dict(env, jsonrpc="1.0"), dict(env, error={"code": 1, "message": "m"}),
+                          {"jsonrpc": "2.0", "id": rid}, None, dict(env, id=None)])
+    body = json.dumps(env).encode()
+    if kind in (8, 9):
+        body = mutate_bytes(body, rnd)
+    if kind == 10:
+        return http(rnd.choice(["200 OK", "500 Internal Server Error", "302 Found", "200 OK"]),
+                    body, rnd.choice([True, None, len(body) + 50, "lots", -1, 10**12]))
+    return http("200 OK", body)

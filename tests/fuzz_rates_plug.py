@@ -1,10 +1,10 @@
 # Device side of tests/test_fuzz_replies.py: rate replies fed to the plug's tariff code on
-# the MicroPython unix port. One case per stdin line: {"fmt", "decimals", "cap", "hex"
-# (the reply's bytes in hex)}. Each reply goes the plug's real way: bytes ->
+# the MicroPython unix port. One case per stdin line: {"fmt", "decimals", "cap", "path"
+# (a file holding the reply's bytes, so the harness itself needs no more heap than the
+# plug's own HTTP buffer)}. Each reply goes the plug's real way: bytes ->
 # tariff._get_json -> Tariff.fetch_rates (format dispatch, parser, cap, Octopus pages).
 # Prints one line per case: "OK <n intervals>", "REFUSED <Type>" for the module's own
 # errors, or "CRASH <Type>: <msg>" for anything else (which the test fails on).
-import binascii
 import gc
 import json
 import sys
@@ -50,10 +50,11 @@ def main():
         if not line:
             break
         case = json.loads(line)
-        body = binascii.unhexlify(case["hex"])
+        with open(case["path"], "rb") as f:
+            body = f.read()
         cfg = {"provider": {"rate_cap_per_kwh": case["cap"], "refresh_s": 900},
                "chain": {"chain_id": 31337}}
-        t = Tariff(_Store(), _Clock(), cfg, http=lambda url: body, log=None)
+        t = Tariff(_Store(), _Clock(), cfg, http=lambda url, b=body: b, log=None)
         d = {"format": case["fmt"], "decimals": case["decimals"], "rates_url": "http://p/r",
              "token": None if case["fmt"] == "native" else TOKEN, "signer": QUOTE_SIGNER}
         case = line = None

@@ -244,3 +244,31 @@ def test_signed_message_is_what_plugctl_signs():
            "channels": {"M1/A": {"name": "K\u00fcche \U0001F600"}}, "limits": {"per_day": 7}}
     out = probe([{"op": "signed", "version": 42, "cfg": cfg}])
     assert out[0]["ok"].encode() == host_canonical(42, cfg)
+
+
+def test_an_envelope_at_the_size_limit_is_verified_on_a_64k_heap(tmp_path):
+    """The plug checks the owner's signature over the canonical encoding of the largest
+    envelope it accepts, non-ASCII names and all, within the ESP32's heap."""
+    from eth_account import Account
+
+    from tools.config_cli import sign_envelope
+
+    key = "0x" + "c3" * 32
+    owner = Account.from_key(key).address
+    # 16 astral characters are 32 UTF-16 units: what the plug counts after JSON's
+    # surrogate-pair escapes (see the report on string limits)
+    cfg = {"channels": {"M%d/A" % i: {"name": "\U0001F50C" * 16, "max_current_a": 16}
+                        for i in range(16)},
+           "wifi": {"ssid": "\u00e9" * 32, "password": "\u00fc" * 64},
+           "chain": {"rpc_urls": ["https://node.example/" + "r" * 170] * 4},
+           "provider": {"approved_payees": [PAYEE] * 8, "approved_tokens": [PAYEE] * 8,
+                        "url": "https://p.example/" + "x" * 150},
+           "pull": {"url": "https://p.example/" + "y" * 150}}
+    env = sign_envelope(cfg, 7, key)
+    body = json.dumps(env)  # \\u-escaped ASCII, as the host sends it
+    assert 6000 < len(body) <= 8192, len(body)
+    d = str(tmp_path / "state")
+    out = probe([{"op": "apply", "dir": d, "owner": owner, "body": body},
+                 {"op": "apply", "dir": d, "owner": owner, "body": body}], heap="64k")
+    assert out[0] == {"ok": 7}
+    assert "not newer" in out[1]["err"]  # and it stuck on the flash across a restart

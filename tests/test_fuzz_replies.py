@@ -14,7 +14,6 @@ plug/chain.py calls on MicroPython, same rule with ChainError.
 The counts (tried / accepted / refused) are printed for `make faults`.
 """
 
-import binascii
 import json
 import os
 
@@ -38,16 +37,17 @@ def build_dirs():
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_fuzzed_rate_replies_parse_or_are_refused(fmt):
+def test_fuzzed_rate_replies_parse_or_are_refused(fmt, tmp_path):
     decimals, cap = FORMATS[fmt]
     bodies = rate_replies(fmt, PER_FORMAT, seed=sorted(FORMATS).index(fmt))
-    # a small cap for every fifth reply, so above-cap refusals are exercised too
-    lines = "".join(json.dumps({"fmt": fmt, "decimals": decimals,
-                                "cap": cap if i % 5 else 10**3,
-                                "hex": binascii.hexlify(b).decode()}) + "\n"
-                    for i, b in enumerate(bodies))
-    # 128k: the plug has ~100 KB free; the harness holds each case line (hex) on top
-    r = mp.run(path=os.path.join(TESTS, "fuzz_rates_plug.py"), heap="128k", input=lines,
+    lines = []
+    for i, b in enumerate(bodies):
+        path = tmp_path / ("%d.json" % i)
+        path.write_bytes(b)
+        # a small cap for every fifth reply, so above-cap refusals are exercised too
+        lines.append(json.dumps({"fmt": fmt, "decimals": decimals, "path": str(path),
+                                 "cap": cap if i % 5 else 10**3}) + "\n")
+    r = mp.run(path=os.path.join(TESTS, "fuzz_rates_plug.py"), heap="96k", input="".join(lines),
                path_dirs=build_dirs(), timeout=600, check=False)
     out = r.stdout.splitlines()
     assert r.returncode == 0 and out and out[-1] == "DONE %d" % PER_FORMAT, \
@@ -61,3 +61,84 @@ def test_fuzzed_rate_replies_parse_or_are_refused(fmt):
           % (fmt, len(rows), accepted, refused, len(crashes)))
     assert not crashes, crashes[:5]
     assert accepted > 0 and refused > 0  # the generator reaches both sides
+
+
+class FuzzNode:
+    """A JSON-RPC 'node' on 127.0.0.1 whose every reply is generated (fuzz_gen.rpc_reply)."""
+
+    def __init__(self, seed, values):
+        import random
+        import socketserver
+        import threading
+
+        self.rnd = random.Random(seed)
+        self.values = values
+        self.served = 0
+        outer = self
+
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                outer._handle(self.request)
+
+        class S(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = S(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handle(self, sock):
+        from fuzz_gen import rpc_reply
+
+        sock.settimeout(5)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            head, body = data.split(b"\r\n\r\n", 1)
+            n = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    n = int(line.split(b":")[1])
+            while len(body) < n:
+                body += sock.recv(4096)
+            req = json.loads(body)
+            self.served += 1
+            sock.sendall(rpc_reply(req, self.rnd, self.values))
+        except (OSError, ValueError):
+            pass
+        finally:
+            sock.close()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+RPC_CALLS = 1000
+
+
+def test_fuzzed_rpc_replies_are_believed_only_when_valid():
+    from fuzz_gen import rpc_values
+
+    node = FuzzNode(seed=11, values=rpc_values(400, seed=11))
+    try:
+        r = mp.run(path=os.path.join(TESTS, "fuzz_rpc_plug.py"), args=[node.url, str(RPC_CALLS)],
+                   heap="96k", path_dirs=build_dirs(), timeout=600, check=False)
+    finally:
+        node.close()
+    out = r.stdout.splitlines()
+    assert r.returncode == 0 and out and out[-1] == "DONE %d" % RPC_CALLS, \
+        (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    rows = out[:-1]
+    bad = [x for x in rows if not x.startswith(("OK", "REFUSED"))]
+    accepted = sum(1 for x in rows if x.startswith("OK"))
+    print("fuzz rpc: replies tried %d (%d calls) / calls accepted %d / refused %d / bad %d"
+          % (node.served, len(rows), accepted, len(rows) - accepted - len(bad), len(bad)))
+    assert not bad, bad[:10]
+    assert node.served >= RPC_CALLS
+    assert accepted > 50 and len(rows) - accepted > 300

@@ -141,7 +141,11 @@ class PlugHandle:
         HTTP, fund the plug's wallet."""
         w = self.world
         self.mpremote("plug.provision_owner(%r)" % w.owner_address)
-        cfg = plug_config(w.devnet.url, w.tariff.url, w.payee, w.chain_id, **(config_over or {}))
+        over = dict(config_over or {})
+        # the plug keeps serving HTTP on its port after the signed config replaces the
+        # factory settings (and after every reboot)
+        over["server"] = dict({"port": self.http_port}, **over.get("server", {}))
+        cfg = plug_config(w.devnet.url, w.tariff.url, w.payee, w.chain_id, **over)
         self.config_version = getattr(self, "config_version", 0) + 1
         code, body = self.post_config(sign_envelope(cfg, self.config_version, OWNER_KEY))
         if code != 200:

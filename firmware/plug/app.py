@@ -149,6 +149,7 @@ class Plug:
             if key in self.ledger.keys():
                 self.ledger.add_channel(key, ch["max_current_a"])
         self.meter.checkpoint_s = cfg["meter"]["checkpoint_s"]
+        self.meter.interval_s = cfg["meter"]["read_interval_ms"] / 1000
         if not self.safe_mode:
             self._build_money()
         return v

@@ -1,0 +1,235 @@
+"""Faults and load on virtual plugs, checked only from the outside (`make faults`).
+
+    python -m tools.faults [--cuts 50] [--plugs 20] [--day-s 80] [--only cuts,network,load,inputs]
+
+- power cuts: one plug, a simulated day, SIGKILLed at random moments (some right after a
+  payment shows as pending, some right after a config was POSTed) and booted again on
+  the same flash. Checked: each invoice paid at most once on chain, payee delta == sum
+  of transfers == confirmed records, every bill priced at the quoted rates, billed +
+  unbilled == metered energy, the checkpoint restored after each cut at most one
+  checkpoint interval old, exactly one complete config in force (version and content).
+- network: the RPC node hangs (SIGSTOP) and is down (stopped, restarted on its port with
+  its chain state), the tariff server answers 500 and is down, each for hours of plug
+  time. Checked: energy keeps rising in /status throughout, billing and payments catch
+  up afterwards, nothing paid twice.
+- load: N plugs metering and paying against one anvil and one tariff server at once.
+- inputs: runs the fuzz tests that exist (tests/test_fuzz*.py) and counts their cases.
+
+Prints the figures in a few lines; exits 1 if an invariant broke.
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from . import faults_audit as audit
+from .config_cli import sign_envelope
+from .devnet import Devnet
+from .paths import ROOT
+from .scenario import ETH, OWNER_KEY, World, plug_config
+
+DAY = 1767225600  # 2026-01-01 00:00 UTC, a day that starts on a rate boundary
+RATES = ((0, "0.0001"), (12, "0.0002"))
+RATES_WEI = [10**14, 2 * 10**14]
+KEYS = ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
+CHECKPOINT_S = 300
+READ_S = 10
+
+
+def fault_config(plug, version, **over):
+    """The owner's config for these runs: payments every hour or two of plug time, the
+    channel names carry the version so /status shows which config is in force."""
+    w = plug.world
+    cfg = plug_config(w.devnet.url, w.tariff.url, w.payee, w.chain_id,
+                      settlement={"min_amount": 5 * 10**14, "max_period_s": 3 * 3600},
+                      meter={"checkpoint_s": CHECKPOINT_S, "read_interval_ms": READ_S * 1000},
+                      server={"port": plug.http_port},
+                      channels={k: {"name": "v%d" % version, "max_current_a": 16}
+                                for k in KEYS})
+    for k, v in over.items():
+        cfg.setdefault(k, {}).update(v)
+    return cfg
+
+
+def provision(plug, fund_eth=10):
+    """Owner recorded over serial, config v1 over HTTP, wallet funded."""
+    w = plug.world
+    plug.mpremote("plug.provision_owner(%r)" % w.owner_address)
+    code, body = plug.post_config(sign_envelope(fault_config(plug, 1), 1, OWNER_KEY))
+    if code != 200:
+        raise RuntimeError("%s: config refused (%s): %s" % (plug.name, code, body))
+    plug.config_version = 1
+    plug.address = plug.status()["wallets"][0]["address"]
+    w.devnet.fund(plug.address, fund_eth * ETH)
+    return plug.address
+
+
+def try_status(plug, timeout=5):
+    try:
+        return json.loads(plug.get("/status", timeout=timeout))
+    except (OSError, ValueError):
+        return None
+
+
+def wait_up(plug, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = try_status(plug, 2)
+        if st is not None:
+            return st
+        time.sleep(0.02)
+    raise RuntimeError("%s did not come back within %d s" % (plug.name, timeout))
+
+
+def import_total(st):
+    return sum(ch["import_uwh"] for ch in st["channels"].values())
+
+
+def import_power(st):
+    return sum(max(0.0, ch["W"]) for ch in st["channels"].values())
+
+
+def config_problems(st, acked, attempted):
+    """Exactly one complete config: version at least the last acknowledged, one that was
+    pushed, and the content (channel names) of that same version."""
+    v = st["device"]["config_version"]
+    names = {ch["name"] for ch in st["channels"].values()}
+    probs = []
+    if v < acked or v not in attempted:
+        probs.append("config v%d in force; pushed %s, last acknowledged v%d"
+                     % (v, sorted(attempted), acked))
+    if names != {"v%d" % v}:
+        probs.append("config v%d in force but channels are named %s (a mix of configs)"
+                     % (v, sorted(names)))
+    return probs
+
+
+# ---- power cuts --------------------------------------------------------------------------
+
+
+def power_cuts(cuts=50, day_s=80, seed=1, log=print):
+    """One plug, a simulated day in `day_s` seconds, `cuts` SIGKILLs. Returns figures and
+    the list of problems found."""
+    rnd = random.Random(seed)
+    speed = 86400 / day_s
+    fig = {"cuts": 0, "cuts_after_pending": 0, "cuts_after_config": 0, "cuts_mid_write": 0,
+           "max_checkpoint_age_s": 0, "lost_wh": 0.0, "max_loss_intervals": 0.0}
+    problems = []
+    with World(DAY, RATES, log=log) as w:
+        p = w.add_plug("cuts", speed=speed, deploy=False)
+        provision(p)
+        acked, attempted = 1, {1}
+        kinds = ["random"] * cuts
+        for i in rnd.sample(range(cuts), cuts // 5):
+            kinds[i] = "config"
+        for i in rnd.sample([i for i in range(cuts) if kinds[i] == "random"], cuts // 5):
+            kinds[i] = "pending"
+        gap = day_s / (cuts + 2)
+        t_end = time.time() + day_s
+        slack_s = READ_S + speed * 0.5  # the meter loop's turn on a busy host, in plug time
+        for k, kind in enumerate(kinds):
+            time.sleep(max(0.0, rnd.uniform(0.3, 1.7) * gap - 0.6))
+            post = None
+            if kind == "pending":
+                deadline = time.monotonic() + 3 * gap
+                while time.monotonic() < deadline:
+                    st = try_status(p, 2)
+                    if st and st.get("payments", {}).get("pending"):
+                        fig["cuts_after_pending"] += 1
+                        break
+                    time.sleep(0.03)
+            elif kind == "config":
+                v = max(attempted) + 1
+                attempted.add(v)
+                env = sign_envelope(fault_config(p, v), v, OWNER_KEY)
+                post = {}
+                th = threading.Thread(target=lambda: post.update(r=_post(p, env)), daemon=True)
+                th.start()
+                time.sleep(rnd.uniform(0.0, 0.25))
+                fig["cuts_after_config"] += 1
+            st = try_status(p, 2)
+            p.kill()
+            t_kill = audit.sim_now(p.state)
+            fig["cuts"] += 1
+            if os.path.exists(os.path.join(p.state, "state")) and any(
+                    n.endswith(".tmp") for n in os.listdir(os.path.join(p.state, "state"))):
+                fig["cuts_mid_write"] += 1
+            ck, t_ck = audit.read_checkpoint(p.state)
+            if post is not None:
+                th.join(5)
+                code = post.get("r", (None,))[0]
+                if code == 200:
+                    acked = max(acked, max(attempted))
+            st2 = wait_up(p)
+            problems += config_problems(st2, acked, attempted)
+            if st is None or ck is None:
+                continue
+            # what the cut cost: energy at the cut (extrapolated from the last /status a
+            # moment before) minus what the plug restored
+            pw = import_power(st)
+            at_kill = import_total(st) + pw * (t_kill - st["device"]["time"]) / 0.0036
+            restored = sum(ck.values())
+            lost = max(0.0, at_kill - restored)
+            fig["lost_wh"] += lost / 1e6
+            age = t_kill - t_ck
+            fig["max_checkpoint_age_s"] = max(fig["max_checkpoint_age_s"], int(age))
+            if pw > 0:
+                fig["max_loss_intervals"] = max(fig["max_loss_intervals"],
+                                                lost / (pw * CHECKPOINT_S / 0.0036))
+            if age > CHECKPOINT_S + slack_s or lost > pw * (CHECKPOINT_S + slack_s) / 0.0036:
+                problems.append("cut %d (%s): restored checkpoint %.0f s old, %.1f Wh lost "
+                                "(allowed: %d s checkpoint + %.0f s slack)"
+                                % (k + 1, kind, age, lost / 1e6, CHECKPOINT_S, slack_s))
+            if restored > at_kill + pw * slack_s / 0.0036:
+                problems.append("cut %d: restored %d uWh, more than the %d uWh metered"
+                                % (k + 1, restored, at_kill))
+            if import_total(st2) < restored:
+                problems.append("cut %d: after the reboot /status shows %d uWh, the checkpoint "
+                                "held %d" % (k + 1, import_total(st2), restored))
+        # no more cuts: let the rest of the day run and pending payments land
+        time.sleep(max(0.0, t_end - time.time()))
+        settle_pending(p, 30)
+        fig["boots"] = p.vplug.boots
+        last = max(attempted) + 1
+        code, _ = _post(p, sign_envelope(fault_config(p, acked), acked, OWNER_KEY))
+        if code == 200:
+            problems.append("a replayed config (v%d) was accepted" % acked)
+        code, body = _post(p, sign_envelope(fault_config(p, last), last, OWNER_KEY))
+        if code != 200:
+            problems.append("after the cuts a new config v%d was refused: %s" % (last, body))
+        attempted.add(last)
+        problems += config_problems(p.status(), last, attempted)
+        fig.update(_money(w, [p], problems))
+    return fig, problems
+
+
+def _post(p, env):
+    try:
+        return p.post_config(env)
+    except (OSError, ValueError) as e:
+        return None, str(e)
+
+
+def settle_pending(p, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = try_status(p, 5)
+        if st and not st.get("payments", {}).get("pending"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _money(w, plugs, problems):
+    snaps = [audit.snapshot(p) for p in plugs]
+    txs = audit.chain_payments(w.devnet, w.payee)
+    probs, fig = audit.check_money(w, snaps, txs, RATES_WEI)
+    problems += probs
+    fig["metered_kwh"] = sum(import_total(s["status"]) for s in snaps) / 1e9
+    return fig

@@ -1,0 +1,249 @@
+"""What `make faults` checks after a run, from the outside: the chain, /status, /ledger.
+
+    txs = chain_payments(devnet, payee)          every transfer to the payee, memo decoded
+    problems = check_money(world, plugs, txs)    no double payment, chain == records == bills
+
+Independent of the firmware: the PLUG1 memo (documented in firmware/plug/settle.py) is
+decoded here again, so a memo the plug encodes wrongly shows up as a problem.
+"""
+
+import json
+import os
+from types import SimpleNamespace
+
+MAGIC = b"PLUG1"
+UWH_PER_KWH = 10**9
+
+
+class MemoError(ValueError):
+    pass
+
+
+def decode_memo(data):
+    """(seq, t_start, t_end, [(code, energy_mwh, rate, amount), ...]) of a PLUG1 memo."""
+    if data[:5] != MAGIC:
+        raise MemoError("not a PLUG1 memo")
+    pos = 5
+
+    def uv():
+        nonlocal pos
+        n = shift = 0
+        while True:
+            if pos >= len(data):
+                raise MemoError("memo truncated")
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    seq, t0, t1, n = uv(), uv(), uv(), uv()
+    items = []
+    for _ in range(n):
+        if pos >= len(data):
+            raise MemoError("memo truncated")
+        ln = data[pos]
+        code = data[pos + 1:pos + 1 + ln].decode("ascii")
+        if not ln or len(code) != ln:
+            raise MemoError("memo truncated")
+        pos += 1 + ln
+        items.append((code, uv(), uv(), uv()))
+    if pos != len(data):
+        raise MemoError("memo has trailing bytes")
+    return seq, t0, t1, items
+
+
+def chain_payments(devnet, payee):
+    """Every transaction to `payee` on the chain, oldest first, as dicts with from, value,
+    nonce, hash, block, ok (receipt status 1) and memo (decoded, or the error text)."""
+    out = []
+    payee = payee.lower()
+    latest = int(devnet.rpc("eth_blockNumber"), 16)
+    for n in range(latest + 1):
+        blk = devnet.rpc("eth_getBlockByNumber", hex(n), True)
+        for tx in blk["transactions"]:
+            if (tx.get("to") or "").lower() != payee:
+                continue
+            rc = devnet.receipt(tx["hash"])
+            data = bytes.fromhex(tx["input"][2:])
+            try:
+                memo = decode_memo(data)
+            except (MemoError, UnicodeDecodeError) as e:
+                memo = str(e)
+            out.append({"from": tx["from"].lower(), "value": int(tx["value"], 16),
+                        "nonce": int(tx["nonce"], 16), "hash": tx["hash"], "block": n,
+                        "ok": int(rc["status"], 16) == 1, "memo": memo})
+    return out
+
+
+SNAPSHOT = """
+import json
+from plug import web
+class _Q:
+    query = {}
+print("SNAP" + json.dumps({"status": plug.status(), "ledger": web.ledger(plug, _Q())}))
+"""
+
+
+def snapshot(p, timeout=60):
+    """/status and /ledger of a plug taken at one instant (one exec at its REPL, so no
+    read or billing step runs in between): {"status": ..., "ledger": ...}."""
+    out = p.mpremote(SNAPSHOT, timeout=timeout)
+    line = [ln for ln in out.splitlines() if ln.startswith("SNAP")]
+    if not line:
+        raise RuntimeError("%s: no snapshot from the REPL: %s" % (p.name, out[-500:]))
+    snap = json.loads(line[-1][4:])
+    snap["name"] = p.name
+    return snap
+
+
+def check_money(world, snaps, txs, rates_wei=None):
+    """Problems (list of text) with the money, checked only from the outside:
+    - each invoice (sender, memo seq) paid at most once on chain;
+    - the payee's balance delta == sum of the successful transfers to it;
+    - per plug: transfers from its wallet == its confirmed payment records (hash, amount),
+      each memo's amounts add up to the value, each item is priced at the quoted rates;
+    - the energy the plug billed + what it has not yet billed == the energy it metered.
+    Returns (problems, figures)."""
+    problems = []
+    ok = [t for t in txs if t["ok"]]
+    seen = {}
+    for t in ok:
+        if isinstance(t["memo"], str):
+            problems.append("tx %s to the payee has no valid memo: %s" % (t["hash"], t["memo"]))
+            continue
+        k = (t["from"], t["memo"][0])
+        if k in seen:
+            problems.append("DOUBLE PAYMENT: invoice %d of %s paid by %s and %s"
+                            % (k[1], k[0], seen[k], t["hash"]))
+        seen[k] = t["hash"]
+        if sum(it[3] for it in t["memo"][3]) != t["value"]:
+            problems.append("tx %s pays %d but its memo items add up to %d"
+                            % (t["hash"], t["value"], sum(it[3] for it in t["memo"][3])))
+        problems += _check_pricing(t, rates_wei)
+    chain_sum = sum(t["value"] for t in ok)
+    delta = world.payee_received()
+    if delta != chain_sum:
+        problems.append("payee balance grew by %d but transfers to it add up to %d"
+                        % (delta, chain_sum))
+    records_sum = 0
+    for snap in snaps:
+        probs, s = _check_plug(snap, ok)
+        problems += probs
+        records_sum += s
+    if records_sum != chain_sum:
+        problems.append("confirmed payment records add up to %d, the chain shows %d"
+                        % (records_sum, chain_sum))
+    figures = {"payments": len(ok), "reverted": len(txs) - len(ok), "paid_wei": chain_sum,
+               "payee_delta_wei": delta}
+    return problems, figures
+
+
+def _check_pricing(t, rates_wei):
+    """Each memo item: amount == energy x mean rate within rounding; rate among the quoted."""
+    probs = []
+    if not rates_wei:
+        return probs
+    lo, hi = min(rates_wei), max(rates_wei)
+    for code, e_mwh, rate, amount in t["memo"][3]:
+        if e_mwh and not lo <= rate <= hi:
+            probs.append("tx %s: %s priced at %d per kWh, outside the quoted %d..%d"
+                         % (t["hash"], code, rate, lo, hi))
+        want = e_mwh * rate // 10**6
+        # floors: energy to the mWh (< rate/1e6), the mean rate to the unit (< e_kwh), carry 1
+        tol = hi // 10**6 + e_mwh // 10**6 + 2
+        if abs(amount - want) > tol:
+            probs.append("tx %s: %s billed %d for %d mWh at %d/kWh (expected %d +- %d)"
+                         % (t["hash"], code, amount, e_mwh, rate, want, tol))
+    return probs
+
+
+def _check_plug(snap, ok_txs):
+    probs = []
+    st, led = snap["status"], snap["ledger"]
+    p = SimpleNamespace(name=snap["name"])
+    addr = {w["address"].lower() for w in st.get("wallets", [])}
+    mine = [t for t in ok_txs if t["from"] in addr]
+    recs = [r for r in led["payments"] if r["st"] == "confirmed"]
+    hashes = {t["hash"].lower(): t for t in mine}
+    for r in recs:
+        t = hashes.get((r["mined"] or r["hash"] or "").lower())
+        if t is None:
+            probs.append("%s: confirmed payment %s (%s) is not on chain" % (p.name, r["id"],
+                                                                          r["mined"]))
+        elif t["value"] != r["amt"]:
+            probs.append("%s: payment %s records %d, chain shows %d" % (p.name, r["id"], r["amt"],
+                                                                     t["value"]))
+    rec_ids = {r["id"].split("-")[0] for r in led["payments"]}
+    for t in mine:
+        if str(t["memo"][0]) not in rec_ids and len(led["payments"]) < 32:
+            probs.append("%s: on-chain payment %s (invoice %d) unknown to the plug"
+                         % (p.name, t["hash"], t["memo"][0]))
+    for r in led["payments"]:
+        if r["st"] == "failed":
+            probs.append("%s: payment %s failed: %s" % (p.name, r["id"], r["err"]))
+    # invoices paid on chain tile time per channel without overlap
+    spans = {}
+    for t in sorted(mine, key=lambda t: t["memo"][1]):
+        for code, e_mwh, _rate, _amt in t["memo"][3]:
+            spans.setdefault(code, []).append((t["memo"][1], t["memo"][2], t["hash"]))
+    for code, sp in spans.items():
+        for a, b in zip(sp, sp[1:]):
+            if b[0] < a[1]:
+                probs.append("%s: %s billed twice: [%d, %d) in %s overlaps [%d, %d) in %s"
+                             % (p.name, code, a[0], a[1], a[2], b[0], b[1], b[2]))
+    # metered energy == billed (paid + invoiced + unsettled lines) + unbilled
+    billed = {}
+    for inv in led["invoices"]:
+        for it in inv["items"]:
+            billed[it["channel"]] = billed.get(it["channel"], 0) + it["energy_mwh"] * 1000
+    for ln in led["unsettled"]:
+        billed[ln["channel"]] = billed.get(ln["channel"], 0) + ln["energy_uwh"]
+    n_items = sum(len(inv["items"]) for inv in led["invoices"])
+    for key, ch in st["channels"].items():
+        got = billed.get(key, 0) + ch["unbilled_uwh"]
+        if led_complete(led) and abs(got - ch["import_uwh"]) > 1000 * (n_items + 1):
+            probs.append("%s: %s metered %d uWh but billed + unbilled is %d uWh"
+                         % (p.name, key, ch["import_uwh"], got))
+    return probs, sum(r["amt"] for r in recs) + _pruned_sum(led, mine)
+
+
+def led_complete(led):
+    """The plug keeps the last 32 finished payments in full; older invoices leave /ledger,
+    so the energy balance is only checked while the ledger still lists everything."""
+    return len(led["payments"]) < 32
+
+
+def _pruned_sum(led, mine):
+    known = {(r["mined"] or r["hash"] or "").lower() for r in led["payments"]}
+    return sum(t["value"] for t in mine if t["hash"].lower() not in known)
+
+
+def read_checkpoint(state_dir):
+    """The energy checkpoint a plug restores at boot, read from its flash with the plug's own
+    store code: ({key: import_uwh}, ledger time of the last read in it) or (None, None)."""
+    import importlib.util
+
+    from .paths import FIRMWARE
+
+    spec = importlib.util.spec_from_file_location(
+        "_plug_store", os.path.join(FIRMWARE, "plug", "store.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = os.path.join(state_dir, "state")
+    if not os.path.isdir(root):
+        return None, None
+    data = mod.Store(root).load("ledger")
+    if not data:
+        return None, None
+    return {k: v[0] for k, v in data["ch"].items()}, data.get("now")
+
+
+def sim_now(state_dir, at=None):
+    """The plug's clock (plug seconds) at host time `at`, from its sim.json."""
+    import time
+
+    with open(os.path.join(state_dir, "sim.json")) as f:
+        s = json.load(f)
+    return s["start"] + ((time.time() if at is None else at) - s["anchor"]) * s["speed"]
