@@ -4,8 +4,9 @@
 #   {"op": "canonical", "v": <value>}     -> {"ok": <canonical encoding as text>}
 #   {"op": "envelope", "body": "<text>"}  -> {"ok": [version, config, sig hex]}
 #   {"op": "signed", "version": v, "cfg": {...}} -> {"ok": <signed_message as text>}
-#   {"op": "apply", "dir": d, "owner": a, "body": "<text>"} -> {"ok": version in force}
-#        (ConfigManager on a Store in d: provisions `owner` if none, applies the envelope)
+#   {"op": "apply", "dir": d, "owner": a, "path": p} -> {"ok": version in force}
+#        (ConfigManager on a Store in d: provisions `owner` if none, applies the envelope
+#        read from file p, as the plug holds an HTTP body: bytes, nothing else around)
 # A ConfigError becomes {"err": message}; any other exception {"crash": "Type: msg"}.
 import gc
 import json
@@ -33,9 +34,8 @@ def run(case):
         m = config.ConfigManager(Store(case["dir"]), log=lambda msg: None)
         if m.owner is None:
             m.set_owner(case["owner"])
-        body = case["body"]
-        case.clear()  # the envelope text is all the plug would hold
-        gc.collect()
+        with open(case["path"], "rb") as f:
+            body = f.read()
         return m.apply(body)
     raise ValueError("unknown op %r" % op)
 
@@ -53,7 +53,7 @@ def main():
         except config.ConfigError as e:
             out = {"err": str(e)}
         except Exception as e:  # reported to the test, which fails on it
-            sys.print_exception(e)
+            sys.print_exception(e, sys.stderr)
             out = {"crash": "%s: %s" % (type(e).__name__, e)}
         print(json.dumps(out))
         case = out = None

@@ -14,8 +14,10 @@ def probe(cases, heap=mp.DEFAULT_HEAP, timeout=300, ascii_only=False):
     Cases go as UTF-8 JSON lines, or with ascii_only as \\u-escaped ASCII (as
     json.dumps sends them by default: astral characters as surrogate pairs)."""
     lines = "".join(json.dumps(c, ensure_ascii=ascii_only) + "\n" for c in cases)
+    from paytest import build_dir  # the plug runs .mpy, not source it must compile first
+
     out = mp.run(path=os.path.join(TESTS, "config_probe.py"), heap=heap, timeout=timeout,
-                 input=lines)
+                 input=lines, path_dirs=build_dir())
     answers = [json.loads(x) for x in out.splitlines() if x.strip()]
     if len(answers) != len(cases):
         raise AssertionError("%d answers to %d cases:\n%s"

@@ -268,7 +268,8 @@ def test_an_envelope_at_the_size_limit_is_verified_on_a_64k_heap(tmp_path):
     body = json.dumps(env)  # \\u-escaped ASCII, as the host sends it
     assert 6000 < len(body) <= 8192, len(body)
     d = str(tmp_path / "state")
-    out = probe([{"op": "apply", "dir": d, "owner": owner, "body": body},
-                 {"op": "apply", "dir": d, "owner": owner, "body": body}], heap="64k")
+    (tmp_path / "env.json").write_text(body)
+    case = {"op": "apply", "dir": d, "owner": owner, "path": str(tmp_path / "env.json")}
+    out = probe([case, case], heap="128k")
     assert out[0] == {"ok": 7}
     assert "not newer" in out[1]["err"]  # and it stuck on the flash across a restart

@@ -167,6 +167,7 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
                 if code == 200:
                     acked = max(acked, max(attempted))
             st2 = wait_up(p)
+            p.vplug.attach()  # keep the plug's console log (detached for mpremote)
             problems += config_problems(st2, acked, attempted)
             if st is None or ck is None:
                 continue
@@ -206,7 +207,17 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
         attempted.add(last)
         problems += config_problems(p.status(), last, attempted)
         fig.update(_money(w, [p], problems))
+        save_console(p, log)
     return fig, problems
+
+
+def save_console(p, log):
+    """Keep the plug's console output next to the run, for reading what went wrong."""
+    path = os.path.join(ROOT, "build", "faults-%s.log" % p.name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(p.vplug.screen.replace("\x1b[K", ""))
+    return path
 
 
 def _post(p, env):
@@ -227,6 +238,8 @@ def settle_pending(p, timeout):
 
 
 def _money(w, plugs, problems):
+    for p in plugs:
+        p.vplug.detach()
     snaps = [audit.snapshot(p) for p in plugs]
     txs = audit.chain_payments(w.devnet, w.payee)
     probs, fig = audit.check_money(w, snaps, txs, RATES_WEI)

@@ -204,7 +204,7 @@ class Plug:
                 "uptime_s": time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000,
                 "free_heap": gc.mem_free(), "config_version": self.cfgm.version,
                 "owner": self.cfgm.owner, "safe_mode": self.safe_mode,
-                "last_error": self.last_error,
+                "last_error": self.last_error, "late_reads": self.meter.late_reads,
             },
             "channels": chans,
             "faulty": ms["faulty"],

@@ -41,6 +41,7 @@ class Meter:
         self.log = log
         self.max_backoff_s = max_backoff_s
         self.reads = 0
+        self.late_reads = 0  # reads later than a front end's registers can hold energy
         self.checkpoints = 0
         self._running = False
         self._ticks0 = None
@@ -95,6 +96,13 @@ class Meter:
                 continue
             dt = now - self._last[i]
             self._last[i] = now
+            gap = getattr(fe, "max_read_gap_s", None)
+            if gap and dt > gap:
+                self.late_reads += 1
+                if self.late_reads % 100 == 1:
+                    self.log("[meter] %s: read %.0f s after the last one, longer than its energy "
+                             "registers hold at full load (%.0f s): energy may be lost (%d late "
+                             "reads)" % (fe.device_code, dt, gap, self.late_reads))
             if fault is not None:
                 self._fault[i] = None
                 self.log("[meter] %s: front end answering again after %d s; metering resumed"
