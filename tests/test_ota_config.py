@@ -145,6 +145,9 @@ def _refusals(env):
         ("binary garbage", bytes(range(256)) * 4, 400, ""),
         ("oversize body", json.dumps(dict(good, pad="x" * 20000)).encode(), 413, ""),
         ("empty body", b"", 400, ""),
+        ("deeply nested JSON", b"[" * 2000 + b"]" * 2000, 400, "envelope"),
+        ("config nested deeply", b'{"version": 99, "config": ' + b"[" * 1500 + b"]" * 1500
+         + b', "signature": "0x"}', 400, "envelope"),
     ]
     return out
 

@@ -2,8 +2,8 @@
 
 
 def run(micropython, tmp_path, code):
-    return micropython.eval("import sys\nsys.path.append('firmware')\nfrom plug.store import Store\n"
-                            "s = Store(%r)\n" % str(tmp_path) + code)
+    return micropython.eval("from plug.store import Store\ns = Store(%r)\n" % str(tmp_path)
+                            + code)
 
 
 def test_save_load_roundtrip_and_generations(micropython, tmp_path):

@@ -34,24 +34,36 @@ def status_text(st):
     return "\n".join(lines)
 
 
+def billed_series(led):
+    """{channel: [(t_end, kWh, amount), ...]} from invoices and unsettled lines, in time order."""
+    pts = {}
+    for inv in led.get("invoices", []):
+        for it in inv["items"]:
+            pts.setdefault(it["channel"], []).append(
+                (inv["t_end"], it["energy_mwh"] / 1e6, it["amount"]))
+    for line in led.get("unsettled", []):
+        pts.setdefault(line["channel"], []).append(
+            (line["t_end"], line["energy_uwh"] / 1e9, line["amount"]))
+    return {k: sorted(v) for k, v in pts.items()}
+
+
 def plot(url, out):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    led = json.loads(get(url, "/ledger"))
+    series = billed_series(json.loads(get(url, "/ledger")))
+    if not series:
+        raise SystemExit("plugctl plot: nothing billed yet at %s" % url)
+    t0 = min(p[0][0] for p in series.values())
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    series = {}
-    for line in led.get("invoices", []):
-        series.setdefault(line["channel"], []).append(line)
-    for key, lines in sorted(series.items()):
-        lines.sort(key=lambda x: x["t_end"])
-        t = [(x["t_end"] - lines[0]["t_start"]) / 3600 for x in lines]
-        e, cost, ce, cc = [], [], 0, 0
-        for x in lines:
-            ce += x["energy_uwh"] / 1e9
-            cc += x["amount"]
+    for key, pts in sorted(series.items()):
+        t, e, cost, ce, cc = [], [], [], 0.0, 0
+        for t_end, kwh, amount in pts:
+            ce += kwh
+            cc += amount
+            t.append((t_end - t0) / 3600)
             e.append(ce)
             cost.append(cc)
         ax1.step(t, e, where="post", label=key)
@@ -59,9 +71,9 @@ def plot(url, out):
     ax1.set_ylabel("energy billed (kWh)")
     ax2.set_ylabel("cost (base units)")
     ax2.set_xlabel("hours")
+    for ax in (ax1, ax2):
+        ax.grid(True)
     ax1.legend()
-    ax1.grid(True)
-    ax2.grid(True)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
 

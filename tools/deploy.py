@@ -87,19 +87,18 @@ def deploy(port, board, reset=True, log=print, chunk=2048):
         shutil.rmtree(flash, ignore_errors=True)
 
 
-# A running app restarts through plug.reboot() (it checkpoints first); a bare board
-# through machine.reset(); the unix port has no machine.reset(), so there the process
-# ends and the virtual plug's supervisor boots it again.
+# A running app restarts through plug.reboot() (it checkpoints first); a board with
+# nothing running through machine.reset(), or on the virtual plug through its ROM's
+# reset() (the unix port has no machine.reset()).
 _RESET = """
 try:
     plug.reboot()
 except NameError:
-    import machine
     try:
+        reset()
+    except NameError:
+        import machine
         machine.reset()
-    except AttributeError:
-        import sys
-        sys.exit(0)
 """
 
 

@@ -149,7 +149,7 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
                 attempted.add(v)
                 env = sign_envelope(fault_config(p, v), v, OWNER_KEY)
                 post = {}
-                th = threading.Thread(target=lambda: post.update(r=_post(p, env)), daemon=True)
+                th = threading.Thread(target=_post_into, args=(post, p, env), daemon=True)
                 th.start()
                 time.sleep(rnd.uniform(0.0, 0.25))
                 fig["cuts_after_config"] += 1
@@ -220,6 +220,10 @@ def save_console(p, log):
     return path
 
 
+def _post_into(out, p, env):
+    out["r"] = _post(p, env)
+
+
 def _post(p, env):
     try:
         return p.post_config(env)
@@ -246,3 +250,223 @@ def _money(w, plugs, problems):
     problems += probs
     fig["metered_kwh"] = sum(import_total(s["status"]) for s in snaps) / 1e9
     return fig
+
+
+# ---- network -----------------------------------------------------------------------------
+
+
+def signal_tree(pid, sig):
+    """Signal a process and its children (anvil runs under a node launcher)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            for tid in os.listdir("/proc/%d/task" % pids[i]):
+                with open("/proc/%d/task/%s/children" % (pids[i], tid)) as f:
+                    pids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        i += 1
+    for p in reversed(pids):
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+
+
+def _watch(p, seconds, fig, what, problems):
+    """Poll /status for `seconds`: energy must keep rising. Returns the last status."""
+    end = time.monotonic() + seconds
+    last = None
+    stalls = 0
+    while time.monotonic() < end:
+        st = try_status(p, 15)
+        if st is None:
+            stalls += 1
+        elif last is not None:
+            if import_total(st) <= import_total(last) and st["device"]["time"] > \
+                    last["device"]["time"] + 2 * READ_S:
+                problems.append("%s: energy stopped rising (%d uWh at plug time %d and %d)"
+                                % (what, import_total(st), last["device"]["time"],
+                                   st["device"]["time"]))
+            fig["polls"] += 1
+        last = st or last
+        time.sleep(0.25)
+    if stalls:
+        problems.append("%s: /status did not answer %d times" % (what, stalls))
+    return last
+
+
+def network(day_s=80, outage_s=8, log=print):
+    """RPC node hung, RPC node down, tariff server erroring, tariff server down: each for
+    `outage_s` real seconds (hours of plug time); the plug meters throughout and catches
+    up. Returns (figures, problems)."""
+    speed = 86400 / day_s
+    fig = {"polls": 0, "outage_h": round(4 * outage_s * speed / 3600, 1)}
+    problems = []
+    chain_state = None
+    with World(DAY, RATES, log=log) as w:
+        # the node keeps its chain across a restart on the same port, as a real one does
+        chain_state = os.path.join(w.tmp, "anvil-state.json")
+        port = w.devnet.port
+        w.devnet.stop()
+        w.devnet = Devnet(w.chain_id, port=port, extra_args=["--state", chain_state]).start()
+        w.payee_start = w.devnet.balance(w.payee)
+        p = w.add_plug("net", speed=speed, deploy=False)
+        provision(p)
+        _watch(p, outage_s, fig, "before the outages", problems)
+        paid_before = len(audit.chain_payments(w.devnet, w.payee))
+        t_out = p.status()["device"]["time"]
+
+        signal_tree(w.devnet.proc.pid, signal.SIGSTOP)  # the node hangs: calls time out
+        try:
+            _watch(p, outage_s, fig, "RPC node hung", problems)
+        finally:
+            signal_tree(w.devnet.proc.pid, signal.SIGCONT)
+        w.devnet.stop()  # the node is down: connections refused
+        _watch(p, outage_s, fig, "RPC node down", problems)
+        w.devnet = Devnet(w.chain_id, port=port, extra_args=["--state", chain_state]).start()
+
+        w.tariff.control(misbehave=["500"])
+        _watch(p, outage_s, fig, "tariff server answering 500", problems)
+        w.tariff.control(misbehave=[])
+        schedule = w.tariff.state.schedule
+        tport = w.tariff.port
+        w.tariff.stop()
+        _watch(p, outage_s, fig, "tariff server down", problems)
+        from .tariff_server import TariffServer
+
+        w.tariff = TariffServer(schedule, port=tport).start()
+        t_back = p.status()["device"]["time"]
+
+        # catching up: energy metered during the outages gets billed and paid
+        deadline = time.monotonic() + max(30, day_s)
+        caught = False
+        while time.monotonic() < deadline:
+            txs = audit.chain_payments(w.devnet, w.payee)
+            ends = [t["memo"][2] for t in txs if t["ok"] and not isinstance(t["memo"], str)]
+            if ends and max(ends) > t_back:
+                caught = True
+                break
+            _watch(p, 2, fig, "after the outages", problems)
+        if not caught:
+            problems.append("no payment covering energy after the outages (plug time %d..%d) "
+                            "landed within %d s" % (t_out, t_back, max(30, day_s)))
+        settle_pending(p, 30)
+        p.vplug.detach()
+        fig.update(_money(w, [p], problems))
+        fig["payments_after_outage"] = fig["payments"] - paid_before
+        save_console(p, log)
+    return fig, problems
+
+
+# ---- load --------------------------------------------------------------------------------
+
+
+def load(plugs=20, speed=240, run_s=90, log=print):
+    """`plugs` virtual plugs against one anvil and one tariff server. Returns (figures,
+    problems)."""
+    problems = []
+    fig = {"plugs": plugs, "speed": speed}
+    t0 = time.monotonic()
+    with World(DAY, RATES, log=log) as w:
+        ps = []
+        for i in range(plugs):
+            p = w.add_plug("load%02d" % i, speed=speed, deploy=False)
+            provision(p)
+            ps.append(p)
+        fig["start_s"] = round(time.monotonic() - t0, 1)
+        busy = []
+        end = time.monotonic() + run_s
+        while time.monotonic() < end:
+            for p in ps:
+                if try_status(p, 15) is None:
+                    problems.append("%s: /status did not answer under load" % p.name)
+            busy.append(_cpu_load())
+            time.sleep(2)
+        for p in ps:
+            settle_pending(p, 30)
+        fig.update(_money(w, ps, problems))
+        fig["plugs_that_paid"] = len({t["from"] for t in audit.chain_payments(w.devnet, w.payee)
+                                      if t["ok"]})
+        if fig["plugs_that_paid"] < plugs:
+            problems.append("only %d of %d plugs paid within %d s"
+                            % (fig["plugs_that_paid"], plugs, run_s))
+        fig["load_avg"] = round(max(busy), 1) if busy else None
+        fig["run_s"] = round(time.monotonic() - t0, 1)
+    return fig, problems
+
+
+def _cpu_load():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return 0.0
+
+
+# ---- bad inputs --------------------------------------------------------------------------
+
+
+def bad_inputs(log=print):
+    """Run the fuzz tests that exist and count the cases hypothesis generated."""
+    import glob
+    import re
+
+    files = sorted(glob.glob(os.path.join(ROOT, "tests", "test_fuzz*.py")))
+    if not files:
+        return {"fuzz_files": 0, "cases": 0, "summary": "no tests/test_fuzz*.py yet"}, []
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--hypothesis-show-statistics"] + files, cwd=ROOT,
+                       capture_output=True, text=True, timeout=1800)
+    cases = sum(int(n) for n in re.findall(r"(\d+) passing examples?", r.stdout))
+    cases += sum(int(n) for n in re.findall(r"(\d+) failing examples?", r.stdout))
+    summary = (r.stdout.strip().splitlines() or ["(no output)"])[-1]
+    problems = [] if r.returncode == 0 else ["fuzz tests failed: %s" % summary]
+    return {"fuzz_files": len(files), "cases": cases, "summary": summary}, problems
+
+
+# ---- main --------------------------------------------------------------------------------
+
+
+def _show(name, fig, problems, out):
+    out("%-8s %s" % (name, ", ".join("%s=%s" % (k, round(v, 3) if isinstance(v, float) else v)
+                                     for k, v in fig.items())))
+    for pr in problems:
+        out("  BROKEN: %s" % pr)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cuts", type=int, default=50)
+    ap.add_argument("--day-s", type=float, default=80, help="real seconds per simulated day")
+    ap.add_argument("--plugs", type=int, default=20)
+    ap.add_argument("--load-speed", type=float, default=240)
+    ap.add_argument("--load-s", type=float, default=90)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", default="cuts,network,load,inputs")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    quiet = (lambda *x: None) if not a.verbose else print
+    runs = {
+        "cuts": lambda: power_cuts(a.cuts, a.day_s, a.seed, quiet),
+        "network": lambda: network(a.day_s, log=quiet),
+        "load": lambda: load(a.plugs, a.load_speed, a.load_s, quiet),
+        "inputs": lambda: bad_inputs(quiet),
+    }
+    broken = 0
+    for name in a.only.split(","):
+        t = time.monotonic()
+        try:
+            fig, problems = runs[name]()
+        except Exception as e:  # a run that cannot finish is a broken invariant too
+            fig, problems = {}, ["%s run failed: %s: %s" % (name, type(e).__name__, e)]
+        fig["took_s"] = round(time.monotonic() - t, 1)
+        _show(name, fig, problems, print)
+        sys.stdout.flush()
+        broken += len(problems)
+    print("faults: %s" % ("all invariants held" if not broken else "%d BROKEN" % broken))
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

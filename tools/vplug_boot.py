@@ -48,6 +48,16 @@ except ImportError:
 if Repl is not None:
     import asyncio
 
-    asyncio.run(Repl({}, banner="MicroPython %s on the virtual plug; Type \"help()\" for more "
-                     "information.\r\n" % ".".join(str(v) for v in sys.implementation.version[:3])
-                     ).run())
+    _reset = []
+
+    async def _rom():
+        # the REPL until someone calls reset(): then the process ends, and the host's
+        # supervisor boots the plug again, as machine.reset() restarts a board
+        asyncio.create_task(Repl({"reset": lambda: _reset.append(1)}, banner=(
+            "MicroPython %s on the virtual plug; Type \"help()\" for more information.\r\n"
+            % ".".join(str(v) for v in sys.implementation.version[:3]))).run())
+        while not _reset:
+            await asyncio.sleep_ms(50)
+        await asyncio.sleep_ms(200)  # let the REPL finish answering
+
+    asyncio.run(_rom())

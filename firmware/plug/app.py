@@ -23,6 +23,7 @@ from plug.store import Store
 from plug.supervise import BootGuard, forever
 
 STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
+_PAYMENT_GAS = 30000  # a native transfer with its memo (21000 + calldata)
 
 
 def log(msg):
@@ -39,9 +40,22 @@ class Plug:
         self.clock = board.clock()
         self.guard = BootGuard(self.store, watchdog_reset=board.watchdog_reset())
         self.safe_mode = self.guard.safe_mode
+        try:
+            self._boot(board)
+        except Exception:
+            self.guard.crashed()
+            raise
+
+    def _boot(self, board):
         self.cfgm = ConfigManager(self.store, log=log, factory=board.factory_config())
         cfg = self.cfgm.config
-        self.front_ends = board.front_ends(self.clock)
+        try:
+            self.front_ends = board.front_ends(self.clock)
+        except Exception as e:  # noqa: BLE001 - in safe mode the REPL must come up regardless
+            if not self.safe_mode:
+                raise
+            log("[app] safe mode: front ends not built: %s" % e)
+            self.front_ends = []
         self.ledger = EnergyLedger(self.store, self.clock, cfg["channels"],
                                    nominal_v=cfg["meter"]["nominal_voltage_v"], log=log)
         self.ledger.restore()
@@ -58,6 +72,7 @@ class Plug:
         self.money_errors = 0
         self.last_error = None
         self._reboot = False
+        self._fee = None
         self.online = board.network_up(cfg["wifi"])
         if self.safe_mode:
             log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
@@ -81,7 +96,7 @@ class Plug:
         if self.wallet is None:
             self.wallet = load_wallet(default_secret_store(self.store), cfg)
         else:
-            self.wallet.configure(cfg) if hasattr(self.wallet, "configure") else None
+            self.wallet.configure(cfg)
         ch = cfg["chain"]
         self.chain = Chain(RPC(ch["rpc_urls"]), ch["chain_id"], ch["eip1559"])
         self.payments = Payments(self.store, self.chain, self.wallet, cfg, self.clock)
@@ -108,11 +123,32 @@ class Plug:
         gc.collect()
         self.billing.run(self.ledger, self.tariff)
         gc.collect()
-        for iid, err in self.settlement.settle(now, self._pay):
+        for iid, err in self.settlement.settle(now, self._pay, fee=self._fee_estimate()):
             if err:
                 log("[app] invoice %s not paid yet: %s" % (iid, err))
         self.payments.step()
         gc.collect()
+
+    def _fee_estimate(self):
+        """What one payment costs in gas, in the settlement currency's base units, so
+        settlement waits until fees are under max_fee_share_pct of the amount. Known for
+        the native coin only (a token's price in wei is not known to the plug: then only
+        min_amount and max_period_s apply). Asked of the node every 10 minutes."""
+        cur = self.tariff.current()
+        if not cur or cur.get("token"):
+            return None
+        t = time.ticks_ms()
+        if self._fee is None or time.ticks_diff(t, self._fee[1]) > 600000:
+            from plug.rpc import ChainError
+
+            try:
+                f = self.chain.fees()
+            except ChainError as e:  # node away: the last estimate, else the other rules
+                log("[app] no fee estimate: %s" % e)
+                return self._fee and self._fee[0]
+            per_gas = f.get("maxFeePerGas", f.get("gasPrice", 0))
+            self._fee = (per_gas * _PAYMENT_GAS, t)
+        return self._fee[0]
 
     def refresh_balances(self):
         if self.wallet is None:

@@ -99,7 +99,7 @@ def validate(cfg):
 _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
-def _enc_str(s, out):
+def _enc_str(s, w):
     # Works on the UTF-8 bytes: runs of printable ASCII go in as one slice, other
     # characters are decoded from their 1-4 bytes (O(n); indexing a non-ASCII str is
     # O(n) per character on MicroPython). A JSON "\ud83d\ude00" pair arrives on the plug
@@ -107,20 +107,20 @@ def _enc_str(s, out):
     # what CPython writes for the one astral character it decodes them to.
     b = s.encode("utf-8", "surrogatepass")
     mv = memoryview(b)
-    out += b'"'
+    w(b'"')
     i, n = 0, len(b)
     while i < n:
         j = i
         while j < n and 0x20 <= b[j] < 0x7F and b[j] != 0x22 and b[j] != 0x5C:
             j += 1
         if j > i:
-            out += mv[i:j]
+            w(mv[i:j])
             i = j
             continue
         c = b[i]
         if c < 0x80:
             e = _ESC.get(chr(c))
-            out += e.encode() if e else b"\\u%04x" % c
+            w(e.encode() if e else b"\\u%04x" % c)
             i += 1
             continue
         if c >= 0xF0:
@@ -134,11 +134,11 @@ def _enc_str(s, out):
             c = ((c & 0x1F) << 6) | (b[i + 1] & 0x3F)
             i += 2
         if c < 0x10000:
-            out += b"\\u%04x" % c
+            w(b"\\u%04x" % c)
         else:
             c -= 0x10000
-            out += b"\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
-    out += b'"'
+            w(b"\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF)))
+    w(b'"')
 
 
 def _code_points(k):
@@ -168,33 +168,33 @@ def _sorted_keys(d):
     return keys
 
 
-def _enc(v, out):
+def _enc(v, w):
     if v is None:
-        out += b"null"
+        w(b"null")
     elif v is True:
-        out += b"true"
+        w(b"true")
     elif v is False:
-        out += b"false"
+        w(b"false")
     elif type(v) is int:
-        out += str(v).encode()
+        w(str(v).encode())
     elif isinstance(v, str):
-        _enc_str(v, out)
+        _enc_str(v, w)
     elif isinstance(v, (list, tuple)):
-        out += b"["
+        w(b"[")
         for i, x in enumerate(v):
             if i:
-                out += b","
-            _enc(x, out)
-        out += b"]"
+                w(b",")
+            _enc(x, w)
+        w(b"]")
     elif isinstance(v, dict):
-        out += b"{"
+        w(b"{")
         for i, k in enumerate(_sorted_keys(v)):
             if i:
-                out += b","
-            _enc_str(k, out)
-            out += b":"
-            _enc(v[k], out)
-        out += b"}"
+                w(b",")
+            _enc_str(k, w)
+            w(b":")
+            _enc(v[k], w)
+        w(b"}")
     else:
         raise ConfigError("config: %s values are not allowed (integers, strings, true/false, "
                           "null, lists and objects only)" % type(v).__name__)
@@ -204,8 +204,50 @@ def canonical(obj):
     """The bytes the owner signs: CPython's json.dumps(obj, sort_keys=True,
     separators=(",", ":")) with its default ASCII escaping."""
     out = bytearray()
-    _enc(obj, out)
+    _enc(obj, out.extend)
     return bytes(out)
+
+
+class _Count:
+    def __init__(self):
+        self.n = 0
+
+    def add(self, b):
+        self.n += len(b)
+
+
+def signed_digest(version, cfg):
+    """EIP-191 digest of signed_message(version, cfg), streamed into the hasher in two
+    passes (length, then bytes), so the encoding never sits in RAM as a whole: a
+    config near MAX_ENVELOPE_BYTES would otherwise need its size three times over."""
+    from keccak import Keccak256
+
+    obj = {"config": cfg, "version": version}
+    c = _Count()
+    _enc(obj, c.add)
+    h = Keccak256()
+    h.update(b"\x19Ethereum Signed Message:\n")
+    h.update(str(c.n).encode())
+    _enc(obj, h.update)
+    return h.digest()
+
+
+def recover_signer(version, cfg, sig):
+    """Address that signed (version, cfg) with the 65-byte EIP-191 signature `sig`, as
+    eth.recover_message checks it (v 27/28, r in range, low s); ValueError otherwise."""
+    import ecdsa_micro
+    import eth
+
+    if len(sig) != 65 or sig[64] not in (27, 28):
+        raise ValueError("signature: must be 65 bytes with v 27 or 28")
+    r = int.from_bytes(bytes(sig[:32]), "big")
+    s = int.from_bytes(bytes(sig[32:64]), "big")
+    eth.check_signature_ints(r, s)
+    try:
+        pub = ecdsa_micro.recover(signed_digest(version, cfg), r, s, sig[64] - 27)
+    except ValueError as e:
+        raise ValueError("signature: does not recover to a public key (%s)" % e)
+    return eth.public_to_address(pub)
 
 
 def signed_message(version, cfg):
@@ -225,6 +267,8 @@ def parse_envelope(body):
             body = json.loads(body)
         except ValueError:
             raise ConfigError("envelope: not valid JSON")
+        except (RuntimeError, MemoryError):  # nested deeper than the parser or heap allows
+            raise ConfigError("envelope: JSON nested too deeply")
     if not isinstance(body, dict):
         raise ConfigError("envelope: must be an object")
     for k in body:
@@ -277,13 +321,11 @@ class ConfigManager:
 
     def verify(self, body):
         """Check an envelope; returns (version, validated config, signature hex) or raises."""
-        import eth
-
         version, cfg, sig = parse_envelope(body)
         if self.owner is None:
             raise ConfigError("envelope: this plug has no owner yet (provision it first)")
         try:
-            signer = eth.recover_message(signed_message(version, cfg), sig)
+            signer = recover_signer(version, cfg, sig)
         except ValueError as e:
             raise ConfigError("envelope.signature: %s" % e)
         if signer != self.owner:

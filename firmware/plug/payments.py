@@ -91,6 +91,7 @@ class Payments:
         self.payees = prov.get("approved_payees") or ()
         self.tokens = prov.get("approved_tokens") or ()
         self.hook = None  # hook(event, rec) after each durable step; tests crash here
+        self._dirty = False  # the last save failed: nothing is broadcast until one succeeds
         st = store.load(_NAME) or {}
         self._recs = st.get("recs", {})
         self._paid = st.get("paid", [])
@@ -108,8 +109,10 @@ class Payments:
                     self._paid.append(r["id"])
                 del self._recs[r["id"]]
             self._paid = self._paid[-_KEEP_IDS:]
+        self._dirty = True
         self.store.save(_NAME, {"recs": self._recs, "paid": self._paid, "day": self._day,
                                 "spent": self._spent})
+        self._dirty = False
 
     def _event(self, name, rec):
         if self.hook:
@@ -179,6 +182,8 @@ class Payments:
         iid = str(invoice_id)
         old = self.get(iid)
         if old is not None and old["st"] != "failed":
+            if self._dirty:
+                self._save()  # the caller closes the invoice on return: make it durable
             return old
         self._check_limits(amount, token)
         account = self.wallet.account_of(channel_key) if channel_key else 0
@@ -268,6 +273,10 @@ class Payments:
         rec["hash"] = h
 
     def _broadcast(self, rec):
+        if self._dirty:
+            # write-ahead: a variant a reboot would not know must never reach the chain
+            # (its invoice would be signed again with a new nonce)
+            self._save()
         raw = _unhex(rec["v"][-1]["raw"])
         try:
             self.chain.send_raw(raw)
@@ -351,6 +360,8 @@ class Payments:
         if r["status"] == 1:
             rec["st"] = "confirmed"
             rec["err"] = None
+            for v in rec["v"]:
+                v["raw"] = None  # never broadcast again: keep the store (and heap) small
             _log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
         else:
             rec["st"] = "failed"

@@ -1,0 +1,121 @@
+"""The plug as a product: deployed over its serial port with plugctl, read with plugctl
+and Prometheus, its wallet reached from the host, and safe mode after crashes.
+Everything goes through the plug's interfaces (pty, HTTP, the chain)."""
+
+import calendar
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tools.scenario import World
+
+PLUGCTL = [sys.executable, "-m", "tools.plugctl"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def plugctl(*args, timeout=120):
+    r = subprocess.run(PLUGCTL + list(args), capture_output=True, text=True, timeout=timeout,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def world():
+    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
+    with World(day) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def plug(world):
+    p = world.add_plug("app", speed=1440, deploy=True)  # plugctl deploy over the pty
+    p.provision()
+    deadline = time.monotonic() + 60
+    while not p.status()["payments"]["confirmed"]:
+        assert time.monotonic() < deadline, "no payment within a minute"
+        time.sleep(1)
+    return p
+
+
+def test_deploy_put_compiled_firmware_on_the_flash(plug):
+    files = [os.path.relpath(os.path.join(d, f), plug.state)
+             for d, _, fs in os.walk(plug.state) for f in fs]
+    code = [f for f in files if f.endswith((".py", ".mpy")) and not f.startswith("state")]
+    assert "main.py" in code and "board.mpy" in code
+    assert os.path.join("plug", "app.mpy") in code and os.path.join("lib", "eth.mpy") in code
+    assert [f for f in code if f.endswith(".py")] == ["main.py"]  # everything else compiled
+
+
+def test_plugctl_status_shows_channels_wallet_and_payments(plug):
+    out = plugctl("status", plug.url)
+    for key in ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3"):
+        assert key in out
+    assert plug.address in out
+    assert "confirmed" in out
+
+
+def test_plugctl_ledger_csv_lists_paid_invoices(plug):
+    out = plugctl("ledger", plug.url, "--csv")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("invoice,t_start,t_end,channel,energy_mwh")
+    paid = [ln for ln in lines[1:] if ",confirmed," in ln]
+    assert paid and all(ln.split(",")[3] in ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
+                        for ln in paid)
+
+
+def test_plugctl_plot_writes_a_png(plug, tmp_path):
+    out = tmp_path / "day.png"
+    plugctl("plot", plug.url, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_metrics_are_prometheus_text(plug):
+    text = plug.get("/metrics")
+    assert '# TYPE plug_power_watts gauge' in text
+    assert 'plug_power_watts{channel="2",device="M2"} -' in text  # the PV inverter exports
+    assert 'plug_payments{state="confirmed"}' in text
+
+
+def test_wallet_address_over_serial_matches_status(plug):
+    out = plugctl("wallet", "address", "--port", plug.serial)
+    assert out.strip() == plug.address
+
+
+def test_status_never_shows_the_wallet_secret(plug):
+    sys.path.insert(0, os.path.join(ROOT, "tools", "shim"))
+    from plug.store import Store
+
+    secret = Store(os.path.join(plug.state, "state")).load("wallet")["secret"]
+    for path in ("/status", "/metrics", "/ledger", "/ledger?format=csv"):
+        assert secret not in plug.get(path).lower()
+
+
+def test_safe_mode_after_three_crashes_in_a_row(world):
+    p = world.add_plug("crashy", speed=60, deploy=False)
+    from plug.store import Store
+
+    # a wallet record the plug cannot use: every normal boot fails building the money side
+    Store(os.path.join(p.state, "state")).save("wallet", {"v": 1, "kind": "seed",
+                                                          "secret": "not hex"})
+    p.kill()
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            st = p.status()
+            if st["device"]["safe_mode"]:
+                break
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, "no safe mode after repeated crashes"
+        time.sleep(0.5)
+    assert "payments" not in st and "wallets" not in st
+    e0 = st["channels"]["M1/A"]["import_uwh"]
+    time.sleep(2)
+    assert p.status()["channels"]["M1/A"]["import_uwh"] > e0  # metering goes on
+    assert "SAFE MODE" in p.mpremote("print(repr(plug))")
+    assert json.loads(p.get("/status"))["device"]["safe_mode"] is True

@@ -1,0 +1,86 @@
+"""The plug's wallet from the host.
+
+    plugctl wallet new --out wallet.json [--accounts N]     a new seed (0600 file) and its addresses
+    plugctl wallet provision --port PORT --file wallet.json [--replace]
+                                                            put it on a plug; imported at the next boot
+    plugctl wallet address --port PORT                      the plug's address(es)
+    plugctl wallet export --port PORT                       print the plug's secret (asks first)
+
+The file is what the plug imports (`plug/wallet.py` provisioning_text): {"v": 1, "kind":
+"seed"|"key", "secret": hex, "replace": false}. Account i of a seed is BIP-32
+m/44'/60'/0'/0/i, the same on the plug and in every Ethereum wallet.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+IMPORT_PATH = "state/wallet_import.json"  # the plug's state directory on its flash
+
+
+def addresses(seed, n):
+    from eth_account import Account
+    from eth_account.hdaccount import key_from_seed
+
+    return [Account.from_key(key_from_seed(seed, "m/44'/60'/0'/0/%d" % i)).address
+            for i in range(n)]
+
+
+def record(kind, secret, replace=False):
+    return {"v": 1, "kind": kind, "secret": secret.hex(), "replace": bool(replace)}
+
+
+def provision(port, rec):
+    """Copy the import file onto the plug and reboot it; returns the plug's new address."""
+    from .deploy import mpremote, reset_plug
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(rec, f)
+        path = f.name
+    try:
+        os.chmod(path, 0o600)
+        mpremote(port, "fs", "cp", path, ":" + IMPORT_PATH, capture=True)
+    finally:
+        os.remove(path)
+    reset_plug(port)
+
+
+def cli(cmd, argv):
+    ap = argparse.ArgumentParser(prog="plugctl wallet")
+    sub = ap.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("new")
+    p.add_argument("--out", required=True)
+    p.add_argument("--accounts", type=int, default=1)
+    p = sub.add_parser("provision")
+    p.add_argument("--port", required=True)
+    p.add_argument("--file", required=True)
+    p.add_argument("--replace", action="store_true",
+                   help="replace a wallet the plug already has (its funds stay with the old key)")
+    for name in ("address", "export"):
+        sub.add_parser(name).add_argument("--port", required=True)
+    a = ap.parse_args(argv)
+    from .deploy import mpremote
+
+    if a.action == "new":
+        seed = os.urandom(32)
+        fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(record("seed", seed), f)
+        for i, addr in enumerate(addresses(seed, a.accounts)):
+            print("account %d: %s" % (i, addr))
+    elif a.action == "provision":
+        with open(a.file) as f:
+            rec = json.load(f)
+        if rec.get("kind") not in ("seed", "key") or not isinstance(rec.get("secret"), str):
+            raise SystemExit("%s: not a wallet file (kind seed|key and a hex secret)" % a.file)
+        rec["replace"] = bool(a.replace)
+        provision(a.port, rec)
+        print("provisioned; the plug imports it as it boots (plugctl wallet address --port %s)"
+              % a.port)
+    elif a.action == "address":
+        sys.stdout.write(mpremote(a.port, "exec", "print(plug.address())", capture=True))
+    else:
+        sys.stdout.write(mpremote(a.port, "exec", "plug.export_wallet('EXPORT')", capture=True))
+    return 0
