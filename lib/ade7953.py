@@ -162,9 +162,8 @@ class ADE7953(FrontEnd):
         e_den = energy_lsb_per_wh * _PGA[pga_v]
         self._imp = [EnergyCounter(1000000, e_den * _PGA[p]) for p in self._pga_i]
         self._exp = [EnergyCounter(1000000, e_den * _PGA[p]) for p in self._pga_i]
-        # the signed 24-bit accumulators wrap after this long at full load (264 V x max_current)
-        self.max_read_gap_s = min((1 << 23) * 3600.0 / (e_den * _PGA[p]) for p in self._pga_i) \
-            / (264.0 * max_current)
+        # the signed 24-bit accumulators wrap after this long at full load (264 V, max_current)
+        self.max_read_gap_s = 30198988800.0 / (e_den * _PGA[max(self._pga_i)] * 264 * max_current)
         self._ready = False
 
     # -- bus access, OSError -> FrontEndError --------------------------------------------

@@ -86,8 +86,8 @@ class ATM90E32(FrontEnd):
         self._rx = bytearray(4)
         self._imp = [EnergyCounter(_UWH_PER_LSB, 1) for _ in range(n)]
         self._exp = [EnergyCounter(_UWH_PER_LSB, 1) for _ in range(n)]
-        # the 16-bit energy registers wrap after this long at full load (264 V x max_current)
-        self.max_read_gap_s = 0xFFFF * _UWH_PER_LSB * 0.0036 / (264.0 * max_current)
+        # the 16-bit energy registers wrap after this long at full load (264 V, max_current)
+        self.max_read_gap_s = 2792.7 / max_current  # 0xFFFF x 3125 uWh x 3600 s/h / 1e6 / 264 V
         self._ready = False
         cs.value(1)
 
