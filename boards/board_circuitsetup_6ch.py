@@ -16,6 +16,7 @@
 #    "current_cal": 27518 (or a list; overrides "ct"), "voltage_cal": 7305,
 #    "addons": 0..6, "factory": {config sections}}
 import esp32_board as _b
+from esp32_board import network_up, watchdog, watchdog_reset  # noqa: F401 (board API)
 
 NAME = "circuitsetup_6ch"
 
@@ -130,15 +131,3 @@ def factory_config():
                                      "max_current_a": min(100, int(gains[k][1]))}
             k += 1
     return _b.factory(settings(), {"meter": {"nominal_voltage_v": 230}, "channels": chans})
-
-
-def watchdog(timeout_ms):
-    return _b.watchdog(timeout_ms)
-
-
-def watchdog_reset():
-    return _b.watchdog_reset()
-
-
-def network_up(wifi_cfg):
-    return _b.network_up(wifi_cfg)

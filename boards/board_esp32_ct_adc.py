@@ -20,6 +20,7 @@
 #    "max_current_a": 30, "pair_delay": <fraction, measured when absent>,
 #    "factory": {config sections}}
 import esp32_board as _b
+from esp32_board import network_up, watchdog, watchdog_reset  # noqa: F401 (board API)
 
 NAME = "esp32_ct_adc"
 
@@ -159,15 +160,3 @@ def factory_config():
         chans["W1/%d" % (k + 1)] = {"name": "CT%d" % (k + 1),
                                     "max_current_a": max(1, min(100, int(max_a + 0.5)))}
     return _b.factory(settings(), {"meter": {"nominal_voltage_v": 230}, "channels": chans})
-
-
-def watchdog(timeout_ms):
-    return _b.watchdog(timeout_ms)
-
-
-def watchdog_reset():
-    return _b.watchdog_reset()
-
-
-def network_up(wifi_cfg):
-    return _b.network_up(wifi_cfg)

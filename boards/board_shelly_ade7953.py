@@ -22,6 +22,7 @@
 # With "outputs_on" (default) the relays are switched on when the front ends are built:
 # the plug meters and pays for what its outlets deliver, so they start on.
 import esp32_board as _b
+from esp32_board import network_up, watchdog, watchdog_reset  # noqa: F401 (board API)
 
 NAME = "shelly_ade7953"
 
@@ -127,15 +128,3 @@ def factory_config():
             chans[code + "/" + c] = {"name": "output %d" % n,
                                      "max_current_a": max(1, int(max_a + 0.5))}
     return _b.factory(settings(), {"meter": {"nominal_voltage_v": 230}, "channels": chans})
-
-
-def watchdog(timeout_ms):
-    return _b.watchdog(timeout_ms)
-
-
-def watchdog_reset():
-    return _b.watchdog_reset()
-
-
-def network_up(wifi_cfg):
-    return _b.network_up(wifi_cfg)
