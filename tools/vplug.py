@@ -214,8 +214,11 @@ class VirtualPlug:
                 setattr(self, attr, None)
         self._attached = False
         if self.serial_link and os.path.islink(self.serial_link):
-            if os.readlink(self.serial_link) == self.slave_name:
-                os.remove(self.serial_link)
+            try:  # the supervisor thread may have relinked or removed it meanwhile
+                if os.readlink(self.serial_link) == self.slave_name:
+                    os.remove(self.serial_link)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start() if not self.alive else self
