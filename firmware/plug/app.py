@@ -23,6 +23,7 @@ from plug.store import Store
 from plug.supervise import BootGuard, forever
 
 STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
+WATCHDOG_MS = 300000
 _PAYMENT_GAS = 30000  # a native transfer with its memo (21000 + calldata)
 
 
@@ -290,7 +291,9 @@ class Plug:
                                    min(60000, period << min(self.money_errors, 6)))
 
     async def _watchdog(self):
-        wdt = self.board.watchdog(30000)
+        # generous: network calls block the loop (bounded by their timeouts and retries),
+        # and a watchdog reset counts as a crash
+        wdt = self.board.watchdog(WATCHDOG_MS)
         stable = False
         while True:
             if wdt:
