@@ -19,6 +19,7 @@ import urllib.request
 from types import SimpleNamespace
 
 from .config_cli import sign_envelope
+from .simrun import DEFAULT_HEAP
 from .devnet import Devnet, free_port
 from .tariff_server import TariffServer
 
@@ -58,7 +59,7 @@ def plug_config(rpc_url, provider_url, payee, chain_id, **over):
 
 
 class PlugHandle:
-    def __init__(self, world, name, speed, load=None, heap="512k", deploy=True):
+    def __init__(self, world, name, speed, load=None, heap=DEFAULT_HEAP, deploy=True):
         from . import simrun
 
         self.world = world
@@ -212,7 +213,7 @@ class World:
                                                 self.chain_id)).start()
         return self
 
-    def add_plug(self, name, speed=1440, load=None, deploy=True, heap="512k"):
+    def add_plug(self, name, speed=1440, load=None, deploy=True, heap=DEFAULT_HEAP):
         p = PlugHandle(self, name, speed, load, heap, deploy)
         self.plugs.append(p)
         return p

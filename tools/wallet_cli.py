@@ -1,10 +1,10 @@
 """The plug's wallet from the host.
 
-    plugctl wallet new --out wallet.json [--accounts N]     a new seed (0600 file) and its addresses
+    plugctl wallet new --out wallet.json [--accounts N]   a new seed (0600 file), its addresses
     plugctl wallet provision --port PORT --file wallet.json [--replace]
-                                                            put it on a plug; imported at the next boot
-    plugctl wallet address --port PORT                      the plug's address(es)
-    plugctl wallet export --port PORT                       print the plug's secret (asks first)
+                                                          onto a plug; imported at next boot
+    plugctl wallet address --port PORT                    the plug's address
+    plugctl wallet export --port PORT                     print the plug's secret (warns first)
 
 The file is what the plug imports (`plug/wallet.py` provisioning_text): {"v": 1, "kind":
 "seed"|"key", "secret": hex, "replace": false}. Account i of a seed is BIP-32

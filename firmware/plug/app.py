@@ -85,26 +85,38 @@ class Plug:
     # ---- the money side, rebuilt whenever a new config is in force ----
 
     def _build_money(self):
+        from plug.wallet import default_secret_store, load_wallet
+
+        cfg = self.cfgm.config
+        if self.wallet is None:
+            self.wallet = load_wallet(default_secret_store(self.store), cfg)
+        self._install_money(cfg, self._make_money(cfg))
+
+    def _make_money(self, cfg):
+        """The money side for `cfg`, built from the flash without touching the one in use."""
         from plug.billing import Billing
         from plug.chain import Chain
         from plug.payments import Payments
         from plug.rpc import RPC
         from plug.settle import Settlement
         from plug.tariff import Tariff
-        from plug.wallet import default_secret_store, load_wallet
 
-        cfg = self.cfgm.config
-        if self.wallet is None:
-            self.wallet = load_wallet(default_secret_store(self.store), cfg)
-        else:
-            self.wallet.configure(cfg)
         ch = cfg["chain"]
-        self.chain = Chain(RPC(ch["rpc_urls"]), ch["chain_id"], ch["eip1559"])
-        self.payments = Payments(self.store, self.chain, self.wallet, cfg, self.clock)
-        self.tariff = Tariff(self.store, self.clock, cfg, log=log)
-        self.billing = Billing(self.store)
-        self.settlement = Settlement(self.billing, self.tariff, cfg,
-                                     account_of=self.wallet.account_of, log=log)
+        # short timeouts, one retry: a hung node stalls the event loop for seconds, not
+        # minutes; the money loop backs off and tries again
+        chain = Chain(RPC(ch["rpc_urls"], timeout_s=3, retries=1, deadline_s=8,
+                          cooldown_ms=30000), ch["chain_id"], ch["eip1559"])
+        tariff = Tariff(self.store, self.clock, cfg, log=log)
+        tariff.timeout = 4
+        billing = Billing(self.store)
+        return (chain, Payments(self.store, chain, self.wallet, cfg, self.clock), tariff,
+                billing, Settlement(billing, tariff, cfg, account_of=self.wallet.account_of,
+                                    log=log))
+
+    def _install_money(self, cfg, money):
+        self.wallet.configure(cfg)
+        self.chain, self.payments, self.tariff, self.billing, self.settlement = money
+        self._fee = None
 
     def _pay(self, invoice_id, payee, amount, token, memo):
         account = self.settlement.invoice(invoice_id).get("account", 0)
@@ -179,16 +191,26 @@ class Plug:
             check_descriptor(d, cfg["provider"], ch["chain_id"])
 
     def apply_config(self, envelope):
-        """Apply a signed config envelope (JSON text or dict); returns its version."""
-        v = self.cfgm.apply(envelope, check=self._check_config)
+        """Apply a signed config envelope (JSON text or dict); returns its version. The new
+        config must reach its chain, accept its provider and load the money side from the
+        flash before it is put in force; otherwise it is rolled back."""
+        built = []
+
+        def check(cfg):
+            self._check_config(cfg)
+            if not self.safe_mode:
+                gc.collect()
+                built.append(self._make_money(cfg))
+
+        v = self.cfgm.apply(envelope, check=check)
         cfg = self.cfgm.config
         for key, ch in cfg["channels"].items():
             if key in self.ledger.keys():
                 self.ledger.add_channel(key, ch["max_current_a"])
         self.meter.checkpoint_s = cfg["meter"]["checkpoint_s"]
         self.meter.interval_s = cfg["meter"]["read_interval_ms"] / 1000
-        if not self.safe_mode:
-            self._build_money()
+        if built:
+            self._install_money(cfg, built[0])
         return v
 
     def provision_owner(self, address):

@@ -109,7 +109,7 @@ class _Abort(OSError):
 
 class RPC:
     def __init__(self, urls, timeout_s=5, retries=2, backoff_ms=250, max_reply_bytes=16384,
-                 deadline_s=None):
+                 deadline_s=None, cooldown_ms=0):
         if isinstance(urls, str):
             urls = [urls]
         if not urls:
@@ -127,8 +127,17 @@ class RPC:
         self.round_trips = 0
         self._id = 0
         self._best = 0  # index of the URL that answered last
+        # after no node answered, calls fail at once for cooldown_ms: a hung node then
+        # blocks the plug's event loop once per cooldown, not once per call
+        self.cooldown_ms = cooldown_ms
+        self._down = None  # (ticks when no node answered, reason)
 
     def call(self, method, params=()):
+        if self._down is not None:
+            if _ticks_diff(_ticks_ms(), self._down[0]) < self.cooldown_ms:
+                raise Unreachable("%s: not tried, no node answered %d s ago (%s)" % (
+                    method, _ticks_diff(_ticks_ms(), self._down[0]) // 1000, self._down[1]))
+            self._down = None
         self._id = (self._id + 1) & 0x3FFFFFFF
         body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
                            "params": list(params)})
@@ -150,6 +159,8 @@ class RPC:
                     continue
                 self._best = i
                 return result
+        if self.cooldown_ms:
+            self._down = (_ticks_ms(), last)
         raise Unreachable("%s: no node answered (%s)" % (method, last))
 
     def _post(self, url, body):
