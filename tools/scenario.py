@@ -194,11 +194,12 @@ class PlugHandle:
 
 class World:
     def __init__(self, day_start_unix, rates=((0, "0.0001"), (12, "0.0002")), chain_id=31337,
-                 log=print):
+                 log=print, block_time=None):
         from eth_account import Account
 
         self.day_start = day_start_unix
         self.chain_id = chain_id
+        self.block_time = block_time  # None: anvil mines each transaction at once
         self.log = log
         self.payee = Account.from_key(PAYEE_KEY).address
         self.owner_address = Account.from_key(OWNER_KEY).address
@@ -207,7 +208,7 @@ class World:
         self.tmp = tempfile.mkdtemp(prefix="plug-world-")
 
     def __enter__(self):
-        self.devnet = Devnet(self.chain_id).start()
+        self.devnet = Devnet(self.chain_id, block_time=self.block_time).start()
         self.payee_start = self.devnet.balance(self.payee)
         self.tariff = TariffServer(day_schedule(self.day_start, self.rates, self.payee,
                                                 self.chain_id)).start()
