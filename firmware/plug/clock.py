@@ -16,10 +16,6 @@ def from_unix(unix_seconds):
     return int(unix_seconds) - UNIX_2000
 
 
-def to_unix(plug_seconds):
-    return int(plug_seconds) + UNIX_2000
-
-
 class SystemClock:
     """The board's real-time clock (set from NTP on the plug)."""
 

@@ -23,15 +23,6 @@ async def forever(name, make, log=print, first_backoff_ms=1000, max_backoff_ms=6
         backoff = min(backoff * 2, max_backoff_ms)
 
 
-async def every(period_ms, fn, *args):
-    """Call fn(*args) every period_ms (a plain function or a coroutine function)."""
-    while True:
-        r = fn(*args)
-        if hasattr(r, "send"):
-            await r
-        await asyncio.sleep_ms(period_ms)
-
-
 class BootGuard:
     """Counts crashes in a row: an unhandled exception that ended the app (`crashed()`)
     or a watchdog reset (`watchdog_reset` at boot). A power cut is not a crash. After
