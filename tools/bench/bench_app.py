@@ -159,10 +159,10 @@ def smallest_heap(world, flash, romfs, lo, hi, step=16 * 1024):
 
 def deploy_section():
     from tools.deploy import deploy
-    from tools.vplug import VirtualPlug
+    from tools.simrun import make_plug
 
     state = tempfile.mkdtemp(prefix="bench-deploy-")
-    vp = VirtualPlug(state, serial_link=state + ".tty", heap="512k", path_dirs=())
+    vp = make_plug(state, state + ".tty")  # a fresh board: only its ROM's REPL
     vp.start()
     try:
         vp.expect(">>> ", timeout=20)
