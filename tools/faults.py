@@ -242,11 +242,28 @@ def settle_pending(p, timeout):
     return False
 
 
+def _quiet(snap, txs):
+    recs = snap["ledger"]["payments"]
+    if any(r["st"] in ("prepared", "sent") for r in recs):
+        return False
+    addr = {x["address"].lower() for x in snap["status"].get("wallets", [])}
+    mined = sum(1 for t in txs if t["ok"] and t["from"] in addr)
+    return mined == sum(1 for r in recs if r["st"] == "confirmed") or len(recs) >= 32
+
+
 def _money(w, plugs, problems):
     for p in plugs:
         p.vplug.detach()
-    snaps = [audit.snapshot(p) for p in plugs]
-    txs = audit.chain_payments(w.devnet, w.payee)
+    # the plugs keep running and blocks keep coming: audit a moment when no payment is in
+    # flight, neither in a plug's records nor between its records and the chain
+    for _ in range(10):
+        for p in plugs:
+            settle_pending(p, 30)
+        snaps = [audit.snapshot(p) for p in plugs]
+        txs = audit.chain_payments(w.devnet, w.payee)
+        if all(_quiet(s, txs) for s in snaps):
+            break
+        time.sleep(1)
     probs, fig = audit.check_money(w, snaps, txs, RATES_WEI)
     problems += probs
     fig["metered_kwh"] = sum(import_total(s["status"]) for s in snaps) / 1e9
