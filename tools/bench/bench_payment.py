@@ -79,6 +79,56 @@ def _attempt(devnet, dirs, heap_kb, leave=0, eip1559=True):
     return None
 
 
+_ROM_PREFIX = """
+import gc, sys, vfs
+gc.collect()
+u0 = gc.mem_alloc()
+with open(%(img)r, 'rb') as f:
+    rom = f.read()
+vfs.mount(vfs.VfsRom(rom), '/rom')
+sys.path[:0] = ['/rom', '/rom/lib']
+gc.collect()
+extra = gc.mem_free() - (%(pool)d - u0)  # the rest of the heap is what a %(pool)d B cap gives
+ballast = bytearray(extra - 64) if extra > 64 else None
+gc.collect()
+"""
+
+
+def _romfs_image(dirs):
+    """A ROMFS image of the payment stack (lib/, plug/, the test's payplug), as an ESP32's
+    romfs partition would hold it: bytecode then runs in place instead of in the heap."""
+    import shutil
+    import subprocess
+
+    from tools.paths import BUILD, executable
+
+    src = tempfile.mkdtemp(prefix="benchpay-rom-")
+    shutil.copytree(os.path.join(BUILD, "unix", "lib"), os.path.join(src, "lib"))
+    shutil.copytree(os.path.join(BUILD, "unix", "firmware", "plug"), os.path.join(src, "plug"))
+    subprocess.run([executable("mpy-cross"), "-march=x64", "-o",
+                    os.path.join(src, "payplug.mpy"), os.path.join(ROOT, "tests", "payplug.py")],
+                   check=True)
+    img = os.path.join(tempfile.mkdtemp(prefix="benchpay-img-"), "pay.romfs")
+    subprocess.run([executable("mpremote"), "romfs", "--no-mpy", "-o", img, "build", src],
+                   check=True, capture_output=True)
+    shutil.rmtree(src, ignore_errors=True)
+    return img
+
+
+def _attempt_rom(devnet, img, pool_kb):
+    """One payment from ROMFS with `pool_kb` of heap beside the image (ballast takes the rest)."""
+    from paytest import Plug, config
+
+    _RUNS[0] += 1
+    plug = Plug(tempfile.mkdtemp(prefix="benchpay-"), config(devnet.url), heap="256k")
+    devnet.fund(plug.address, 10**18)
+    code = (_ROM_PREFIX % {"img": img, "pool": pool_kb * 1024} + "ST = %r\n" % plug.state
+            + _CODE % {"leave": 0, "iid": "r%d" % _RUNS[0], "payee": PAYEE})
+    heap = "%dk" % (os.path.getsize(img) // 1024 + pool_kb + 64)
+    r = mp.run(code, heap=heap, path_dirs=(), check=False, timeout=120)
+    return any(ln.startswith("RESULT confirmed") for ln in r.stdout.splitlines())
+
+
 def _bisect(ok, lo, hi):
     """Smallest x in [lo, hi] with ok(x) true (ok monotone); None if ok(hi) is false."""
     if not ok(hi):
@@ -108,6 +158,8 @@ def run():
         working = _bisect(lambda k: _attempt(devnet, dirs, 256, leave=k * step) is not None,
                           1, 64)
         min_heap = _bisect(lambda k: _attempt(devnet, dirs, k * 8) is not None, 6, 32)
+        img = _romfs_image(dirs)
+        rom_heap = _bisect(lambda k: _attempt_rom(devnet, img, k * 4), 4, 32)
     print("heap, code of the payment stack (.mpy in RAM; flash when frozen): %6d bytes"
           % code_b)
     if working:
@@ -115,6 +167,10 @@ def run():
               % (working * step))
     print("heap, smallest -X heapsize for import + one payment:          %s"
           % ("%d KB" % (min_heap * 8) if min_heap else "> 256 KB"))
+    print("heap, smallest heap for import + one payment, code in ROMFS:  %s   "
+          "(+ metering loop peak 20 KB = %s; target: the 64 KB cap)"
+          % ("%d KB" % (rom_heap * 4) if rom_heap else "> 128 KB",
+             "%d KB" % (rom_heap * 4 + 20) if rom_heap else "?"))
     print("rpc round trips per payment (pay + steps until confirmed; chain id checked once "
           "per boot, not counted): plug EIP-1559 %s, plug legacy %s, fire-and-forget peer 3+0 "
           "(no receipt)" % (trips, legacy[0] if legacy else "-"))
