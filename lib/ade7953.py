@@ -223,9 +223,9 @@ class ADE7953(FrontEnd):
             self._rd(_CH[i][2])  # read-with-reset: drop energy counted before init
         self._ready = True
 
-    def _regs_for(self, i):
-        row = self._cal[i]
-        v_a = self._cal[0][0]
+    def _regs_for(self, cal, i):
+        row = cal[i]
+        v_a = cal[0][0]
         igain = int(row[1] * _GAIN_ONE + 0.5)
         wgain = int(row[2] / (v_a * row[1]) * _GAIN_ONE + 0.5)
         ph = int(abs(row[3]) / _PHCAL_LSB_DEG + 0.5)
@@ -233,25 +233,20 @@ class ADE7953(FrontEnd):
         return igain, wgain, phcal, ph
 
     def _check_new(self, new):
-        saved = self._cal
-        self._cal = new
-        try:
-            for i in range(len(new)):
-                igain, wgain, phcal, ph = self._regs_for(i)
-                if wgain > _GAIN_MAX_REG or ph > _PHCAL_MAX:
-                    raise ValueError("%s/%s: power gain %.4f with v_gain %.4f and i_gain %.4f "
-                                     "is beyond the ADE7953 gain register"
-                                     % (self.device_code, self.channel_codes[i], new[i][2],
-                                        new[0][0], new[i][1]))
-        finally:
-            self._cal = saved
+        for i in range(len(new)):
+            igain, wgain, phcal, ph = self._regs_for(new, i)
+            if wgain > _GAIN_MAX_REG or ph > _PHCAL_MAX:
+                raise ValueError("%s/%s: power gain %.4f with v_gain %.4f and i_gain %.4f "
+                                 "is beyond the ADE7953 gain register"
+                                 % (self.device_code, self.channel_codes[i], new[i][2],
+                                    new[0][0], new[i][1]))
 
     def _write_cal(self, indices):
         self._wr_checked(_AVGAIN, int(self._cal[0][0] * _GAIN_ONE + 0.5))
         if 0 in indices and len(self.channel_codes) > 1:
             indices = range(len(self.channel_codes))  # BWGAIN depends on channel A's v_gain
         for i in indices:
-            igain, wgain, phcal, ph = self._regs_for(i)
+            igain, wgain, phcal, ph = self._regs_for(self._cal, i)
             regs = _CH[i]
             self._wr_checked(regs[4], igain)
             self._wr_checked(regs[5], wgain)

@@ -154,8 +154,8 @@ class ATM90E32(FrontEnd):
             self._rd(_ANENERGYA + i)
         self._ready = True
 
-    def _regs_for(self, i):
-        v, ig, p, ph = self._cal[i][0], self._cal[i][1], self._cal[i][2], self._cal[i][3]
+    def _regs_for(self, cal, i):
+        v, ig, p, ph = cal[i][0], cal[i][1], cal[i][2], cal[i][3]
         ugain = int(self._ugain[i] * v + 0.5)
         igain = int(self._igain[i] * ig + 0.5)
         # the chip's power path already carries (Ugain * Igain); PQGain supplies the rest
@@ -165,20 +165,15 @@ class ATM90E32(FrontEnd):
         return ugain, igain, pq, phi, mag
 
     def _check_new(self, new):
-        saved = self._cal
-        self._cal = new
-        try:
-            for i in range(len(new)):
-                ugain, igain, pq, phi, mag = self._regs_for(i)
-                if ugain > 0xFFFF or igain > 0xFFFF or not -32768 <= pq <= 32767 or mag > _PHI_MAX:
-                    raise ValueError("%s/%s: calibration %r is beyond the ATM90E32 registers"
-                                     % (self.device_code, self.channel_codes[i], new[i]))
-        finally:
-            self._cal = saved
+        for i in range(len(new)):
+            ugain, igain, pq, phi, mag = self._regs_for(new, i)
+            if ugain > 0xFFFF or igain > 0xFFFF or not -32768 <= pq <= 32767 or mag > _PHI_MAX:
+                raise ValueError("%s/%s: calibration %r is beyond the ATM90E32 registers"
+                                 % (self.device_code, self.channel_codes[i], new[i]))
 
     def _cal_intact(self):
         for i in range(len(self.channel_codes)):
-            ugain, igain, pq, phi, mag = self._regs_for(i)
+            ugain, igain, pq, phi, mag = self._regs_for(self._cal, i)
             if (self._rd(_UGAINA + 4 * i) != ugain or self._rd(_UGAINA + 1 + 4 * i) != igain
                     or self._rd(_PQGAINA + 2 * i) != pq & 0xFFFF):
                 return False
@@ -186,7 +181,7 @@ class ATM90E32(FrontEnd):
 
     def _write_cal(self, indices):
         for i in indices:
-            ugain, igain, pq, phi, mag = self._regs_for(i)
+            ugain, igain, pq, phi, mag = self._regs_for(self._cal, i)
             self._wr_verified(_UGAINA + 4 * i, ugain)
             self._wr_verified(_UGAINA + 1 + 4 * i, igain)
             self._wr_verified(_PQGAINA + 2 * i, pq & 0xFFFF)

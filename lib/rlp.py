@@ -156,6 +156,25 @@ def _read_len(data, pos, k, end, what):
     return n
 
 
+def _span(data, pos, end, base, what):
+    """(start, stop) of the payload of the string (base 0x80) or list (base 0xC0) whose
+    prefix is at data[pos]: short form base + n for n < 56, else base + 55 + k and a
+    k-byte length."""
+    b0 = data[pos]
+    if b0 <= base + 55:
+        n = b0 - base
+        start = pos + 1
+    else:
+        k = b0 - base - 55
+        n = _read_len(data, pos + 1, k, end, what)
+        start = pos + 1 + k
+    stop = start + n
+    if stop > end:
+        raise RLPError("RLP input truncated: %s of %d bytes at offset %d runs past the end"
+                       % (what, n, pos))
+    return start, stop
+
+
 def _item(data, pos, end, depth, max_depth):
     """Decode the item at data[pos] that must end by `end`; returns (item, next_pos)."""
     if pos >= end:
@@ -164,34 +183,14 @@ def _item(data, pos, end, depth, max_depth):
     if b0 < 0x80:
         return bytes((b0,)), pos + 1
     if b0 < 0xC0:
-        if b0 <= 0xB7:
-            n = b0 - 0x80
-            start = pos + 1
-        else:
-            k = b0 - 0xB7
-            n = _read_len(data, pos + 1, k, end, "string")
-            start = pos + 1 + k
-        stop = start + n
-        if stop > end:
-            raise RLPError("RLP input truncated: string of %d bytes at offset %d runs past the end"
-                           % (n, pos))
-        if n == 1 and data[start] < 0x80:
+        start, stop = _span(data, pos, end, 0x80, "string")
+        if stop - start == 1 and data[start] < 0x80:
             raise RLPError("non-canonical RLP: single byte 0x%02x at offset %d must not have a "
                            "length prefix" % (data[start], pos))
         return bytes(data[start:stop]), stop
     if depth >= max_depth:
         raise RLPError("RLP lists nested deeper than %d at offset %d" % (max_depth, pos))
-    if b0 <= 0xF7:
-        n = b0 - 0xC0
-        start = pos + 1
-    else:
-        k = b0 - 0xF7
-        n = _read_len(data, pos + 1, k, end, "list")
-        start = pos + 1 + k
-    stop = start + n
-    if stop > end:
-        raise RLPError("RLP input truncated: list of %d bytes at offset %d runs past the end"
-                       % (n, pos))
+    start, stop = _span(data, pos, end, 0xC0, "list")
     items = []
     p = start
     while p < stop:

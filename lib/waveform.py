@@ -92,7 +92,6 @@ class WaveformFrontEnd(FrontEnd):
         self._src = source
         self._clock = clock
         self._spc = spc
-        self._line = line_freq
         self._sh = max(0, source.bits - 12)
         self._vpc = v_per_count
         self._ipc = i_per_count

@@ -45,10 +45,9 @@ def main(argv=None):
         print("plugctl: unknown command %r\n\n%s" % (cmd, usage()), file=sys.stderr)
         return 2
     mod = importlib.import_module(COMMANDS[cmd][0])
-    entry = getattr(mod, "cli", None) or mod.main
-    if entry is getattr(mod, "cli", None):
-        return entry(cmd, argv) or 0
-    return entry(argv) or 0
+    if hasattr(mod, "cli"):  # modules serving several commands get the command's name
+        return mod.cli(cmd, argv) or 0
+    return mod.main(argv) or 0
 
 
 if __name__ == "__main__":

@@ -157,13 +157,11 @@ class PlugHandle:
 
     def set_load(self, spec):
         """Change the simulated loads (sim.json); they take effect at the next boot."""
-        path = os.path.join(self.state, "sim.json")
-        with open(path) as f:
-            s = json.load(f)
+        from .simrun import read_settings, save_settings
+
+        s = read_settings(self.state)
         s["load"] = spec
-        with open(path + ".tmp", "w") as f:
-            json.dump(s, f)
-        os.replace(path + ".tmp", path)
+        save_settings(self.state, s)
 
     def reboot(self, timeout=60):
         """plug.reboot() at the REPL; returns once the rebooted plug answers HTTP."""

@@ -29,14 +29,26 @@ from .vplug import VirtualPlug
 DEFAULT_HEAP = "1m"
 
 
+def read_settings(state):
+    path = os.path.join(state, "sim.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_settings(state, s):
+    """Write sim.json on the flash as a new file renamed into place."""
+    path = os.path.join(state, "sim.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(s, f)
+    os.replace(path + ".tmp", path)
+
+
 def write_settings(state, a):
     """sim.json on the flash: speed, loads and factory config, keeping the sim clock's
     start and anchor so sim time never goes back across restarts of this tool."""
-    path = os.path.join(state, "sim.json")
-    old = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+    old = read_settings(state)
     now = time.time()
     s = {
         "speed": a.speed,
@@ -59,9 +71,7 @@ def write_settings(state, a):
     if a.http_port:
         factory.setdefault("server", {})["port"] = a.http_port
     s["factory"] = factory
-    with open(path + ".tmp", "w") as f:
-        json.dump(s, f)
-    os.replace(path + ".tmp", path)
+    save_settings(state, s)
     return s
 
 

@@ -70,6 +70,7 @@ class Plug:
         self.wallet = None
         self.payments = None
         self.balances = {}
+        self._balances_at = None
         self.money_errors = 0
         self.last_error = None
         self._reboot = False
@@ -164,8 +165,12 @@ class Plug:
         return self._fee[0]
 
     def refresh_balances(self):
-        if self.wallet is None:
+        """Ask the node for the wallets' balances, at most once a minute."""
+        t = time.ticks_ms()
+        if self.wallet is None or (self._balances_at is not None and
+                                   time.ticks_diff(t, self._balances_at) < 60000):
             return
+        self._balances_at = t
         tok = (self.tariff.current() or {}).get("token") if self.payments else None
         for acct in sorted(set(self.wallet.account_of(k) for k in self.ledger.keys())):
             addr = self.wallet.address(acct)
@@ -269,24 +274,24 @@ class Plug:
             "faulty": ms["faulty"],
         }
         if self.wallet:
-            st["wallets"] = [{"account": self.wallet.account_of(k), "channels": [k],
-                              "address": self.wallet.address_of(k)} for k in self.ledger.keys()]
-            merged = {}
-            for w in st["wallets"]:
-                m = merged.setdefault(w["address"], w)
-                if m is not w:
-                    m["channels"] += w["channels"]
-                m["balance"] = self.balances.get(w["address"])
-            st["wallets"] = list(merged.values())
+            wallets = {}  # account -> what status shows of it
+            for key in self.ledger.keys():
+                acct = self.wallet.account_of(key)
+                w = wallets.get(acct)
+                if w is None:
+                    addr = self.wallet.address(acct)
+                    w = wallets[acct] = {"account": acct, "address": addr, "channels": [],
+                                         "balance": self.balances.get(addr)}
+                w["channels"].append(key)
+            st["wallets"] = list(wallets.values())
         if self.payments:
             st["provider"] = self.tariff.status()
-            recs = self.payments.records()
-            st["payments"] = {
-                "accrued": dict(("%d/%s" % k, v) for k, v in self.settlement.accrued().items()),
-                "pending": [_pay_view(r) for r in recs if r["st"] in ("prepared", "sent")],
-                "confirmed": [_pay_view(r) for r in recs if r["st"] == "confirmed"],
-                "failed": [_pay_view(r) for r in recs if r["st"] == "failed"],
-            }
+            pays = {"accrued": dict(("%d/%s" % k, v)
+                                    for k, v in self.settlement.accrued().items()),
+                    "pending": [], "confirmed": [], "failed": []}
+            for r in self.payments.records():
+                pays[_PAY_STATE.get(r["st"], "pending")].append(_pay_view(r))
+            st["payments"] = pays
         return st
 
     def __repr__(self):
@@ -376,6 +381,9 @@ class Plug:
             machine.reset()
         except (ImportError, AttributeError):
             raise SystemExit(0)  # the unix port: the virtual plug's supervisor boots it again
+
+
+_PAY_STATE = {"confirmed": "confirmed", "failed": "failed"}  # prepared, sent: pending
 
 
 def _pay_view(r):

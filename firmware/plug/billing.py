@@ -127,6 +127,13 @@ class Billing:
                 lines.append([s, en, u, r, amt, pid])
 
     def bill(self, key, chunks, segments):
+        cur, billed = self._bill(key, chunks, segments)
+        if billed:
+            self.save()
+        return cur
+
+    def _bill(self, key, chunks, segments):
+        """bill() without the save: (billed-up-to time, whether anything was billed)."""
         keys = self.state["keys"]
         k = keys.get(key)
         new_key = k is None
@@ -170,26 +177,37 @@ class Billing:
                 keys[key] = k
             if new_lines:
                 self.state["lines"][key] = lines
-            self.save()
-        return cur
+        return cur, billed
 
     def run(self, ledger, tariff, keys=None):
         """Bill every channel of `ledger`; returns {key: billed-up-to time}. A channel whose
-        chunks are refused is reported through BillingError after the others are done."""
+        chunks are refused is reported through BillingError after the others are done.
+        All channels billed in one pass are saved in one atomic write, before any
+        ledger.mark_billed."""
         done = {}
+        order = []
         errors = []
-        for key in (keys if keys is not None else ledger.keys()):
-            try:
-                upto = self.bill(key, ledger.unbilled(key), tariff.segments)
-            except BillingError as e:
-                errors.append(str(e))
-                continue
+        any_billed = False
+        try:
+            for key in (keys if keys is not None else ledger.keys()):
+                try:
+                    upto, billed = self._bill(key, ledger.unbilled(key), tariff.segments)
+                except BillingError as e:
+                    errors.append(str(e))
+                    continue
+                done[key] = upto
+                order.append(key)
+                any_billed = any_billed or billed
+        finally:
+            if any_billed:  # also when the ledger failed: what is priced becomes durable
+                self.save()
+        for key in order:
+            upto = done[key]
             if upto is not None:
                 try:
                     ledger.mark_billed(key, upto)
                 except Exception as e:  # billing is durable; the ledger catches up next pass
                     errors.append("%s: ledger mark_billed(%d) failed: %s" % (key, upto, e))
-            done[key] = upto
         if errors:
             raise BillingError("; ".join(errors))
         return done

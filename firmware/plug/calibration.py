@@ -127,8 +127,9 @@ class Calibrator:
         self.out("%s %s -> %s. cal.save() keeps it, cal.undo() goes back." % (
             key, what, ", ".join(parts)))
 
-    def _rated(self, fe):
-        return fe.max_current
+    def _rescale(self, fe, code, key, gain, ref, got, what):
+        # new_gain = old_gain * reference / reading
+        self._apply(fe, code, {gain: fe.calibration()[code][gain] * ref / got}, key, what)
 
     # -- commands --------------------------------------------------------------
     def show(self):
@@ -157,14 +158,13 @@ class Calibrator:
         got = self._measure(key)[0]
         if got < 0.1 * _V_MIN:
             raise CalibrationError("%s measures %.1f V: is the plug on mains?" % (key, got))
-        old = fe.calibration()[code]["v_gain"]
-        self._apply(fe, code, {"v_gain": old * ref / got}, key,
-                    "voltage read %.2f V, reference %.2f V" % (got, ref))
+        self._rescale(fe, code, key, "v_gain", ref, got,
+                      "voltage read %.2f V, reference %.2f V" % (got, ref))
 
     def current(self, key, amps):
         fe, code = self._channel(key)
         ref = _number(amps, "reference current")
-        rated = self._rated(fe)
+        rated = fe.max_current
         if not _MIN_SHARE * rated <= ref <= _RATED_MARGIN * rated:
             raise CalibrationError("reference current %.3f A is outside %.2f..%.1f A for %s "
                                    "(rated %.1f A)" % (ref, _MIN_SHARE * rated,
@@ -174,14 +174,13 @@ class Calibrator:
         if got < _NO_LOAD_SHARE * rated:
             raise CalibrationError("%s measures %.3f A: is the reference load switched on?"
                                    % (key, got))
-        old = fe.calibration()[code]["i_gain"]
-        self._apply(fe, code, {"i_gain": old * ref / got}, key,
-                    "current read %.4f A, reference %.4f A" % (got, ref))
+        self._rescale(fe, code, key, "i_gain", ref, got,
+                      "current read %.4f A, reference %.4f A" % (got, ref))
 
     def power(self, key, watts):
         fe, code = self._channel(key)
         ref = _number(watts, "reference power")
-        top = _RATED_MARGIN * self._rated(fe) * _V_MAX
+        top = _RATED_MARGIN * fe.max_current * _V_MAX
         if not 1.0 <= abs(ref) <= top:
             raise CalibrationError("reference power %.1f W is outside 1..%d W for %s"
                                    % (ref, top, key))
@@ -193,9 +192,8 @@ class Calibrator:
         if ref < 0 < got:
             raise CalibrationError("the reference says export (%.1f W) but %s imports %.1f W: "
                                    "check the reference's direction" % (ref, key, got))
-        old = fe.calibration()[code]["p_gain"]
-        self._apply(fe, code, {"p_gain": old * abs(ref) / abs(got)}, key,
-                    "power read %.2f W, reference %.2f W" % (got, abs(ref)))
+        self._rescale(fe, code, key, "p_gain", abs(ref), abs(got),
+                      "power read %.2f W, reference %.2f W" % (got, abs(ref)))
 
     def phase(self, key, degrees=None, pf=None, load="inductive"):
         fe, code = self._channel(key)
@@ -229,7 +227,7 @@ class Calibrator:
         fe, code = self._channel(key)
         self._enter()
         v, a, w, pf, hz, t = self._measure(key)
-        rated = self._rated(fe)
+        rated = fe.max_current
         if abs(w) > _NO_LOAD_SHARE * rated * _V_MIN or a > 0.05 * rated:
             raise CalibrationError("%s still carries %.3f A / %.1f W: switch the load off "
                                    "before cal.zero()" % (key, a, w))

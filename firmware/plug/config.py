@@ -85,10 +85,6 @@ def merged(base, over):
     return out
 
 
-def defaults():
-    return check(SCHEMA, {})
-
-
 def validate(cfg):
     """The config with defaults filled in, or ConfigError naming the offending field."""
     return check(SCHEMA, cfg)
@@ -320,7 +316,8 @@ class ConfigManager:
         self.log("[config] owner set to %s" % self.owner)
 
     def verify(self, body):
-        """Check an envelope; returns (version, validated config, signature hex) or raises."""
+        """Check an envelope; returns (version, config as signed, that config completed
+        (complete()), signature hex) or raises."""
         version, cfg, sig = parse_envelope(body)
         if self.owner is None:
             raise ConfigError("envelope: this plug has no owner yet (provision it first)")
@@ -335,8 +332,8 @@ class ConfigManager:
                               % (version, self.version))
         import binascii
 
-        self.complete(cfg)  # refuse schema errors before anything changes
-        return version, cfg, "0x" + binascii.hexlify(sig).decode()
+        full = self.complete(cfg)  # refuse schema errors before anything changes
+        return version, cfg, full, "0x" + binascii.hexlify(sig).decode()
 
     def complete(self, cfg):
         """A config as signed, with the board's factory settings and the schema's
@@ -349,8 +346,7 @@ class ConfigManager:
         `check(config)` raises with a reason if the config does not work (chain id not
         reachable or not matching, provider descriptor refused). Returns the new version.
         """
-        version, signed, sig = self.verify(body)
-        cfg = self.complete(signed)
+        version, signed, cfg, sig = self.verify(body)
         env = {"version": version, "config": signed, "signature": sig}  # kept as signed
         self.store.save("config_next", env)
         old = (self.version, self.config, self.signature)

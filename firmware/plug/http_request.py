@@ -21,9 +21,10 @@ class HTTPError(Exception):
     """Raise from a handler to answer `status` with a JSON {"error": message}."""
 
     def __init__(self, status, message=None, headers=None):
-        super().__init__(status, message or REASONS.get(status, "error"))
+        message = message or REASONS.get(status, "error")
+        super().__init__(status, message)
         self.status = status
-        self.message = message or REASONS.get(status, "error")
+        self.message = message
         self.headers = headers
 
 

@@ -45,7 +45,7 @@ class Meter:
         self.checkpoints = 0
         self._running = False
         self._ticks0 = None
-        self._mono_acc = 0.0
+        self._mono_acc = 0  # ms; an integer, exact however long the plug runs
         codes = []
         self._keys = []
         self._latest = {}
@@ -62,19 +62,21 @@ class Meter:
             self._keys.append(keys)
         now = self._mono()
         self._last = [now] * len(self.front_ends)  # monotonic time of the last good read
-        self._fault = [None] * len(self.front_ends)  # [retry_at, backoff_s, message, since]
+        self._fault = [None] * len(self.front_ends)  # [retry_at_ms, backoff_s, message, since_ms]
 
     # -- time ------------------------------------------------------------------
     def _mono(self):
+        """Monotonic time in integer milliseconds. Never a float total: single precision
+        on the ESP32 would round a long uptime's seconds away."""
         mono = getattr(self.clock, "monotonic", None)
         if mono is not None:
-            return mono()
+            return int(mono() * 1000 + 0.5)
         import time
 
         now = self.clock.ticks_ms()
         if self._ticks0 is None:
             self._ticks0 = now
-        self._mono_acc += time.ticks_diff(now, self._ticks0) / 1000
+        self._mono_acc += time.ticks_diff(now, self._ticks0)
         self._ticks0 = now
         return self._mono_acc
 
@@ -94,7 +96,7 @@ class Meter:
             except Exception as e:  # FrontEndError, or a driver bug: other chips keep metering
                 self._failed(i, fe, e, now)
                 continue
-            dt = now - self._last[i]
+            dt = (now - self._last[i]) / 1000
             self._last[i] = now
             gap = getattr(fe, "max_read_gap_s", None)
             if gap and dt > gap:
@@ -106,7 +108,7 @@ class Meter:
             if fault is not None:
                 self._fault[i] = None
                 self.log("[meter] %s: front end answering again after %d s; metering resumed"
-                         % (fe.device_code, int(now - fault[3])))
+                         % (fe.device_code, (now - fault[3]) // 1000))
             keys = self._keys[i]
             for j in range(len(keys)):
                 r = readings[j]
@@ -128,14 +130,14 @@ class Meter:
         fault = self._fault[i]
         if fault is None:
             msg = str(e) or type(e).__name__
-            self._fault[i] = [now + 1, 1, msg, now]
+            self._fault[i] = [now + 1000, 1, msg, now]
             self.log("[meter] %s: front end faulty, its channels are not metered: %s; "
                      "retrying with backoff" % (fe.device_code, msg))
             for key in self._keys[i]:
                 self._latest[key][6] = False
         else:
             backoff = min(fault[1] * 2, self.max_backoff_s)
-            fault[0] = now + backoff
+            fault[0] = now + backoff * 1000
             fault[1] = backoff
 
     # -- status ----------------------------------------------------------------
@@ -196,7 +198,7 @@ class Meter:
         self._running = True
         speed = getattr(self.clock, "speed", 1)
         next_read = self._mono()
-        next_ckpt = next_read + self.checkpoint_s
+        next_ckpt = next_read + self.checkpoint_s * 1000
         errors = 0
         try:
             while self._running:
@@ -210,11 +212,11 @@ class Meter:
                 now = self._mono()
                 if now >= next_ckpt:
                     self._try_checkpoint()
-                    next_ckpt = now + self.checkpoint_s
-                next_read += self.interval_s
+                    next_ckpt = now + self.checkpoint_s * 1000
+                next_read += int(self.interval_s * 1000)
                 if next_read < now:
                     next_read = now  # fell behind: carry on, never burst
-                wait = next_read - now
+                wait = (next_read - now) / 1000
                 if speed:
                     # never faster than every _MIN_REAL_MS of real time: a simulated clock
                     # many times faster than real time would otherwise read the chips within

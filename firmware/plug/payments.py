@@ -349,12 +349,14 @@ class Payments:
             self._replace(rec)
 
     def _mined(self, rec, r):
-        if rec["blk"] != r["block"] or rec["mined"] != r["hash"]:
+        moved = rec["blk"] != r["block"] or rec["mined"] != r["hash"]
+        if moved:
             rec["blk"] = r["block"]
             rec["mined"] = r["hash"]
             rec["st"] = "sent"
-            self._save()
         if self.confirmations > 1:
+            if moved:
+                self._save()  # mined, awaiting confirmations
             if self.chain.block_number() - r["block"] + 1 < self.confirmations:
                 return
         if r["status"] == 1:

@@ -27,12 +27,12 @@ import time
 from micropython import const
 
 from plug.http_request import REASONS, HTTPError, Request, parse_head, parse_query, unquote
+from plug.prometheus import CONTENT_TYPE as PROMETHEUS
 
 __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_response",
            "error_response", "csv_lines", "parse_query", "unquote", "PROMETHEUS", "JSON",
            "TEXT", "CSV")
 
-PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"  # plug.prometheus renders the text
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 CSV = "text/csv; charset=utf-8"

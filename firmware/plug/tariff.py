@@ -310,13 +310,6 @@ class Tariff:
         refresh = self.pcfg.get("refresh_s", 900)
         self.next_rates = max(now + 60, min(now + refresh, self.covered_until(now) - refresh))
 
-    def prune(self, before_t):
-        """Forget rates that end before before_t (everything older is billed)."""
-        keep = [x for x in self.sched if x[1] > before_t]
-        if len(keep) != len(self.sched):
-            self.sched = keep
-            self._save()
-
     # ---- pricing ----
 
     def rate_at(self, t):

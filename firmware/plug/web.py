@@ -27,21 +27,19 @@ def post_config(plug, req):
         raise HTTPError(400 if "rolled back" not in str(e) else 409, str(e))
 
 
-def invoices(plug):
+def invoices(plug, records):
     """Every invoice the plug still knows, oldest first: open ones from billing, paid or
-    pending ones from the payment records (their memo says what they cover)."""
+    pending ones from the payment `records` (their memo says what they cover)."""
     from plug.settle import decode_memo
     import binascii
 
     out = []
-    pays = {p["id"]: p for p in plug.payments.records()}
+    pays = {p["id"]: p for p in records}
     for inv in plug.settlement.open_invoices():
         out.append(_invoice(inv["id"], inv["t0"], inv["t1"], inv["payee"], inv["token"],
                             [(c, e // 1000, r, a) for c, e, r, a in inv["items"]],
-                            pays.get(inv["id"])))
-    for p in pays.values():
-        if any(x["id"] == p["id"] for x in out):
-            continue
+                            pays.pop(inv["id"], None)))
+    for p in pays.values():  # what is left: invoices no longer open
         try:
             memo = p["memo"]
             _seq, t0, t1, items = decode_memo(binascii.unhexlify(memo[2:] if memo[:2] == "0x"
@@ -69,7 +67,8 @@ _ROW_COLS = ("invoice", "t_start", "t_end", "channel", "energy_mwh", "rate_per_k
 def ledger(plug, req):
     if not plug.payments:
         raise HTTPError(503, "safe mode: no billing")
-    invs = invoices(plug)
+    recs = plug.payments.records()
+    invs = invoices(plug, recs)
     lines = [{"channel": key, "t_start": l[0], "t_end": l[1], "energy_uwh": l[2],
               "rate_per_kwh": l[3], "amount": l[4]}
              for key, ls in plug.billing.lines().items() for l in ls]
@@ -83,7 +82,7 @@ def ledger(plug, req):
                            p.get("state"), p.get("hash"))
         return Response(csv_lines(_ROW_COLS, rows()), content_type=CSV)
     return {"invoices": invs, "unsettled": lines,
-            "payments": [{c: p.get(c) for c in _PAY_COLS} for p in plug.payments.records()]}
+            "payments": [{c: p.get(c) for c in _PAY_COLS} for p in recs]}
 
 
 def metrics_text(plug):
