@@ -218,6 +218,8 @@ def test_urllib_client_and_many_sequential_requests_leave_the_heap_steady(srv):
             with pytest.raises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen("http://127.0.0.1:%d/missing" % srv.port)
             assert e.value.code == 404
+            e.value.close()
+    _wait_for(lambda: status(srv)["active"] == 1)  # lingering 404 connections have ended
     free1 = status(srv)["mem_free"]
     assert free1 > free0 - 4096, (free0, free1)
 

@@ -239,11 +239,11 @@ class Server:
         dropped = 0
         try:
             while dropped < _LINGER_BYTES:
-                data = await self._read(reader, _CHUNK * 4, deadline)
+                data = await self._read(reader, _CHUNK, deadline)
                 if not data:
                     break
                 dropped += len(data)
-        except (asyncio.TimeoutError, OSError):
+        except Exception:  # noqa: BLE001 - best effort; MemoryError on a full heap too
             pass
 
     async def _serve(self, reader, writer):
