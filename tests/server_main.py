@@ -36,6 +36,10 @@ def boom(req):
     raise RuntimeError("handler bug")
 
 
+def hog(req):
+    return {"n": len(bytearray(1 << 20))}  # more than the whole heap: a real MemoryError
+
+
 def teapot(req):
     raise HTTPError(422, "the %s parameter is missing" % "x")
 
@@ -66,6 +70,7 @@ srv.route("GET", "/query", lambda req: req.query)
 srv.route("POST", "/echo", echo)
 srv.route("GET", "/boom", boom)
 srv.route("GET", "/teapot", teapot)
+srv.route("GET", "/hog", hog)
 srv.route("GET", "/slow", slow)
 srv.route("GET", "/rows", rows)
 srv.route("GET", "/metrics", metrics)

@@ -135,6 +135,16 @@ def test_handler_exception_is_a_500_and_the_server_keeps_serving(srv):
     assert b"[http] GET /boom failed: RuntimeError('handler bug',)" in srv.output()
 
 
+def test_out_of_memory_is_a_503_to_retry_and_not_a_handler_bug(srv):
+    before = status(srv)["stats"]
+    st_, h, body = get(srv, "/hog")
+    assert st_ == 503 and h["retry-after"] == "1" and b"out of memory" in body
+    after = status(srv)["stats"]
+    assert after["handler_errors"] == before["handler_errors"]
+    assert after["responses_5xx"] == before["responses_5xx"] + 1
+    assert get(srv, "/status")[0] == 200
+
+
 def test_oversize_bodies_are_refused_before_they_are_read(srv):
     for size in (2049, 100_000, 2_000_000):  # the client is still uploading when refused
         st_, _, body = raw(srv, b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size

@@ -278,6 +278,10 @@ class Server:
                 unread = 1
             except OSError:
                 return
+            except MemoryError:  # a full heap is transient: the client may try again
+                resp = error_response(503, "out of memory; try again")
+                resp.headers = {"Retry-After": "1"}
+                unread = 1
             except Exception as e:  # noqa: BLE001 - a handler bug must not stop the server
                 self.stats["handler_errors"] += 1
                 self._log_exc("%s %s" % (req.method, req.path) if req else "request", e)
