@@ -86,6 +86,22 @@ def test_wallet_address_over_serial_matches_status(plug):
     assert out.strip() == plug.address
 
 
+def test_payments_during_a_serial_session_do_not_garble_it(plug):
+    # mpremote keeps the raw REPL open across its commands; the app's payment log lines
+    # written meanwhile must wait, not land inside mpremote's framing
+    from tools.deploy import mpremote
+
+    def paid():
+        st = plug.status()["payments"]
+        return len(st["confirmed"]) + len(st["pending"])
+
+    before = paid()
+    out = mpremote(plug.serial, "exec", "print('first')", "sleep", "20", "exec",
+                   "print('second')", capture=True, timeout=90)
+    assert out.split() == ["first", "second"], out
+    assert paid() > before  # the plug paid (and logged it) during the session
+
+
 def test_status_never_shows_the_wallet_secret(plug):
     sys.path.insert(0, os.path.join(ROOT, "tools", "shim"))
     from plug.store import Store

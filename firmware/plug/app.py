@@ -90,7 +90,7 @@ class Plug:
 
         cfg = self.cfgm.config
         if self.wallet is None:
-            self.wallet = load_wallet(default_secret_store(self.store), cfg)
+            self.wallet = load_wallet(default_secret_store(self.store), cfg, log=log)
         self._install_money(cfg, self._make_money(cfg))
 
     def _make_money(self, cfg):
@@ -110,7 +110,7 @@ class Plug:
         tariff = Tariff(self.store, self.clock, cfg, log=log)
         tariff.timeout = 4
         billing = Billing(self.store)
-        return (chain, Payments(self.store, chain, self.wallet, cfg, self.clock), tariff,
+        return (chain, Payments(self.store, chain, self.wallet, cfg, self.clock, log=log), tariff,
                 billing, Settlement(billing, tariff, cfg, account_of=self.wallet.account_of,
                                     log=log))
 

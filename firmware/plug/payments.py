@@ -50,10 +50,6 @@ class SpendRefused(PaymentError):
     """A limit or the balance forbids this payment; nothing was signed."""
 
 
-def _log(msg):
-    print("[pay] " + msg)
-
-
 def _hex(b):
     return "0x" + binascii.hexlify(b).decode()
 
@@ -77,8 +73,9 @@ def intrinsic_gas(data):
 
 
 class Payments:
-    def __init__(self, store, chain, wallet, config, clock):
+    def __init__(self, store, chain, wallet, config, clock, log=print):
         self.store = store
+        self.log = log
         self.chain = chain
         self.wallet = wallet
         self.clock = clock
@@ -99,6 +96,9 @@ class Payments:
         self._spent = st.get("spent", {})
 
     # ---- durable state ----------------------------------------------------
+
+    def _log(self, msg):
+        self.log("[pay] " + msg)
 
     def _save(self):
         done = [r for r in self._recs.values() if r["st"] not in _UNFINISHED]
@@ -199,7 +199,7 @@ class Payments:
         self._spent[key] = self._spent.get(key, 0) + amount
         self._recs[iid] = rec
         self._save()
-        _log("invoice %s: signed nonce %d, %s" % (iid, rec["n"], rec["hash"]))
+        self._log("invoice %s: signed nonce %d, %s" % (iid, rec["n"], rec["hash"]))
         self._event("prepared", rec)
         self._broadcast(rec)
         return rec
@@ -284,11 +284,11 @@ class Payments:
             rec["err"] = str(e)
             rec["under"] = isinstance(e, ReplacementUnderpriced)
             self._save()
-            _log("invoice %s: broadcast refused: %s" % (rec["id"], e))
+            self._log("invoice %s: broadcast refused: %s" % (rec["id"], e))
             return False
         except ChainError as e:
             rec["err"] = str(e)
-            _log("invoice %s: broadcast failed, will retry: %s" % (rec["id"], e))
+            self._log("invoice %s: broadcast failed, will retry: %s" % (rec["id"], e))
             return False
         self._event("broadcast", rec)
         rec["st"] = "sent"
@@ -310,11 +310,11 @@ class Payments:
                 self._advance(rec)
             except ChainError as e:
                 rec["err"] = str(e)
-                _log("invoice %s: %s" % (rec["id"], e))
+                self._log("invoice %s: %s" % (rec["id"], e))
             except PaymentError as e:
                 rec["err"] = str(e)
                 self._save()
-                _log("invoice %s: %s" % (rec["id"], e))
+                self._log("invoice %s: %s" % (rec["id"], e))
             if rec["st"] != before:
                 changed.append(rec)
         return changed
@@ -364,19 +364,19 @@ class Payments:
             rec["err"] = None
             for v in rec["v"]:
                 v["raw"] = None  # never broadcast again: keep the store (and heap) small
-            _log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
+            self._log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
         else:
             rec["st"] = "failed"
             rec["err"] = "transaction reverted (receipt status 0); invoice released"
             self._today()
             key = rec["tok"] or "native"
             self._spent[key] = max(0, self._spent.get(key, 0) - rec["amt"])
-            _log("invoice %s: FAILED in block %d, invoice released" % (rec["id"], r["block"]))
+            self._log("invoice %s: FAILED in block %d, invoice released" % (rec["id"], r["block"]))
         self._save()
         self._event(rec["st"], rec)
 
     def _displaced(self, rec):
-        _log("invoice %s: nonce %d was used by another transaction; signing again"
+        self._log("invoice %s: nonce %d was used by another transaction; signing again"
              % (rec["id"], rec["n"]))
         keep = (rec["n"], rec["v"], rec["hash"], rec["gas"])
         rec["v"] = []
@@ -407,7 +407,7 @@ class Payments:
         self._add_variant(rec, tx)
         rec["st"] = "prepared"
         self._save()
-        _log("invoice %s: not mined in %ds, replaced by %s" % (rec["id"], self.deadline_s,
+        self._log("invoice %s: not mined in %ds, replaced by %s" % (rec["id"], self.deadline_s,
                                                                rec["hash"]))
         self._event("replaced", rec)
         self._broadcast(rec)

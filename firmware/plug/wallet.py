@@ -41,10 +41,6 @@ class WalletError(Exception):
     pass
 
 
-def _log(msg):
-    print("[wallet] " + msg)
-
-
 class FileSecretStore:
     """The secret as a durable state file (plug.store: atomic, checksummed)."""
 
@@ -269,9 +265,12 @@ def _import_pending(secret_store, existing):
         os.remove(path)  # a secret never lingers in a plain file, imported or not
 
 
-def load_wallet(secret_store, config=None, rng=None):
+def load_wallet(secret_store, config=None, rng=None, log=print):
     """The plug's wallet: imported if a provisioning file is waiting, else loaded,
     else created from the RNG on first boot. Prints the address for the owner."""
+    def _log(msg):
+        log("[wallet] " + msg)
+
     config = config or {}
     mode = config.get("wallet", {}).get("mode", "single")
     rec = secret_store.load()
