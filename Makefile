@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 PYSTAMP := $(VENV)/.setup-done
 NODESTAMP := node_modules/.setup-done
 
-.PHONY: setup test test-fast bench mpy demo faults lint flash deploy clean
+.PHONY: setup test bench mpy demo faults lint flash deploy clean
 
 setup: $(PYSTAMP) $(NODESTAMP)
 

@@ -206,6 +206,7 @@ class ADE7953(FrontEnd):
             # calibration and keep the energy it accumulated meanwhile
             self._write_cal(range(len(self.channel_codes)))
             self._ready = True
+            self.resumed = True
             return
         self._wr_checked(_CONFIG, _CONFIG_VALUE)
         self._wr(_UNLOCK, _UNLOCK_KEY)
@@ -258,6 +259,7 @@ class ADE7953(FrontEnd):
 
     # -- read ----------------------------------------------------------------------------
     def read(self):
+        self.resumed = False
         if not self._ready:
             self.init()
         cfg = self._rd(_CONFIG)

@@ -137,6 +137,7 @@ class ATM90E32(FrontEnd):
         self._ready = False
         if self._rd(_METEREN) == 1 and self._rd(_MMODE0) == self._mmode0 and self._cal_intact():
             self._ready = True
+            self.resumed = True
             return
         self._xfer(_SOFTRESET, _RESET_KEY)  # LastSPIData is cleared by the reset itself
         self._wr(_CFGREGACCEN, _ACCESS_KEY)
@@ -198,6 +199,7 @@ class ATM90E32(FrontEnd):
 
     # -- read ------------------------------------------------------------------------------
     def read(self):
+        self.resumed = False
         if not self._ready:
             self.init()
         en = self._rd(_METEREN)

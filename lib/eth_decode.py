@@ -11,6 +11,8 @@ from keccak import Keccak256, keccak256
 
 import eth
 
+_CHAIN_ID_MAX = (1 << 63) - 37  # eth_tx.CHAIN_ID_MAX (EIP-2294), without importing eth_tx
+
 
 def _int(b, name):
     if not isinstance(b, bytes):
@@ -92,6 +94,8 @@ def decode(raw):
             chain_id, recid, unsigned = None, v - 27, it[:6]
         elif v >= 37:
             chain_id, recid = (v - 35) >> 1, (v - 35) & 1
+            if chain_id > _CHAIN_ID_MAX:
+                raise ValueError("v: its chain id is above 2**63-37 (EIP-2294)")
             unsigned = it[:6] + [chain_id, 0, 0]
         else:
             raise ValueError("v: %d is neither 27/28 nor an EIP-155 value" % v)
@@ -104,6 +108,8 @@ def decode(raw):
         tx = {"type": 2}
         for i in range(5):
             tx[names[i]] = _int(it[i], names[i])
+        if tx["chainId"] > _CHAIN_ID_MAX:
+            raise ValueError("chainId: above 2**63-37 (EIP-2294)")
         tx["to"] = _to(it[5])
         tx["value"] = _int(it[6], "value")
         tx["data"] = _bytes(it[7], "data")

@@ -77,7 +77,7 @@ def _tx_type(tx):
             t = 0
         else:
             raise ValueError("gasPrice: missing (or maxFeePerGas for a type 2 transaction)")
-    if type(t) is bool or t not in _FIELDS:
+    if type(t) is not int or t not in _FIELDS:
         raise ValueError("type: only 0 (legacy, EIP-155) and 2 (EIP-1559) are supported")
     for name in tx:
         if name not in _FIELDS[t]:

@@ -7,6 +7,9 @@
 #   fe.read()          -> list of ChannelReading in channel_codes order. The objects are
 #                      preallocated and reused by the next read(): copy what you keep.
 #                      Raises FrontEndError when the chip does not answer or answers nonsense.
+#   fe.resumed         True after a read() that resumed a chip found still metering (a soft
+#                      reboot of the ESP32, a bus outage): that read's energy was counted
+#                      since the previous read, however long ago, up to max_read_gap_s.
 #   fe.calibration()   -> {channel_code: {"v_gain", "i_gain", "p_gain", "phase_deg", "i_offset"}}
 #   fe.load_calibration(cal)  applies a (partial) calibration dict; ValueError on bad values,
 #                      and then nothing is changed.
@@ -106,6 +109,7 @@ class FrontEnd:
         self.max_current = float(max_current)
         self.readings = [ChannelReading(c) for c in channel_codes]
         self._cal = [list(_DEFAULT) for _ in channel_codes]
+        self.resumed = False
 
     def __repr__(self):
         return "<%s %s %s>" % (type(self).__name__, self.device_code, "".join(self.channel_codes))

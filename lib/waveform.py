@@ -16,6 +16,7 @@
 # (waveform_viper.py), else portable Python with the same 32-bit-safe chunking.
 # Energy between reads = power x elapsed clock time, carried exactly: whole milli-joules into
 # an EnergyCounter (10/36 uWh per mJ), the float remainder below one mJ kept for the next read.
+# After a failed read the next good one counts no energy (the power meanwhile is unknown).
 from array import array
 
 from frontend import EnergyCounter, FrontEnd, FrontEndError, offset_rms, ticks_diff
@@ -125,6 +126,9 @@ class WaveformFrontEnd(FrontEnd):
             raise FrontEndError("waveform %s: ADC read failed (%s)" % (self.device_code, e))
 
     def read(self):
+        last_ms = self._last_ms
+        # a read that fails leaves no start time: the power meanwhile is unknown
+        self._last_ms = None
         self._sample()
         now = self._clock.ticks_ms()
         v = self._v
@@ -204,8 +208,8 @@ class WaveformFrontEnd(FrontEnd):
         r.frequency = freq
         r.import_uwh = 0
         r.export_uwh = 0
-        if self._last_ms is not None:
-            dt = ticks_diff(now, self._last_ms)
+        if last_ms is not None:
+            dt = ticks_diff(now, last_ms)
             if dt > 0:
                 e = r.power * dt + self._frac_mj  # W x ms = mJ
                 if e >= 0:

@@ -2,11 +2,15 @@
 # Reads one JSON case per line on stdin, answers one JSON line per case on stdout:
 #   {"op": "validate", "cfg": {...}}     -> {"ok": <canonical of the validated config>}
 #   {"op": "canonical", "v": <value>}     -> {"ok": <canonical encoding as text>}
-#   {"op": "envelope", "body": "<text>"}  -> {"ok": [version, config, sig hex]}
-#   {"op": "signed", "version": v, "cfg": {...}} -> {"ok": <signed_message as text>}
-#   {"op": "apply", "dir": d, "owner": a, "path": p} -> {"ok": version in force}
-#        (ConfigManager on a Store in d: provisions `owner` if none, applies the envelope
-#        read from file p, as the plug holds an HTTP body: bytes, nothing else around)
+#   {"op": "envelope", "body": "<text>"}  -> {"ok": [version, config, plug, sig hex]}
+#   {"op": "signed", "version": v, "cfg": {...}, "plug": a} -> {"ok": <signed_message>}
+#   {"op": "apply", "dir": d, "owner": a, "plug": a, "path": p, "factory": {...}}
+#        -> {"ok": version in force}
+#        (ConfigManager on a Store in d for the plug with address `plug`: provisions
+#        `owner` if none, applies the envelope read from file p, as the plug holds an
+#        HTTP body: bytes, nothing else around)
+#   {"op": "boot", "dir": d, "factory": {...}} -> {"ok": [version, fallback, canonical of
+#        the config in force, log lines]}   (ConfigManager as the plug builds it at boot)
 # A ConfigError becomes {"err": message}; any other exception {"crash": "Type: msg"}.
 import gc
 import json
@@ -22,21 +26,28 @@ def run(case):
     if op == "canonical":
         return config.canonical(case["v"]).decode()
     if op == "signed":
-        return config.signed_message(case["version"], case["cfg"]).decode()
+        return config.signed_message(case["version"], case["cfg"], case["plug"]).decode()
     if op == "envelope":
         import binascii
 
-        v, cfg, sig = config.parse_envelope(case["body"])
-        return [v, cfg, binascii.hexlify(sig).decode()]
+        v, cfg, plug, sig = config.parse_envelope(case["body"])
+        return [v, cfg, plug, binascii.hexlify(sig).decode()]
     if op == "apply":
         from plug.store import Store
 
-        m = config.ConfigManager(Store(case["dir"]), log=lambda msg: None)
+        m = config.ConfigManager(Store(case["dir"]), log=lambda msg: None,
+                                 factory=case.get("factory"), plug=case["plug"])
         if m.owner is None:
             m.set_owner(case["owner"])
         with open(case["path"], "rb") as f:
             body = f.read()
         return m.apply(body)
+    if op == "boot":
+        from plug.store import Store
+
+        logs = []
+        m = config.ConfigManager(Store(case["dir"]), log=logs.append, factory=case.get("factory"))
+        return [m.version, m.fallback, config.canonical(m.config).decode(), logs]
     raise ValueError("unknown op %r" % op)
 
 

@@ -216,3 +216,137 @@ def test_elapsed_time_stays_exact_after_months_of_uptime():
     clk.ms += 250
     assert m._mono() - t0 == 250
     assert type(t0) is int
+
+
+def _reboot_rig(name):
+    # both chips on one SPI bus, kept powered across an ESP32 reset: each boot builds
+    # new drivers, store, ledger and Meter over the same simulated chips
+    from ade7953 import ADE7953, ADE7953SPI
+    from atm90e32 import ATM90E32
+    from plug.ledger import EnergyLedger
+    from plug.store import Store
+    from sim.ade7953_sim import ADE7953Sim
+    from sim.atm90e32_sim import ATM90E32Sim
+    from sim.bus import SimSPI
+    from sim.clock import SimClock
+    from sim.load import Load
+
+    root = os.getenv("METER_TMP") + "/" + name
+    _rm_tree(root)
+    clock = SimClock(800000000, 0)
+    chips = {"M1": ADE7953Sim(clock, [Load(16.0), Load(4.0)], gain_spread=0.0, noise_a=0.0),
+             "M2": ATM90E32Sim(clock, [Load(16.0), Load(4.0), Load(1.0)], gain_spread=0.0,
+                               noise_a=0.0)}
+    spi = SimSPI()
+    log = Log()
+
+    def boot():
+        fes = [ADE7953(ADE7953SPI(spi, spi.cs_for(chips["M1"])), "M1"),
+               ATM90E32(spi, spi.cs_for(chips["M2"]), "M2")]
+        led = EnergyLedger(Store(root), clock, {}, log=log)
+        led.restore()
+        return Meter(fes, led, clock, log=log), led
+
+    return clock, chips, boot, log
+
+
+def test_energy_a_chip_counted_through_a_soft_reboot_is_metered():
+    clock, chips, boot, log = _reboot_rig("reboot")
+    m, led = boot()
+    for _ in range(30):
+        clock.advance(1)
+        m.read_once()
+    m.shutdown()
+    keys = ("M1/A", "M1/B", "M2/A", "M2/B")
+    true0 = [chips[k[:2]].true_energy_uwh("AB".index(k[3]))[0] for k in keys]
+    got0 = [led.totals(k)[0] for k in keys]
+    clock.advance(8)  # machine.reset(): boot and imports, the chips keep metering
+    m, led = boot()
+    clock.advance(1)
+    m.read_once()
+    for n in range(len(keys)):
+        k = keys[n]
+        true = chips[k[:2]].true_energy_uwh("AB".index(k[3]))[0] - true0[n]
+        got = led.totals(k)[0] - got0[n]
+        # up to one energy LSB stays in the chip (ATM90E32: 3125 uWh), plus its creep
+        if not abs(got - true) <= 3200 + true // 10000:
+            raise AssertionError("%s: %d uWh metered over the reboot, %d true; %r"
+                                 % (k, got, true, log.lines))
+    if log.count("rejected"):
+        raise AssertionError(log.lines)
+    # only the first read after resuming may span more than the time since the last
+    clock.advance(1)
+    m.read_once()
+    if [fe.resumed for fe in m.front_ends] != [False, False]:
+        raise AssertionError("resumed stays set after the first read")
+
+
+def test_a_resumed_read_is_still_bounded_by_what_the_chip_can_hold():
+    p, log = fresh("resume_bound", with_m2=False)
+
+    class Resumed:
+        device_code = "R1"
+        channel_codes = ("A",)
+        max_current = 10.0
+        max_read_gap_s = 30.0
+        resumed = True
+
+        def __init__(self):
+            self.r = [ChannelReading("A")]
+
+        def read(self):
+            self.r[0].import_uwh = 10 ** 9  # 1 kWh: more than 10 A can give in 30 s
+            return self.r
+
+    m = Meter([Resumed()], p.ledger, p.clock, log=log)
+    p.clock.advance(1)
+    m.read_once()
+    if p.ledger.totals("R1/A") != (0, 0) or log.count("[meter] R1/A: rejected spike") != 1:
+        raise AssertionError((p.ledger.totals("R1/A"), log.lines))
+
+
+def _calibrator(name):
+    from plug.calibration import Calibrator
+
+    p, log = fresh(name)
+    step(p, 3)
+    out = Log()
+    return p, log, out, Calibrator(p.meter, p.store, log=log, out=out)
+
+
+def test_cal_power_refuses_a_reference_the_channel_reads_the_other_way():
+    from plug.calibration import CalibrationError
+
+    p, log, out, cal = _calibrator("cal_sign")
+    before = p.meter.front_end("M2").calibration()["C"]["p_gain"]
+    # M2/C reads export (-1380 W) under a load the reference meter sees importing: a CT
+    # wired backwards must not be calibrated as if it were right
+    e = raises(CalibrationError, cal.power, "M2/C", 1380.0)
+    if "M2/C" not in str(e) or '"invert"' not in str(e) or "board.json" not in str(e):
+        raise AssertionError(e)
+    e = raises(CalibrationError, cal.power, "M1/A", -1150.0)  # and the other way round
+    if '"invert"' not in str(e):
+        raise AssertionError(e)
+    if p.meter.front_end("M2").calibration()["C"]["p_gain"] != before:
+        raise AssertionError("a refused reference changed the gain")
+    cal.power("M2/C", -1380.0)  # the same direction on both: calibrated
+    if "p_gain" not in out.lines[-1]:
+        raise AssertionError(out.lines)
+
+
+def test_every_calibration_session_checkpoints_the_energy_first():
+    p, log, out, cal = _calibrator("cal_enter")
+    for session in range(2):
+        gen = p.store.generation("ledger")
+        p.clock.advance(1)
+        cal.voltage("M1/A", 230.0)
+        # the checkpoint on entering, then the reading that calibrates
+        if p.store.generation("ledger") != gen + 1:
+            raise AssertionError("session %d: no checkpoint on entering calibration" % session)
+        p.clock.advance(1)
+        cal.voltage("M1/A", 230.0)  # within a session: no more checkpoints
+        if p.store.generation("ledger") != gen + 1:
+            raise AssertionError("session %d: checkpointed on every command" % session)
+        cal.save()
+    if log.count("[cal] calibration started: energy checkpointed") != 2:
+        raise AssertionError(log.lines)

@@ -35,10 +35,12 @@ def flash_has(state_dir, name):
 
 
 class Signer:
-    """The owner side: keeps the key in charge and the next version to sign."""
+    """The owner side: keeps the key in charge, the plug it signs for (its wallet
+    address) and the next version to sign."""
 
-    def __init__(self, world, key=OWNER_KEY):
+    def __init__(self, world, plug, key=OWNER_KEY):
         self.world = world
+        self.plug = plug
         self.key = key
         self.version = 0
 
@@ -46,12 +48,14 @@ class Signer:
         w = self.world
         return plug_config(w.devnet.url, w.tariff.url, w.payee, w.chain_id, **over)
 
-    def envelope(self, cfg=None, version=None, key=None):
-        """A signed envelope; by default the next version, signed by the owner in charge."""
+    def envelope(self, cfg=None, version=None, key=None, plug=None):
+        """A signed envelope; by default the next version, signed by the owner in charge
+        for this signer's plug."""
         if version is None:
             self.version += 1
             version = self.version
-        return sign_envelope(self.config() if cfg is None else cfg, version, key or self.key)
+        return sign_envelope(self.config() if cfg is None else cfg, version, key or self.key,
+                             plug or self.plug)
 
 
 def raw_post(url, path, body, headers=None, timeout=30):

@@ -243,6 +243,106 @@ def test_segments_with_a_gap_inside_are_refused(tmp_path):
         bil.bill("M1/A", [(0, 60, 5)], lambda a, b: [(0, 20, 1, 0), (30, 60, 1, 0)])
 
 
+# ---- a billing pass against the real energy ledger: flash writes and power cuts --------------
+
+KEYS6 = ["M1/1", "M1/2", "M1/3", "M2/4", "M2/5", "M2/6"]
+
+
+class CountingStore(Store):
+    """Counts writes per state file; `cut` makes ledger writes fail (power lost there)."""
+
+    def __init__(self, root):
+        Store.__init__(self, root)
+        self.saves = []
+        self.cut = False
+
+    def save(self, name, obj):
+        if self.cut and name == "ledger":
+            raise OSError("power cut")
+        self.saves.append(name)
+        return Store.save(self, name, obj)
+
+
+class PlugClock:
+    def __init__(self):
+        self.t = 60 * 13_333_333  # plug seconds on a minute boundary
+
+    def time(self):
+        return self.t
+
+
+class FixedRate:
+    def segments(self, t0, t1):
+        return [(t0, t1, 3 * 10**17, "p")]
+
+
+def six_channels(store, clock):
+    from plug.ledger import EnergyLedger
+
+    led = EnergyLedger(store, clock, {k: {"max_current_a": 16.0} for k in KEYS6},
+                       log=lambda m: None)
+    led.restore()
+    return led
+
+
+def meter_seconds(led, clock, seconds, bil=None, store=None):
+    """One read a second on every channel (5 A), the meter's checkpoint every 60 s and a
+    billing pass every second; returns the state files each billing pass wrote."""
+    passes = []
+    for s in range(seconds):
+        clock.t += 1
+        for k in KEYS6:
+            led.add(k, 319_444, 0, clock.t, 1)
+        if s % 60 == 59:
+            led.checkpoint()
+        if bil is not None:
+            n = len(store.saves)
+            bil.run(led, FixedRate())
+            passes.append(store.saves[n:])
+    return passes
+
+
+def test_an_hour_of_billing_six_channels_stays_within_the_flash_write_budget(tmp_path):
+    store = CountingStore(str(tmp_path))
+    clock = PlugClock()
+    led = six_channels(store, clock)
+    bil = Billing(store)
+    passes = meter_seconds(led, clock, 3600, bil, store)
+    # a pass that bills writes the billing state, then the ledger once for all channels
+    assert {tuple(p) for p in passes} == {(), ("billing", "ledger")}
+    # README "Flash wear": the ledger at most twice a minute (meter + billing), billing once
+    assert store.saves.count("ledger") <= 120
+    assert store.saves.count("billing") <= 60
+    billed = [bil.totals(k)[0] for k in KEYS6]
+    assert billed == [led.billed(k)[0] for k in KEYS6]
+    assert min(billed) >= 59 * 60 * 319_444  # every closed minute was billed
+
+
+def test_a_power_cut_before_the_ledger_checkpoint_bills_nothing_twice_or_skips(tmp_path):
+    root = str(tmp_path)
+    store = CountingStore(root)
+    clock = PlugClock()
+    led = six_channels(store, clock)
+    meter_seconds(led, clock, 150)  # 2.5 minutes, checkpointed at 60 and 120 s
+    store.cut = True
+    bil = Billing(store)
+    with pytest.raises(BillingError, match="ledger checkpoint after billing failed"):
+        bil.run(led, FixedRate())  # billing durable, then the power goes
+    first = [bil.totals(k) for k in KEYS6]
+    assert first[0][0] == 119 * 319_444  # the reads of the two closed minutes
+
+    store = CountingStore(root)  # reboot: the ledger still lists what was billed
+    led = six_channels(store, clock)
+    assert led.unbilled(KEYS6[0])
+    bil = Billing(store)
+    bil.run(led, FixedRate())
+    assert [bil.totals(k) for k in KEYS6] == first  # not billed twice
+    assert led.unbilled(KEYS6[0]) == []
+    meter_seconds(led, clock, 120, bil, store)
+    for k in KEYS6:  # nothing skipped: all but the open minute, whatever survived the cut
+        assert bil.totals(k)[0] == led.totals(k)[0] - led.pending(k)[0]
+
+
 # ---- the same core on MicroPython ------------------------------------------------------------
 
 MP_CASES = """

@@ -123,3 +123,20 @@ def test_zero_amount_periods_close_without_a_payment(tmp_path):
     bil, st = plug(str(tmp_path))
     bil.bill("M1/A", [(0, 60, 10**9)], flat(-5))  # negative price: billed 0
     assert st.prepare(86400) == [] and bil.lines("M1/A") == []
+
+
+def test_unknown_fee_without_a_minimum_settles_once_a_period_not_every_minute(tmp_path):
+    """An ERC-20 plug (the app passes fee=None: a token's price in wei is unknown) with
+    the default min_amount 0 paid every amount > 0 at once: a token transfer a minute.
+    With neither a fee nor a minimum to weigh, only the period rule settles."""
+    bil, st = plug(str(tmp_path), min_amount=0)
+    assert st.threshold(fee=None) is None
+    paid = []
+    for m in range(1, 24 * 60 + 1):  # a money step a minute for a day, 1 Wh a minute
+        bil.bill("M1/A", [((m - 1) * 60, m * 60, 10**6)], flat(250_000))
+        st.settle(m * 60, lambda *a: paid.append(a), fee=None)
+    assert [(p[0], p[2]) for p in paid] == [("1-0", 24 * 60 * 250)]  # once, at the day's end
+    # a known fee still sets a threshold (10 % share: 10x the fee), and min_amount counts
+    assert st.threshold(fee=100) == 1000 and st.threshold(fee=0) == 0
+    _, st2 = plug(str(tmp_path / "min"), min_amount=500)
+    assert st2.threshold(fee=None) == 500

@@ -114,7 +114,8 @@ def test_a_bad_field_is_refused_naming_its_path(answers, i):
 def test_defaults_are_what_a_new_plug_runs_with(answers):
     cfg = json.loads(answers[len(BAD)]["ok"])
     assert cfg["chain"] == {"chain_id": 31337, "rpc_urls": ["http://127.0.0.1:8545"],
-                            "confirmations": 1, "eip1559": True, "tx_deadline_s": 300}
+                            "confirmations": 1, "eip1559": True, "tx_deadline_s": 300,
+                            "max_fee_per_gas": 0}
     assert cfg["meter"]["checkpoint_s"] == 60
     assert cfg["provider"]["fallback"] == "hold"  # unpriced energy waits; nothing is paid
     assert cfg["provider"]["approved_payees"] == []  # no payee until the owner names one
@@ -148,7 +149,12 @@ def test_good_configs_are_accepted_with_defaults_filled_in(answers, i):
 
 
 ENVELOPES = [
-    ('{"version":1,"config":{},"signature":"0x%s"}' % ("ab" * 65), None),
+    ('{"version":1,"plug":"%s","config":{},"signature":"0x%s"}' % (PAYEE, "ab" * 65), None),
+    ('{"version":1,"config":{},"signature":"0x%s"}' % ("ab" * 65),
+     "envelope.plug: missing; sign the config for this plug"),
+    ('{"version":1,"plug":"%s","config":{},"signature":"0x%s"}' % (PAYEE.lower(), "ab" * 65),
+     "envelope.plug: must be a checksummed 0x address"),
+    ('{"version":1,"plug":7,"config":{},"signature":"0x%s"}' % ("ab" * 65), "envelope.plug"),
     ("not json at all", "envelope: not valid JSON"),
     ('{"version":1,"config":{},"signature":"0x%s"' % ("ab" * 65), "envelope: not valid JSON"),
     ("[1,2,3]", "envelope: must be an object"),
@@ -180,7 +186,7 @@ def test_envelopes_are_parsed_strictly():
     for (body, want), a in zip(ENVELOPES, out):
         assert "crash" not in a, (body[:80], a)
         if want is None:
-            assert a["ok"] == [1, {}, "ab" * 65]
+            assert a["ok"] == [1, {}, PAYEE, "ab" * 65]
         else:
             assert "err" in a and a["err"].startswith(want), (body[:80], a)
 
@@ -242,8 +248,8 @@ def test_signed_message_is_what_plugctl_signs():
 
     cfg = {"provider": {"approved_payees": [PAYEE], "url": "http://p/\u00e9"},
            "channels": {"M1/A": {"name": "K\u00fcche \U0001F600"}}, "limits": {"per_day": 7}}
-    out = probe([{"op": "signed", "version": 42, "cfg": cfg}])
-    assert out[0]["ok"].encode() == host_canonical(42, cfg)
+    out = probe([{"op": "signed", "version": 42, "cfg": cfg, "plug": PAYEE}])
+    assert out[0]["ok"].encode() == host_canonical(42, cfg, PAYEE)
 
 
 def test_an_envelope_near_the_size_limit_is_verified_and_stored_in_128k(tmp_path):
@@ -266,12 +272,13 @@ def test_an_envelope_near_the_size_limit_is_verified_and_stored_in_128k(tmp_path
            "provider": {"approved_payees": [PAYEE] * 8, "approved_tokens": [PAYEE] * 8,
                         "url": "https://p.example/" + "x" * 150},
            "pull": {"url": "https://p.example/" + "y" * 150}}
-    env = sign_envelope(cfg, 7, key)
+    env = sign_envelope(cfg, 7, key, PAYEE)
     body = json.dumps(env)  # \\u-escaped ASCII, as the host sends it
     assert 6000 < len(body) <= 8192, len(body)
     d = str(tmp_path / "state")
     (tmp_path / "env.json").write_text(body)
-    case = {"op": "apply", "dir": d, "owner": owner, "path": str(tmp_path / "env.json")}
-    out = probe([case, case], heap="128k")
-    assert out[0] == {"ok": 7}
-    assert "not newer" in out[1]["err"]  # and it stuck on the flash across a restart
+    case = {"op": "apply", "dir": d, "owner": owner, "plug": PAYEE,
+            "path": str(tmp_path / "env.json")}
+    assert probe([case], heap="128k") == [{"ok": 7}]
+    # and it stuck on the flash across a restart (a new process: a cold start again)
+    assert "not newer" in probe([case], heap="128k")[0]["err"]

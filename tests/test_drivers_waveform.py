@@ -157,3 +157,36 @@ print(out)
     (small_alloc, small_n), (big_alloc, big_n) = got
     assert big_n > 8 * small_n
     assert big_alloc <= small_alloc + 64, got  # a few floats per read, none per sample
+
+
+def test_an_adc_outage_credits_no_energy_it_did_not_measure(micropython):
+    # 10 minutes without the ADC while the load is off: the first good read after it must
+    # not multiply its power by the whole outage (viper and portable loops alike)
+    got = run(micropython, """
+out = []
+for use_viper in (True, False):
+    for mode in ("oserror", "stuck"):
+        src, fe = make(Load(10.0), use_viper=use_viper)
+        fe.read(); clk.advance(1); fe.read()
+        t0 = src.true_energy_uwh()[0]
+        credited = 0
+        src.fail(mode)
+        src.set_load(Load(0.0))
+        for _ in range(600):
+            clk.advance(1)
+            try:
+                credited += fe.read()[0].import_uwh
+            except FrontEndError:
+                pass
+        src.set_load(Load(10.0))
+        src.fail(None)
+        for _ in range(3):
+            clk.advance(1)
+            credited += fe.read()[0].import_uwh
+        out.append((mode, credited, src.true_energy_uwh()[0] - t0))
+print(out)
+""")
+    for mode, credited, true in got:
+        # the load ran 3 s after the outage: at most those 3 s, never the outage
+        assert credited <= true * 1.06, (mode, credited, true)
+        assert credited >= true / 3 * 1.94 * 0.94, (mode, credited, true)

@@ -52,11 +52,14 @@ def day():
             if not st["payments"]["pending"]:
                 break
             time.sleep(0.2)
+        tally = p.repl_eval("[(plug.ledger.totals(k)[0], plug.ledger.billed(k)[0], "
+                            "plug.ledger.pending(k)[0], plug.billing.totals(k)[0]) "
+                            "for k in %s]" % keys)
         led = p.ledger()
         received = w.payee_received()
         sent_txs = w.devnet.nonce(p.address)
         yield dict(world=w, plug=p, cal_out=cal_out, first=first, last=last, status=st,
-                   ledger=led, received=received, sent_txs=sent_txs)
+                   ledger=led, received=received, sent_txs=sent_txs, tally=dict(zip(KEYS, tally)))
 
 
 def test_calibration_at_the_repl_was_accepted(day):
@@ -81,6 +84,20 @@ def test_paid_invoices_are_what_was_billed(day):
         assert inv["amount"] == sum(it["amount"] for it in inv["items"])
         if inv["id"] in paid:
             assert paid[inv["id"]] == inv["amount"], inv
+
+
+def test_every_metered_watt_hour_is_billed_once(day):
+    led = day["ledger"]
+    for key, (imported, marked, pending, billed) in day["tally"].items():
+        # the ledger: what it metered is either marked billed or still waiting, never both
+        assert imported == marked + pending and billed == marked, key
+        assert pending < imported // 10, key  # billing keeps up: little is left waiting
+        # the invoices and the lines not yet settled carry exactly that energy (mWh floors)
+        items = [it["energy_mwh"] for inv in led["invoices"] for it in inv["items"]
+                 if it["channel"] == key]
+        lines = [ln["energy_uwh"] for ln in led["unsettled"] if ln["channel"] == key]
+        in_ledger = sum(items) * 1000 + sum(lines)
+        assert billed - 1000 * len(items) <= in_ledger <= billed, key
 
 
 def test_rate_change_at_noon_is_priced_at_both_rates(day):

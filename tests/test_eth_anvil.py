@@ -53,7 +53,9 @@ def send(devnet, raw_hex, hash_hex):
     return receipt
 
 
-def test_type0_and_type2_transfers_are_mined(devnet, mpy_lib):
+@pytest.mark.parametrize("chain_id", [31337, 2**32 + 7])  # and one above 32 bits
+def test_type0_and_type2_transfers_are_mined(devnet_factory, mpy_lib, chain_id):
+    devnet = devnet_factory(chain_id=chain_id)
     key = new_key()
     plug = Account.from_key(key).address
     devnet.fund(plug, 10**19)
@@ -74,6 +76,8 @@ def test_type0_and_type2_transfers_are_mined(devnet, mpy_lib):
     assert devnet.balance(receiver) == before + v0 + v2
     assert r2["type"] == "0x2" and r2["from"].lower() == plug.lower()
     assert devnet.nonce(plug) == 2
+    for raw, _ in signed:
+        assert eth.decode_transaction(bytes.fromhex(raw))["chainId"] == chain_id
 
 
 def test_erc20_transfer_signed_on_micropython_moves_exactly_the_amount(devnet, mpy_lib):

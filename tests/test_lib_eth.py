@@ -192,6 +192,9 @@ def test_bad_addresses_data_and_types_named():
     field_error("data", eth.sign_transaction, with_(EIP155_TX, data=[1]), KEY)
     field_error("type", eth.sign_transaction, with_(EIP155_TX, type=1), KEY)
     field_error("type", eth.sign_transaction, with_(EIP155_TX, type="0x0"), KEY)
+    for t in ([2], {}, 2.0, True):  # not TypeError (unhashable), not 2.0 taken for 2
+        field_error("type", eth.sign_transaction, with_(type2_tx(), type=t), KEY)
+    field_error("type", eth.sign_transaction, with_(EIP155_TX, type=0.0), KEY)
     field_error("gasprice", eth.sign_transaction, with_(EIP155_TX, gasprice=1), KEY)
     field_error("accessList", eth.sign_transaction, with_(EIP155_TX, accessList=[]), KEY)
     field_error("maxFeePerGas", eth.sign_transaction, with_(EIP155_TX, maxFeePerGas=1), KEY)
@@ -263,6 +266,22 @@ def test_decode_rejects_high_s_and_non_canonical_fields():
     field_error("yParity", eth.decode_transaction, b"\x02" + rlp.encode(t2[:9] + [2] + t2[10:]))
     bad_list = b"\x02" + rlp.encode(t2[:8] + [b"x"] + t2[9:])
     field_error("accessList", eth.decode_transaction, bad_list)
+
+
+def test_decode_caps_chain_id_as_signing_does():
+    import rlp
+
+    top = 2**63 - 37  # EIP-2294, the largest chain id sign_transaction accepts
+    items = rlp.decode(eth.sign_transaction(with_(EIP155_TX, chainId=top), KEY))
+    v = int.from_bytes(items[6], "big")
+    assert eth.decode_transaction(rlp.encode(items))["chainId"] == top
+    field_error("v", eth.decode_transaction, rlp.encode(items[:6] + [v + 2] + items[7:]))
+    field_error("v", eth.decode_transaction, rlp.encode(items[:6] + [2**256 - 1] + items[7:]))
+    raw2 = eth.sign_transaction(with_(type2_tx(), chainId=top), KEY)
+    assert eth.decode_transaction(raw2)["chainId"] == top
+    t2 = rlp.decode(raw2[1:])
+    field_error("chainId", eth.decode_transaction, b"\x02" + rlp.encode([top + 1] + t2[1:]))
+    field_error("chainId", eth.decode_transaction, b"\x02" + rlp.encode([2**255] + t2[1:]))
 
 
 def test_bytes_like_inputs_accepted():

@@ -28,7 +28,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 def env():
     with World(DAY_START, log=lambda m: None) as w:
         p = w.add_plug("ota", speed=60, deploy=False)
-        signer = Signer(w)
+        signer = Signer(w, p.plug_address())
         # before provisioning: nobody's envelope is accepted
         before = p.post_config(signer.envelope(version=1))
         p.provision()  # owner over serial, config v1 over HTTP
@@ -132,6 +132,12 @@ def _refusals(env):
         ("schema: unchecksummed payee",
          s.envelope(s.config(provider={"approved_payees": [attacker.lower()]})), 400,
          "provider.approved_payees[0]"),
+        ("signed for another plug of the owner", s.envelope(plug=address(OTHER_KEY)), 400,
+         "envelope.plug: signed for plug %s, this plug is %s" % (address(OTHER_KEY), s.plug)),
+        ("plug named after signing", dict(s.envelope(plug=address(OTHER_KEY)), plug=s.plug),
+         400, "not signed by the owner"),
+        ("no plug named", {k: v for k, v in good.items() if k != "plug"}, 400,
+         "envelope.plug: missing"),
         ("wrong envelope keys", dict(good, extra=1), 400, "envelope.extra: unknown key"),
         ("missing signature", {"version": good["version"], "config": good["config"]}, 400,
          "envelope.signature"),

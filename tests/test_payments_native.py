@@ -109,7 +109,9 @@ def test_nonce_used_underneath_by_someone_else_with_the_same_key(tmp_path, devne
     d.mine()
     assert d.balance(other) == 1 and d.balance(PAYEE) == 0
     d.set_automine(True)
-    recs = plug.records("p = make(ST)\nsettle(p)\n")
+    # signed again only once the nonce has stayed taken for a few steps and two minutes
+    recs = plug.records("clock = ManualClock()\np = make(ST, clock)\nfor i in range(4):\n"
+                        "    p.step()\n    clock.t += 60\nsettle(p)\n")
     assert recs[0]["st"] == "confirmed" and recs[0]["n"] == 1
     assert d.balance(PAYEE) == AMOUNT
     assert d.nonce(plug.address) == 2

@@ -56,7 +56,25 @@ def test_plugctl_status_shows_channels_wallet_and_payments(plug):
     for key in ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3"):
         assert key in out
     assert plug.address in out
-    assert "confirmed" in out
+    st = plug.status()
+    assert "%d confirmed" % len(st["payments"]["confirmed"]) in out
+    assert st["provider"]["name"] in out and "None" not in out
+
+
+def test_status_has_what_the_owner_needs(plug):
+    st = plug.status()
+    dev = st["device"]
+    assert dev["uptime_s"] >= 0 and dev["free_heap"] > 0 and dev["config_version"] >= 1
+    for ch in st["channels"].values():
+        assert {"V", "A", "W", "PF", "import_uwh", "export_uwh", "unbilled_uwh"} <= set(ch)
+    assert st["channels"]["M1/A"]["V"] > 200 and st["channels"]["M1/A"]["import_uwh"] > 0
+    (w,) = st["wallets"]
+    assert w["address"] == plug.address and 0 < w["balance"] < 10 * 10**18
+    prov = st["provider"]
+    assert prov["currency"] == "native" and prov["decimals"] == 18
+    assert isinstance(prov["name"], str) and prov["rate_per_kwh"] > 0
+    pays = st["payments"]
+    assert pays["confirmed"][0]["hash"].startswith("0x") and isinstance(pays["accrued"], dict)
 
 
 def test_plugctl_ledger_csv_lists_paid_invoices(plug):

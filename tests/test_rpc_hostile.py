@@ -23,12 +23,12 @@ def hostile():
         yield h
 
 
-def test_every_misbehaviour_is_a_short_chainerror_never_a_crash(hostile):
-    modes = sorted(MODES)
+def _hostile_calls(urls_modes, chain_id):
     code = (
-        "import time\nfrom plug.rpc import RPC, ChainError\nfrom plug.chain import Chain\n"
-        "for m in %r:\n"
-        "    c = Chain(RPC([%r + '/' + m], timeout_s=0.3, retries=0, deadline_s=1), 31337)\n"
+        "import gc, time\nfrom plug.rpc import RPC, ChainError\nfrom plug.chain import Chain\n"
+        "for m, u in %r:\n"
+        "    gc.collect()\n"
+        "    c = Chain(RPC([u], timeout_s=0.3, retries=0, deadline_s=1), %d)\n"
         "    calls = (('chain', c.check_chain), ('nonce', lambda: c.nonce(%r)),\n"
         "             ('receipt', lambda: c.receipt(%r)), ('fees', c.fees),\n"
         "             ('send', lambda: c.send_raw(b'\\x02\\xc0')))\n"
@@ -37,10 +37,16 @@ def test_every_misbehaviour_is_a_short_chainerror_never_a_crash(hostile):
         "        try:\n            fn()\n            res, msg = 'OK', ''\n"
         "        except ChainError as e:\n            res, msg = type(e).__name__, str(e)\n"
         "        print('R', m, name, res, len(msg), time.ticks_diff(time.ticks_ms(), t))\n"
-        % (modes, hostile.base, ADDR, HASH))
+        % (urls_modes, chain_id, ADDR, HASH))
     out = mp.run(code, heap="96k", path_dirs=build_dir(), timeout=300)
     rows = [line.split()[1:] for line in out.splitlines() if line.startswith("R ")]
     print("\n".join(" ".join(r) for r in rows))
+    return rows
+
+
+def test_every_misbehaviour_is_a_short_chainerror_never_a_crash(hostile):
+    modes = sorted(MODES)
+    rows = _hostile_calls([(m, hostile.url(m)) for m in modes], 31337)
     assert len(rows) == 5 * len(modes)
     for mode, call, res, msglen, ms in rows:
         assert res != "OK", (mode, call)  # nothing hostile is believed
@@ -48,6 +54,12 @@ def test_every_misbehaviour_is_a_short_chainerror_never_a_crash(hostile):
             (mode, call, res)
         assert int(msglen) < 400, (mode, call)
         assert int(ms) < 3000, (mode, call, ms)  # deadline holds even for slow drips
+    # a node whose chain id cannot be read is never used: its other answers are not asked
+    assert {r for m, c, r, _, _ in rows if c != "chain"} == {"Unreachable"}
+    # poison past a good eth_chainId (the fallback answers "0x1" to the rest)
+    methods = ["eth_getTransactionCount", "eth_getTransactionReceipt"]
+    rows = _hostile_calls([(m, hostile.url(m, methods)) for m in
+                           ("wrong_id", "huge_hex", "other_receipt", "error_huge")], 1)
     got = {(m, c): r for m, c, r, _, _ in rows}
     assert got[("wrong_id", "nonce")] == "Unreachable"
     assert got[("huge_hex", "nonce")] == "BadReply"

@@ -36,3 +36,12 @@ def test_corrupt_byte_detected(micropython, tmp_path):
 
 def test_missing_gives_default(micropython, tmp_path):
     assert run(micropython, tmp_path, "print(repr(s.load('none', 'dflt')))") == "dflt"
+
+
+def test_a_state_of_a_fifth_of_the_heap_saves_and_loads(micropython, tmp_path):
+    # the encoded state is streamed to the flash, never held whole in the heap
+    got = run(micropython, tmp_path,
+              "import gc\nobj = {'recs': ['0x' + '%064x' % i for i in range(140)]}\n"
+              "gc.collect()\ns.save('x', obj)\nobj = None\ngc.collect()\n"
+              "r = s.load('x')['recs']\nprint([len(r), r[139][-3:]])")
+    assert got == [140, "08b"]

@@ -41,3 +41,22 @@ g = BootGuard(s, watchdog_reset=True); seen.append(g.crashes)   # a real watchdo
 print(seen)
 """ % str(tmp_path))
     assert out == [False, False, (3, True), False, 0, 1]
+
+
+def test_on_an_esp32_a_crash_and_the_reset_after_it_count_once(micropython, tmp_path):
+    # main.py calls machine.reset() after a crash; the chip then reports a hard reset
+    out = micropython.eval("""
+from plug.store import Store
+from plug.supervise import BootGuard
+s = Store(%r)
+seen = []
+g = BootGuard(s)
+for _ in range(3):
+    g.crashed()
+    g = BootGuard(s, watchdog_reset=True)
+    seen.append((g.crashes, g.safe_mode))
+g = BootGuard(s, watchdog_reset=True)   # a real watchdog reset after that boot
+seen.append(g.crashes)
+print(seen)
+""" % str(tmp_path))
+    assert out == [(1, False), (2, False), (3, True), 4]

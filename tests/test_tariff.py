@@ -243,3 +243,93 @@ def test_descriptor_checks_on_cpython():
         d.update(patch)
         with pytest.raises(TariffError, match=reason):
             check_descriptor(d, pc, 31337)
+
+
+def test_trickled_body_and_header_flood_give_up_within_the_deadline(mpy_dirs, tmp_path, server):
+    """A server that sends its body a byte a second, or 200 000 header lines, would hold
+    the plug's event loop for minutes (watchdog reset; three in a row mean safe mode).
+    The fetch gives up at its deadline with the reason, and nothing recorded changes."""
+    cases = [("trickle", "provider", "not complete within 3 s"),
+             ("trickle", "rates", "not complete within 3 s"),
+             ("header_flood", "provider", "more than 40 header lines"),
+             ("header_flood", "rates", "more than 40 header lines")]
+    got = run_plug(mpy_dirs, tmp_path, server, """
+import time
+tf.poll()
+t0 = 820540800
+bil.bill('M1/A', [(t0, t0 + 600, 10**9)], tf.segments)
+before = snap()
+tf.deadline_s = 3   # socket timeout 2 s per read (the prelude), 3 s per request
+get = tf.get
+took = []
+def timed(url):
+    t = time.ticks_ms()
+    try:
+        return get(url)
+    finally:
+        took.append(time.ticks_diff(time.ticks_ms(), t))
+tf.get = timed
+res = []
+for m, target, _ in json.loads(%r):
+    control(misbehave=[m], target=target)
+    tf.next_desc = tf.next_rates = 0
+    n = tf.report_count
+    took = []
+    tf.poll()
+    k = tf.report_count - n
+    res.append([m, target, [r[1] for r in tf.reports[-k:]] if k else [], max(took),
+                snap() == before])
+    control(misbehave=[])
+    gc.collect()
+tf.next_desc = tf.next_rates = 0
+n = tf.report_count
+tf.poll()   # the server behaves again: the plug fetches normally
+upto = bil.bill('M1/A', [(t0 + 600, t0 + 1200, 10**9)], tf.segments)
+print(json.dumps([res, tf.report_count - n, upto, bil.totals('M1/A')]))
+""" % json.dumps(cases))
+    res, new_reports, upto, totals = got
+    for (m, target, reason), (m2, target2, why, ms, unchanged) in zip(cases, res):
+        assert (m, target) == (m2, target2)
+        assert unchanged, "%s (%s) changed the tariff or billing state" % (m, target)
+        assert len(why) == 1 and reason in why[0], (m, target, why)
+        assert why[0].startswith("provider refused" if target == "provider"
+                                 else "rates refused"), why
+        # deadline 3 s plus at most one socket read (2 s); without a deadline the
+        # trickled ~400-byte reply takes minutes
+        assert ms < 6000, (m, target, ms)
+    assert new_reports == 0
+    assert upto == 820540800 + 1200 and totals == [2 * 10**9, 2 * 125 * 10**12]
+
+
+def test_energy_held_for_want_of_a_rate_is_reported_once_per_gap(mpy_dirs, tmp_path, server):
+    got = run_plug(mpy_dirs, tmp_path, server, """
+tf.poll()
+t0 = 820540800
+held = []
+def bill_all(chunks):
+    for key in ('M1/A', 'M1/B'):
+        bil.bill(key, chunks, tf.segments)
+# before the first quoted rate: held, on both channels, on every pass
+for _ in range(3):
+    bill_all([(t0 - 600, t0, 10**9)])
+held.append([r[1] for r in tf.reports])
+# the quoted rates end at t0 + 7200: energy after that is a new gap
+for _ in range(3):
+    for key in ('M2/A', 'M2/B'):
+        bil.bill(key, [(t0 + 6600, t0 + 7200, 10**9), (t0 + 7200, t0 + 7800, 10**9)],
+                 tf.segments)
+held.append([r[1] for r in tf.reports])
+# channels stuck at different gaps do not report in turn on every pass
+for _ in range(3):
+    bil.bill('M3/A', [(t0 - 1200, t0 - 600, 10**9)], tf.segments)
+    bil.bill('M2/A', [(t0 + 7200, t0 + 7800, 10**9)], tf.segments)
+rate = tf.rate_at(t0 + 9000)
+print(json.dumps([held, rate, tf.report_count, bil.totals('M2/A')]))
+""")
+    (first, second), rate, count, totals = got
+    assert len(first) == 1, first
+    assert first[0] == ("energy from %d (plug time) waits unpriced: no rate known "
+                        "(policy hold)" % (820540800 - 600))
+    assert len(second) == 2 and "energy from %d " % (820540800 + 7200) in second[1], second
+    assert rate is None and count == 2  # asking for a rate is not a hold: no report
+    assert totals == [10**9, 333333333333333]  # the priced chunk is billed, the rest waits

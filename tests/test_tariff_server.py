@@ -85,3 +85,47 @@ def test_command_line_server_starts_and_serves():
     finally:
         p.terminate()
         p.wait(5)
+
+
+def raw_get(ts, path, want, timeout=5):
+    """Bytes of a GET read off a plain socket until `want` has arrived (or the reply ends)."""
+    import socket
+
+    with socket.create_connection((ts.host, ts.port), timeout=timeout) as c:
+        c.sendall(b"GET %s HTTP/1.0\r\nHost: %s:%d\r\n\r\n" % (path.encode(), ts.host.encode(),
+                                                              ts.port))
+        data = bytearray()
+        while not want(data):
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+        return bytes(data)
+
+
+def test_trickle_and_header_flood_serve_whole_replies_slowly_or_with_200k_header_lines():
+    with TariffServer(schedule()) as ts:
+        whole = json.dumps(get(ts.url + "/provider.json")).encode()
+        ts.control(misbehave=["header_flood"])
+        r = raw_get(ts, "/provider.json", lambda d: False, timeout=30)
+        head, _, body = r.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 200 OK\r\n") and head.count(b"\r\nX-Junk: y") == 200000
+        assert json.loads(body)["payee"] == schedule()["provider"]["payee"]
+        ts.control(misbehave=["trickle"], trickle_s=0.2)
+        t = time.monotonic()
+        r = raw_get(ts, "/provider.json", lambda d: d.count(b"\r\n\r\n") and
+                    len(d.partition(b"\r\n\r\n")[2]) >= 5)
+        took = time.monotonic() - t
+        head, _, body = r.partition(b"\r\n\r\n")
+        # the headers announce the whole body at once, then bytes come one by one
+        assert b"Content-Length: %d" % len(whole) in head
+        assert body == whole[:len(body)] and 0.6 < took < 5
+
+
+def test_revise_renames_and_dates_the_rates_url_on_every_descriptor():
+    with TariffServer(schedule()) as ts:
+        ts.control(revise=True)
+        d1, d2 = get(ts.url + "/provider.json"), get(ts.url + "/provider.json")
+        assert (d1["name"], d2["name"]) == ("Example Energy #1", "Example Energy #2")
+        assert d2["rates"]["url"].endswith("/rates/native?rev=2")
+        assert get(d2["rates"]["url"])["format"] == "plug-rates/1"

@@ -5,7 +5,7 @@ virtual plug runs); viper and native code is compiled for the target's CPU. Each
 source tree maps to build/<arch>/<tree>/ with the same layout; data files beside the
 code (such as the secp256k1 table) are copied as they are. `main.py` and `boot.py`
 stay source, because the firmware runs them by file name. A module that mpy-cross
-rejects fails the build with its message.
+rejects fails the build with its message, and its stale .mpy is removed.
 """
 
 import os
@@ -22,13 +22,13 @@ SKIP_DIRS = ("__pycache__",)
 ARCHES = {"esp32": "xtensawin", "unix": "x64"}
 
 
-def build(target="esp32", out=None, verbose=False):
+def build(target="esp32", out=None, verbose=False, dirs=DEVICE_DIRS):
     out = out or os.path.join(BUILD, target)
     march = ARCHES[target]
     mpy_cross = executable("mpy-cross")
     sizes = {}
     failed = []
-    for src_root in DEVICE_DIRS:
+    for src_root in dirs:
         tree = os.path.basename(src_root)
         for dirpath, dirnames, filenames in os.walk(src_root):
             dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
@@ -49,6 +49,8 @@ def build(target="esp32", out=None, verbose=False):
                     )
                     if r.returncode:
                         failed.append("%s: %s" % (src, (r.stderr or r.stdout).strip()))
+                        if os.path.exists(dst):  # the last good build of the old source
+                            os.remove(dst)
                         continue
                     sizes[os.path.relpath(dst, out)] = os.path.getsize(dst)
                 elif not name.endswith((".pyc",)):

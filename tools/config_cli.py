@@ -4,14 +4,18 @@
     plugctl owner address --key owner.key        print the owner's address
     plugctl owner provision --port PORT --key owner.key|--address ADDR
                                                  record the first owner on a new plug (serial)
-    plugctl config sign --key owner.key --version N config.json [--out env.json]
+    plugctl config sign --key owner.key --plug ADDR --version N config.json [--out env.json]
+                                                 ADDR: the plug's wallet address (account 0,
+                                                 `plugctl wallet address`); checked against
+                                                 the plug's schema first
     plugctl config push --port PORT env.json     apply an envelope over serial (mpremote)
     plugctl config push --url http://plug/ env.json
     plugctl config schema                        print every field with its default
 
-The envelope is {"version", "config", "signature"}: the owner's EIP-191 signature over
-json.dumps({"config": c, "version": v}, sort_keys=True, separators=(",", ":")), which is
-the plug's own canonical encoding (firmware/plug/config.py).
+The envelope is {"version", "plug", "config", "signature"}: the owner's EIP-191
+signature over json.dumps({"config": c, "plug": p, "version": v}, sort_keys=True,
+separators=(",", ":")), which is the plug's own canonical encoding
+(firmware/plug/config.py). Only the plug whose address is p accepts it.
 """
 
 import argparse
@@ -20,8 +24,8 @@ import os
 import sys
 
 
-def canonical(version, cfg):
-    return json.dumps({"config": cfg, "version": version}, sort_keys=True,
+def canonical(version, cfg, plug):
+    return json.dumps({"config": cfg, "plug": plug, "version": version}, sort_keys=True,
                       separators=(",", ":")).encode()
 
 
@@ -33,12 +37,47 @@ def read_key(path):
     return key
 
 
-def sign_envelope(cfg, version, key):
+def sign_envelope(cfg, version, key, plug):
+    """The envelope for the plug whose wallet address (account 0) is `plug`."""
     from eth_account import Account
     from eth_account.messages import encode_defunct
+    from eth_utils import to_checksum_address
 
-    sig = Account.sign_message(encode_defunct(canonical(version, cfg)), key).signature
-    return {"version": version, "config": cfg, "signature": "0x" + bytes(sig).hex()}
+    plug = to_checksum_address(plug)
+    sig = Account.sign_message(encode_defunct(canonical(version, cfg, plug)), key).signature
+    return {"version": version, "plug": plug, "config": cfg,
+            "signature": "0x" + bytes(sig).hex()}
+
+
+def _plug_config_module():
+    """firmware/plug/config.py on CPython (through tools/shim), as `config schema` uses it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    for d in (os.path.join(root, "lib"), os.path.join(root, "firmware"),
+              os.path.join(here, "shim")):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    from plug import config
+
+    return config
+
+
+def check_before_signing(cfg, version, plug):
+    """The plug's EIP-55 address if the plug would take (cfg, version) signed for it (a
+    version above the one in force provided); else ValueError with the plug's refusal."""
+    config = _plug_config_module()
+    import eth
+
+    if type(version) is not int or not 0 < version < 2**53:
+        raise ValueError("envelope.version: must be a positive integer (1 or more), got %r"
+                         % (version,))
+    try:
+        plug = eth.to_checksum_address(plug)
+    except ValueError as e:
+        raise ValueError("--plug: %s (the plug's wallet address: plugctl wallet address)" % e)
+    config.validate(cfg)  # ConfigError (a ValueError) naming the field
+    config.canonical(cfg)
+    return plug
 
 
 def plug_exec(port, code):
@@ -108,6 +147,7 @@ def cli(cmd, argv):
     else:
         p = sub.add_parser("sign")
         p.add_argument("--key", required=True)
+        p.add_argument("--plug", required=True, help="the plug's wallet address (account 0)")
         p.add_argument("--version", type=int, required=True)
         p.add_argument("config")
         p.add_argument("--out")
@@ -133,8 +173,15 @@ def cli(cmd, argv):
         sys.stdout.write(plug_exec(a.port, "print(plug.provision_owner(%r))" % addr))
     elif a.action == "sign":
         with open(a.config) as f:
-            cfg = json.load(f)
-        env = sign_envelope(cfg, a.version, read_key(a.key))
+            try:
+                cfg = json.load(f)
+            except ValueError as e:
+                raise SystemExit("%s: not JSON: %s" % (a.config, e))
+        try:
+            plug = check_before_signing(cfg, a.version, a.plug)
+        except ValueError as e:
+            raise SystemExit("not signed, the plug would refuse it: %s" % e)
+        env = sign_envelope(cfg, a.version, read_key(a.key), plug)
         text = json.dumps(env, indent=1)
         if a.out:
             with open(a.out, "w") as f:
@@ -151,10 +198,6 @@ def cli(cmd, argv):
             print(status, body)
             return 0 if status == 200 else 1
     else:
-        here = os.path.dirname(os.path.abspath(__file__))
-        sys.path[:0] = [os.path.join(os.path.dirname(here), "firmware"), os.path.join(here, "shim")]
-        from plug.config import SCHEMA
-
-        for line in schema_lines(SCHEMA):
+        for line in schema_lines(_plug_config_module().SCHEMA):
             print(line)
     return 0

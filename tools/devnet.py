@@ -2,12 +2,16 @@
 
     python -m tools.devnet [--chain-id N] [--fund ADDRESS=ETH ...] [--no-mining]
 
-starts anvil, waits until it answers, funds the given addresses and keeps running
-until interrupted. Tests use the Devnet class through the `devnet` fixture.
+starts anvil, waits until it answers, funds the given addresses (ETH as a decimal,
+exact to the wei) and keeps running until Ctrl-C or SIGTERM, then stops anvil.
+Tests use the Devnet class through the `devnet` fixture.
 """
 
 import argparse
+import decimal
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -52,32 +56,62 @@ class Devnet:
             argv += ["--no-mining"]
         if self.base_fee is not None:
             argv += ["--block-base-fee-per-gas", str(self.base_fee)]
+        # own process group: stop() can reach the anvil binary behind npm's launcher
         self.proc = subprocess.Popen(argv + self.extra_args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:  # a failed or interrupted start leaves no anvil behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError("anvil exited: %s" % self.proc.stderr.read().decode())
             try:
                 got = int(self.rpc("eth_chainId"), 16)
-                if got != self.chain_id:
-                    raise RuntimeError("anvil answers chain id %d, not %d" % (got, self.chain_id))
-                return self
             except (OSError, RPCError):
                 if time.monotonic() > deadline:
-                    self.stop()
                     raise RuntimeError("anvil did not answer on %s" % self.url)
                 time.sleep(0.05)
+                continue
+            if got != self.chain_id:
+                raise RuntimeError("anvil answers chain id %d, not %d" % (got, self.chain_id))
+            return
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        """Stop anvil and wait until its port is closed."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # npm's launcher forwards the signal to the anvil binary and exits at once
+        deadline = time.monotonic() + 5
+        while self._listening() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._listening():
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc = None
+
+    def _listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return False
+        except OSError:
+            pass
+        return True
 
     def __enter__(self):
         return self.start()
@@ -125,17 +159,39 @@ class Devnet:
         raise TimeoutError("no receipt for %s" % tx_hash)
 
 
+def fund_spec(spec):
+    """"ADDRESS=ETH" (ETH defaults to 10) -> (address, wei), exact to the wei."""
+    addr, _, amount = spec.partition("=")
+    with decimal.localcontext() as ctx:
+        ctx.prec = 100
+        ctx.traps[decimal.Inexact] = True
+        try:
+            wei = decimal.Decimal(amount or "10") * 10**18
+            ok = wei.is_finite() and 0 <= wei <= 2**256 - 1 and wei == wei.to_integral_value()
+        except decimal.DecimalException:
+            ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            "%r: ETH must be a number >= 0 with at most 18 decimals, below 2**256 wei" % amount)
+    return addr, int(wei)
+
+
+def _stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup
+    raise SystemExit(0)  # unwinds through Devnet.__exit__, which stops anvil
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chain-id", type=int, default=31337)
     ap.add_argument("--port", type=int)
     ap.add_argument("--no-mining", action="store_true")
-    ap.add_argument("--fund", action="append", default=[], metavar="ADDRESS=ETH")
+    ap.add_argument("--fund", action="append", default=[], type=fund_spec, metavar="ADDRESS=ETH")
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     with Devnet(a.chain_id, a.port, automine=not a.no_mining) as d:
-        for spec in a.fund:
-            addr, _, eth = spec.partition("=")
-            d.fund(addr, int(float(eth or "10") * 10**18))
+        for addr, wei in a.fund:
+            d.fund(addr, wei)
         print("devnet: chain %d on %s" % (d.chain_id, d.url), flush=True)
         try:
             d.proc.wait()

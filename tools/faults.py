@@ -29,10 +29,9 @@ import threading
 import time
 
 from . import faults_audit as audit
-from .config_cli import sign_envelope
 from .devnet import Devnet
 from .paths import ROOT
-from .scenario import ETH, OWNER_KEY, World, plug_config
+from .scenario import ETH, World, plug_config
 
 DAY = 1767225600  # 2026-01-01 00:00 UTC, a day that starts on a rate boundary
 RATES = ((0, "0.0001"), (12, "0.0002"))
@@ -61,7 +60,7 @@ def provision(plug, fund_eth=10):
     """Owner recorded over serial, config v1 over HTTP, wallet funded."""
     w = plug.world
     plug.mpremote("plug.provision_owner(%r)" % w.owner_address)
-    code, body = plug.post_config(sign_envelope(fault_config(plug, 1), 1, OWNER_KEY))
+    code, body = plug.post_config(plug.sign(fault_config(plug, 1), 1))
     if code != 200:
         raise RuntimeError("%s: config refused (%s): %s" % (plug.name, code, body))
     plug.config_version = 1
@@ -148,7 +147,7 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
             elif kind == "config":
                 v = max(attempted) + 1
                 attempted.add(v)
-                env = sign_envelope(fault_config(p, v), v, OWNER_KEY)
+                env = p.sign(fault_config(p, v), v)
                 post = {}
                 th = threading.Thread(target=_post_into, args=(post, p, env), daemon=True)
                 th.start()
@@ -199,10 +198,10 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
         settle_pending(p, 30)
         fig["boots"] = p.vplug.boots
         last = max(attempted) + 1
-        code, _ = _post(p, sign_envelope(fault_config(p, acked), acked, OWNER_KEY))
+        code, _ = _post(p, p.sign(fault_config(p, acked), acked))
         if code == 200:
             problems.append("a replayed config (v%d) was accepted" % acked)
-        code, body = _post(p, sign_envelope(fault_config(p, last), last, OWNER_KEY))
+        code, body = _post(p, p.sign(fault_config(p, last), last))
         if code != 200:
             problems.append("after the cuts a new config v%d was refused: %s" % (last, body))
         attempted.add(last)

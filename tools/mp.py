@@ -36,9 +36,26 @@ def run(code=None, path=None, args=(), heap=DEFAULT_HEAP, timeout=300, path_dirs
     argv = command(heap) + (["-c", code] if code is not None else [path]) + list(args)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                        env=env(path_dirs, extra_env), cwd=cwd, input=input)
-    if check and (r.returncode != 0 or "Traceback (most recent call last)" in r.stderr):
+    if check and (r.returncode != 0 or _TRACEBACK in r.stderr):
+        # the unix port prints an uncaught exception on stdout; asyncio's "Task
+        # exception wasn't retrieved" goes to stderr with exit status 0
+        exc = (_exception(r.stdout) if r.returncode else "") or _exception(r.stderr)
         raise MicroPythonError(
-            "MicroPython exited %d\n--- stdout ---\n%s\n--- stderr ---\n%s"
-            % (r.returncode, r.stdout[-8000:], r.stderr[-8000:])
+            "MicroPython exited %d: %s\n--- stdout ---\n%s\n--- stderr ---\n%s"
+            % (r.returncode, exc or "(no traceback)", r.stdout[-8000:], r.stderr[-8000:])
         )
     return r.stdout if check else r
+
+
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def _exception(text):
+    """The exception line of the last traceback in text ("ValueError: boom")."""
+    i = text.rfind(_TRACEBACK)
+    if i < 0:
+        return ""
+    lines = text[i:].splitlines()[1:]
+    while lines and lines[0].startswith(" "):
+        lines.pop(0)
+    return lines[0] if lines else ""

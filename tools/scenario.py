@@ -137,6 +137,19 @@ class PlugHandle:
 
         return mpremote(self.serial, "exec", code, capture=True, timeout=timeout)
 
+    def plug_address(self):
+        """The plug's wallet address (account 0), which its config envelopes are signed
+        for: from /status, else asked at the REPL (safe mode shows no wallet)."""
+        if getattr(self, "_plug_address", None) is None:
+            ws = [w for w in self.status().get("wallets", ()) if w["account"] == 0]
+            self._plug_address = ws[0]["address"] if ws else \
+                self.mpremote("print(plug._plug_address())").strip().splitlines()[-1]
+        return self._plug_address
+
+    def sign(self, cfg, version, key=OWNER_KEY):
+        """A config envelope for this plug."""
+        return sign_envelope(cfg, version, key, self.plug_address())
+
     def provision(self, config_over=None, fund_eth=10):
         """As an owner would: record the owner over serial, push a signed config over
         HTTP, fund the plug's wallet."""
@@ -148,7 +161,7 @@ class PlugHandle:
         over["server"] = dict({"port": self.http_port}, **over.get("server", {}))
         cfg = plug_config(w.devnet.url, w.tariff.url, w.payee, w.chain_id, **over)
         self.config_version = getattr(self, "config_version", 0) + 1
-        code, body = self.post_config(sign_envelope(cfg, self.config_version, OWNER_KEY))
+        code, body = self.post_config(self.sign(cfg, self.config_version))
         if code != 200:
             raise RuntimeError("%s: config refused (%s): %s" % (self.name, code, body))
         self.address = self.status()["wallets"][0]["address"]

@@ -18,9 +18,13 @@ Endpoints: GET /provider.json, /rates/native, /rates/octopus (?page=N, ?page_siz
 newest first, `next` links), /rates/awattar, /rates/energy-charts.
 GET /_control shows the state and request counts; POST /_control with a JSON object
 changes it at runtime: {"misbehave": [...], "target": "all"|"provider"|"rates",
-"delay_s": 30, "format": "octopus", "schedule": {...}, "page_size": 2}.
+"delay_s": 30, "trickle_s": 1.0, "format": "octopus", "schedule": {...}, "page_size": 2,
+"revise": true}. With "revise" every descriptor served carries a new name and rates URL
+("Example Energy #7", ".../rates/native?rev=7"), as a provider that dates its rates URL.
 Misbehaviours: slow, 500, truncated, malformed, oversize, swapped_payee, wrong_chain,
-wrong_token, bad_signature, overlap, unsorted, wrong_types, above_cap, replay_old.
+wrong_token, bad_signature, overlap, unsorted, wrong_types, above_cap, replay_old,
+trickle (headers at once, then the body one byte every trickle_s seconds),
+header_flood (200 000 header lines before the body).
 """
 
 import argparse
@@ -35,9 +39,10 @@ NATIVE_FORMAT = "plug-rates/1"
 FORMATS = ("native", "octopus", "awattar", "energy-charts")
 MISBEHAVIOURS = ("slow", "500", "truncated", "malformed", "oversize", "swapped_payee",
                  "wrong_chain", "wrong_token", "bad_signature", "overlap", "unsorted",
-                 "wrong_types", "above_cap", "replay_old")
+                 "wrong_types", "above_cap", "replay_old", "trickle", "header_flood")
 ATTACKER = "0x000000000000000000000000000000000000dEaD"
 OVERSIZE_BYTES = 256 * 1024
+FLOOD_LINES = 200000
 
 
 def iso(unix_s):
@@ -69,7 +74,9 @@ class TariffState:
         self.misbehave = set(misbehave)
         self.target = "all"
         self.delay_s = 30.0
+        self.trickle_s = 1.0
         self.page_size = 100
+        self.revise = False
         self.counts = {}
 
     def control(self, c):
@@ -79,7 +86,8 @@ class TariffState:
                 if bad:
                     raise ValueError("unknown misbehaviour %s" % bad)
                 self.misbehave = set(c["misbehave"])
-            for k in ("target", "delay_s", "format", "schedule", "page_size"):
+            for k in ("target", "delay_s", "trickle_s", "format", "schedule", "page_size",
+                      "revise"):
                 if k in c:
                     setattr(self, k, c[k])
             if self.format not in FORMATS:
@@ -87,7 +95,8 @@ class TariffState:
 
     def view(self):
         return {"misbehave": sorted(self.misbehave), "target": self.target, "format": self.format,
-                "delay_s": self.delay_s, "page_size": self.page_size, "counts": self.counts}
+                "delay_s": self.delay_s, "trickle_s": self.trickle_s,
+                "page_size": self.page_size, "revise": self.revise, "counts": self.counts}
 
     # ---- bodies ----
 
@@ -111,6 +120,10 @@ class TariffState:
         d = {"name": p["name"], "payee": p["payee"], "chain_id": p["chain_id"],
              "currency": p["currency"],
              "rates": {"url": "%s/rates/%s" % (base, self.format), "format": self.format}}
+        if self.revise:
+            n = self.counts.get("/provider.json", 0)
+            d["name"] = "%s #%d" % (p["name"], n)
+            d["rates"]["url"] += "?rev=%d" % n
         if self.schedule.get("signer_key"):
             from eth_account import Account
 
@@ -251,7 +264,36 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, body[:-1] + pad + body[-1:])
         if "truncated" in m:
             return self._send(200, body[: len(body) // 2], declared=len(body))
+        if "trickle" in m:
+            return self._trickle(body, st.trickle_s)
+        if "header_flood" in m:
+            return self._flood(body)
         return self._send(200, body)
+
+    def _trickle(self, body, pause_s):
+        """A whole, valid reply: headers at once, then one body byte per pause_s."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(pause_s)
+        except OSError:  # the client gave up
+            pass
+
+    def _flood(self, body):
+        """A valid reply with FLOOD_LINES header lines, sent as fast as the client reads."""
+        chunk = b"X-Junk: y\r\n" * 1000
+        try:
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n")
+            for _ in range(FLOOD_LINES // 1000):
+                self.wfile.write(chunk)
+            self.wfile.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        except OSError:  # the client gave up
+            pass
 
     def do_GET(self):
         st = self.state

@@ -4,7 +4,8 @@
     plugctl wallet provision --port PORT --file wallet.json [--replace]
                                                           onto a plug; imported at next boot
     plugctl wallet address --port PORT                    the plug's address
-    plugctl wallet export --port PORT                     print the plug's secret (warns first)
+    plugctl wallet export --port PORT --confirm EXPORT    print the plug's secret (warns first;
+                                                          without --confirm it prints nothing)
 
 The file is what the plug imports (`plug/wallet.py` provisioning_text): {"v": 1, "kind":
 "seed"|"key", "secret": hex, "replace": false}. Account i of a seed is BIP-32
@@ -18,6 +19,9 @@ import sys
 import tempfile
 
 IMPORT_PATH = "state/wallet_import.json"  # the plug's state directory on its flash
+EXPORT_CONFIRM = "EXPORT"  # as plug.wallet.EXPORT_CONFIRM
+WARNING = ("WARNING: export prints this plug's wallet secret. Anyone who sees it can spend "
+           "every account of this plug. Clear your terminal afterwards.")
 
 
 def addresses(seed, n):
@@ -58,14 +62,19 @@ def cli(cmd, argv):
     p.add_argument("--file", required=True)
     p.add_argument("--replace", action="store_true",
                    help="replace a wallet the plug already has (its funds stay with the old key)")
-    for name in ("address", "export"):
-        sub.add_parser(name).add_argument("--port", required=True)
+    sub.add_parser("address").add_argument("--port", required=True)
+    p = sub.add_parser("export")
+    p.add_argument("--port", required=True)
+    p.add_argument("--confirm", default="", help="must be %s to print the secret" % EXPORT_CONFIRM)
     a = ap.parse_args(argv)
     from .deploy import mpremote
 
     if a.action == "new":
         seed = os.urandom(32)
-        fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise SystemExit("%s exists; not overwritten (it may hold a wallet)" % a.out)
         with os.fdopen(fd, "w") as f:
             json.dump(record("seed", seed), f)
         for i, addr in enumerate(addresses(seed, a.accounts)):
@@ -81,6 +90,11 @@ def cli(cmd, argv):
               % a.port)
     elif a.action == "address":
         sys.stdout.write(mpremote(a.port, "exec", "print(plug.address())", capture=True))
+    elif a.confirm != EXPORT_CONFIRM:
+        print(WARNING)
+        print("Nothing exported. Run again with --confirm %s to print it." % EXPORT_CONFIRM)
+        return 1
     else:
-        sys.stdout.write(mpremote(a.port, "exec", "plug.export_wallet('EXPORT')", capture=True))
+        sys.stdout.write(mpremote(a.port, "exec", "plug.export_wallet(%r)" % EXPORT_CONFIRM,
+                                  capture=True))
     return 0

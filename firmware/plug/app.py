@@ -4,7 +4,9 @@
 # Boot: state and config, board front ends, calibration, ledgers restored, wallet,
 # unfinished payments reconciled, then the asyncio tasks. After three crashes in a row
 # (an unhandled error or a watchdog reset; a power cut does not count) the plug boots
-# in safe mode: metering, the REPL and the HTTP status only, no payments.
+# in safe mode: metering, the REPL and the HTTP status only, no payments. An energy
+# checkpoint that this firmware cannot read also means safe mode, with metering held
+# and the checkpoint files left as they are (status: device.ledger_error).
 #
 # Tasks: the metering loop (meter.py), the money loop (tariff, billing, settlement,
 # payments), the HTTP server, the serial REPL, the watchdog, the config pull. Each runs
@@ -17,7 +19,7 @@ import time
 
 from plug import repl
 from plug.config import ConfigManager, ConfigError
-from plug.ledger import EnergyLedger
+from plug.ledger import EnergyLedger, LedgerError
 from plug.meter import Meter
 from plug.store import Store
 from plug.supervise import BootGuard, forever
@@ -48,7 +50,10 @@ class Plug:
             raise
 
     def _boot(self, board):
-        self.cfgm = ConfigManager(self.store, log=log, factory=board.factory_config())
+        self._address0 = None
+        self.wallet = None
+        self.cfgm = ConfigManager(self.store, log=log, factory=board.factory_config(),
+                                  plug=self._plug_address)
         cfg = self.cfgm.config
         try:
             self.front_ends = board.front_ends(self.clock)
@@ -59,15 +64,23 @@ class Plug:
             self.front_ends = []
         self.ledger = EnergyLedger(self.store, self.clock, cfg["channels"],
                                    nominal_v=cfg["meter"]["nominal_voltage_v"], log=log)
-        self.ledger.restore()
-        self.meter = Meter(self.front_ends, self.ledger, self.clock,
+        self.ledger_error = None
+        try:
+            self.ledger.restore()
+        except LedgerError as e:  # rebooting would only fail the same way
+            self.ledger_error = str(e)
+            self.safe_mode = True
+            log("[app] SAFE MODE: %s. Metering is held until the energy checkpoint is "
+                "repaired or moved away." % e)
+            self.ledger = EnergyLedger(_HeldStore(self.store), self.clock, cfg["channels"],
+                                       nominal_v=cfg["meter"]["nominal_voltage_v"], log=log)
+        self.meter = Meter([] if self.ledger_error else self.front_ends, self.ledger, self.clock,
                            checkpoint_s=cfg["meter"]["checkpoint_s"],
                            interval_s=cfg["meter"]["read_interval_ms"] / 1000, log=log)
         from plug import calibration
 
         calibration.restore(self.store, self.front_ends, log=log)
         self.cal = calibration.Calibrator(self.meter, self.store, log=log, out=repl.log)
-        self.wallet = None
         self.payments = None
         self.balances = {}
         self._balances_at = None
@@ -77,11 +90,24 @@ class Plug:
         self._fee = None
         self.online = board.network_up(cfg["wifi"])
         if self.safe_mode:
-            log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
-                "payments. It clears after a stable run." % self.guard.crashes)
+            if not self.ledger_error:
+                log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
+                    "payments. It clears after a stable run." % self.guard.crashes)
         else:
             self._build_money()
         gc.collect()
+
+    def _plug_address(self):
+        """Wallet account 0: the address config envelopes are signed for. In safe mode
+        the wallet is read for it only when an envelope arrives."""
+        if self.wallet is not None:
+            return self.wallet.address(0)
+        if self._address0 is None:
+            from plug.wallet import default_secret_store, load_wallet
+
+            w = load_wallet(default_secret_store(self.store), self.cfgm.config, log=log)
+            self._address0 = w.address(0)
+        return self._address0
 
     # ---- the money side, rebuilt whenever a new config is in force ----
 
@@ -267,6 +293,7 @@ class Plug:
                 "board": self.board.NAME, "time": self.clock.time(),
                 "uptime_s": time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000,
                 "free_heap": gc.mem_free(), "config_version": self.cfgm.version,
+                "config_error": self.cfgm.fallback, "ledger_error": self.ledger_error,
                 "owner": self.cfgm.owner, "safe_mode": self.safe_mode,
                 "last_error": self.last_error, "late_reads": self.meter.late_reads,
             },
@@ -381,6 +408,23 @@ class Plug:
             machine.reset()
         except (ImportError, AttributeError):
             raise SystemExit(0)  # the unix port: the virtual plug's supervisor boots it again
+
+
+class _HeldStore:
+    """The store as a held ledger sees it: reads pass, writes are dropped, so the
+    checkpoint this firmware could not read stays on the flash as it was."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def load(self, name, default=None):
+        return self._store.load(name, default)
+
+    def generation(self, name):
+        return self._store.generation(name)
+
+    def save(self, name, obj):
+        return 0
 
 
 _PAY_STATE = {"confirmed": "confirmed", "failed": "failed"}  # prepared, sent: pending

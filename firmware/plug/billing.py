@@ -8,7 +8,8 @@
 #       Prices whole chunks in order and stops at the first one without a rate; saves
 #       cursor and lines in one atomic store write; returns the billed-up-to time.
 #   bil.run(ledger, tariff, keys=None)   bill every channel of an EnergyLedger and mark
-#       what was billed there (after the billing state is durable).
+#       what was billed there (after the billing state is durable). A pass that bills
+#       writes the flash twice at most: the billing state once, then the ledger once.
 #
 # Exactness. A chunk of e uWh over [t0, t1) is split at rate boundaries pro rata in
 # time with integer floors of the cumulative share (e * (b - t0) // (t1 - t0)), so the
@@ -24,10 +25,11 @@
 #
 # Never twice, never skipped: the per-channel cursor (end of the last billed chunk)
 # and the lines are saved together; chunks that end at or before the cursor are
-# skipped (a power cut between saving here and ledger.mark_billed re-lists them), and
-# mark_billed(cursor) runs again on the next pass. A chunk that starts before the
-# cursor but ends after it (the ledger merged a billed bucket into a later one) is
-# billed for its pro-rata share after the cursor only.
+# skipped (a power cut between saving here and the ledger checkpoint that follows
+# mark_billed re-lists them), and mark_billed(cursor) runs again on the next pass.
+# A chunk that starts before the cursor but ends after it (the ledger merged a
+# billed bucket into a later one) is billed for its pro-rata share after the cursor
+# only.
 #
 # Lines, per channel: [t_start, t_end, energy_uwh, rate_per_kwh, amount, pid]; a piece
 # contiguous with the previous line at the same rate and provider extends that line.
@@ -183,7 +185,7 @@ class Billing:
         """Bill every channel of `ledger`; returns {key: billed-up-to time}. A channel whose
         chunks are refused is reported through BillingError after the others are done.
         All channels billed in one pass are saved in one atomic write, before any
-        ledger.mark_billed."""
+        ledger.mark_billed; the ledger is then checkpointed once for all of them."""
         done = {}
         order = []
         errors = []
@@ -201,13 +203,20 @@ class Billing:
         finally:
             if any_billed:  # also when the ledger failed: what is priced becomes durable
                 self.save()
+        marked = False
         for key in order:
             upto = done[key]
             if upto is not None:
                 try:
-                    ledger.mark_billed(key, upto)
+                    if ledger.mark_billed(key, upto, checkpoint=False) != (0, 0):
+                        marked = True
                 except Exception as e:  # billing is durable; the ledger catches up next pass
                     errors.append("%s: ledger mark_billed(%d) failed: %s" % (key, upto, e))
+        if marked:
+            try:
+                ledger.checkpoint()  # one ledger write per pass, after the billing write
+            except Exception as e:  # the cursor keeps it right; the meter checkpoints again
+                errors.append("ledger checkpoint after billing failed: %s" % (e,))
         if errors:
             raise BillingError("; ".join(errors))
         return done

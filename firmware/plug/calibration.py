@@ -189,9 +189,12 @@ class Calibrator:
         if abs(got) < 0.5:
             raise CalibrationError("%s measures %.2f W: is the reference load switched on?"
                                    % (key, got))
-        if ref < 0 < got:
-            raise CalibrationError("the reference says export (%.1f W) but %s imports %.1f W: "
-                                   "check the reference's direction" % (ref, key, got))
+        if (ref < 0) != (got < 0):
+            raise CalibrationError("the reference says %s (%.1f W) but %s reads %s (%.1f W): "
+                                   "a CT clamped or wired backwards? add \"%s\" to \"invert\" "
+                                   "in board.json (or check the reference's direction)"
+                                   % ("export" if ref < 0 else "import", ref, key,
+                                      "export" if got < 0 else "import", got, key))
         self._rescale(fe, code, key, "p_gain", abs(ref), abs(got),
                       "power read %.2f W, reference %.2f W" % (got, abs(ref)))
 
@@ -249,6 +252,7 @@ class Calibrator:
         return devices
 
     def save(self):
+        self._entered = False  # the session ends: the next one checkpoints on entry again
         devices = self._current()
         stored = self._stored()
         previous = stored.get("devices") or self._boot

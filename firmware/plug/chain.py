@@ -3,7 +3,9 @@
 #
 #   c = Chain(rpc, chain_id=31337, eip1559=True)       # rpc: plug.rpc.RPC
 #   c.check_chain()            raises WrongChain unless eth_chainId == chain_id (cached;
-#                              call before every signing, it asks the node only once)
+#                              call before every signing, it asks the node only once).
+#                              The RPC client also asks every other node it fails over to
+#                              before using its answers (RPC.expect_chain).
 #   c.nonce(addr, "pending")   c.block_number()          c.balance(addr)
 #   c.fees() -> {"maxFeePerGas", "maxPriorityFeePerGas"} (EIP-1559: 2 x the base fee of
 #               the latest/next block from eth_feeHistory + eth_maxPriorityFeePerGas, or
@@ -18,15 +20,11 @@
 import binascii
 
 import eth
-from plug.rpc import AlreadyKnown, BadReply, ChainError, RPCError
+from plug.rpc import AlreadyKnown, BadReply, ChainError, RPCError, WrongChain
 
 _U256 = (1 << 256) - 1
 _U64 = (1 << 64) - 1
 _HEXDIGITS = "0123456789abcdefABCDEF"
-
-
-class WrongChain(ChainError):
-    pass
 
 
 def qty(v, what, limit=_U256):
@@ -80,6 +78,7 @@ class Chain:
         self.chain_id = chain_id
         self.eip1559 = eip1559
         self._checked = False
+        rpc.expect_chain(chain_id)
 
     def check_chain(self):
         if self._checked:

@@ -2,11 +2,13 @@
 #
 # Envelope (what `plugctl config sign` writes and POST /config, the pull URL and
 # `plugctl config push` deliver):
-#     {"version": <int>, "config": {...}, "signature": "0x<65 bytes hex>"}
+#     {"version": <int>, "plug": "0x<address>", "config": {...}, "signature": "0x<65 bytes>"}
 # The signature is the owner's EIP-191 personal_sign over canonical({"config": c,
-# "version": v}): JSON with keys sorted, no spaces, non-ASCII and control characters
-# escaped as \uXXXX, integers in decimal and no floats (exactly what CPython's
-# json.dumps(obj, sort_keys=True, separators=(",", ":")) produces).
+# "plug": p, "version": v}): JSON with keys sorted, no spaces, non-ASCII and control
+# characters escaped as \uXXXX, integers in decimal and no floats (exactly what
+# CPython's json.dumps(obj, sort_keys=True, separators=(",", ":")) produces).
+# "plug" is the plug's wallet address 0 (EIP-55), so an envelope signed for one plug is
+# refused by every other plug of the same owner.
 #
 # Signed configs hold integers only, so the encoding is the same on a 32-bit plug
 # with single-precision floats as on the host. Calibration is local to the plug and
@@ -15,7 +17,9 @@
 # Durable state: "config" (the envelope in force) and "owner" (the owner's address,
 # set once at provisioning). An apply first records the candidate as "config_next",
 # checks it, then saves it as "config" (an atomic rename); a power cut before that
-# leaves the old config in force and the candidate is dropped at boot.
+# leaves the old config in force and the candidate is dropped at boot. A stored config
+# that this firmware no longer accepts is left on the flash; the plug then runs on its
+# factory settings, and its version still refuses older envelopes (`fallback` says why).
 from micropython import const
 
 from plug.schema import ConfigError, check
@@ -34,6 +38,7 @@ SCHEMA = ("d", {
         "confirmations": ("i", 0, 64, 1),
         "eip1559": ("b", True),
         "tx_deadline_s": ("i", 10, 86400, 300),
+        "max_fee_per_gas": ("i", 0, _BIG, 0),  # wei; 0: no fixed ceiling
     }),
     "provider": ("d", {
         "url": _URL,
@@ -212,13 +217,13 @@ class _Count:
         self.n += len(b)
 
 
-def signed_digest(version, cfg):
-    """EIP-191 digest of signed_message(version, cfg), streamed into the hasher in two
-    passes (length, then bytes), so the encoding never sits in RAM as a whole: a
+def signed_digest(version, cfg, plug):
+    """EIP-191 digest of signed_message(version, cfg, plug), streamed into the hasher in
+    two passes (length, then bytes), so the encoding never sits in RAM as a whole: a
     config near MAX_ENVELOPE_BYTES would otherwise need its size three times over."""
     from keccak import Keccak256
 
-    obj = {"config": cfg, "version": version}
+    obj = {"config": cfg, "plug": plug, "version": version}
     c = _Count()
     _enc(obj, c.add)
     h = Keccak256()
@@ -228,8 +233,8 @@ def signed_digest(version, cfg):
     return h.digest()
 
 
-def recover_signer(version, cfg, sig):
-    """Address that signed (version, cfg) with the 65-byte EIP-191 signature `sig`, as
+def recover_signer(version, cfg, plug, sig):
+    """Address that signed (version, cfg, plug) with the 65-byte EIP-191 signature `sig`, as
     eth.recover_message checks it (v 27/28, r in range, low s); ValueError otherwise."""
     import ecdsa_micro
     import eth
@@ -240,20 +245,21 @@ def recover_signer(version, cfg, sig):
     s = int.from_bytes(bytes(sig[32:64]), "big")
     eth.check_signature_ints(r, s)
     try:
-        pub = ecdsa_micro.recover(signed_digest(version, cfg), r, s, sig[64] - 27)
+        pub = ecdsa_micro.recover(signed_digest(version, cfg, plug), r, s, sig[64] - 27)
     except ValueError as e:
         raise ValueError("signature: does not recover to a public key (%s)" % e)
     return eth.public_to_address(pub)
 
 
-def signed_message(version, cfg):
-    return canonical({"config": cfg, "version": version})
+def signed_message(version, cfg, plug):
+    return canonical({"config": cfg, "plug": plug, "version": version})
 
 
 # ---- envelopes, ownership and atomic apply ----
 
 def parse_envelope(body):
-    """(version, config dict as sent, signature bytes) from raw bytes or a dict."""
+    """(version, config dict as sent, plug address, signature bytes) from raw bytes or a
+    dict."""
     import json
 
     if isinstance(body, (bytes, bytearray, str)):
@@ -268,7 +274,7 @@ def parse_envelope(body):
     if not isinstance(body, dict):
         raise ConfigError("envelope: must be an object")
     for k in body:
-        if k not in ("version", "config", "signature"):
+        if k not in ("version", "config", "plug", "signature"):
             raise ConfigError("envelope.%s: unknown key" % k)
     version, cfg, sig = body.get("version"), body.get("config"), body.get("signature")
     if type(version) is not int or not 0 < version < 2**53:
@@ -283,18 +289,27 @@ def parse_envelope(body):
         sig = binascii.unhexlify(sig[2:])
     except ValueError:
         raise ConfigError("envelope.signature: not hex")
-    return version, cfg, sig
+    plug = body.get("plug")
+    if plug is None:
+        raise ConfigError("envelope.plug: missing; sign the config for this plug's address "
+                          "(plugctl config sign --plug ADDRESS)")
+    check(_ADDR, plug, "envelope.plug")
+    return version, cfg, plug, sig
 
 
 class ConfigManager:
     """The config in force, the owner, and signed, versioned, atomic updates."""
 
-    def __init__(self, store, log=print, factory=None):
+    def __init__(self, store, log=print, factory=None, plug=None):
         # The board's factory settings are the defaults under every config, signed or not
         # (a board's HTTP port, its RPC node until the owner names one).
         self.factory = factory or {}
         self.store = store
         self.log = log
+        # this plug's address (wallet account 0), or a function returning it when first
+        # needed; envelopes must be signed for it
+        self.plug = plug
+        self.fallback = None  # why the stored config is not in force, if it is not
         self.owner = store.load("owner")
         if store.load("config_next") is not None:
             self.log("[config] dropped an unfinished apply (power cut during its check)")
@@ -302,10 +317,31 @@ class ConfigManager:
         env = store.load("config")
         if env is None:  # version 0: what the board ships with, until the owner's first config
             self.version, self.config, self.signature = 0, validate(self.factory), None
-        else:
-            self.version, self.config, self.signature = env["version"], self.complete(
-                env["config"]), env["signature"]
-            self._adopt_owner()
+            return
+        self.version = env["version"]
+        try:
+            self.config, self.signature = self.complete(env["config"]), env["signature"]
+        except ConfigError as e:
+            # e.g. a firmware update narrowed a range: boot on the factory settings, keep
+            # the version (older envelopes stay refused) and the stored envelope
+            self.config, self.signature = validate(self.factory), None
+            self.fallback = "stored config v%d is not valid for this firmware (%s); running " \
+                "on factory settings until the owner sends a newer one" % (self.version, e)
+            self.log("[config] " + self.fallback)
+            return
+        self._adopt_owner()
+
+    def plug_address(self):
+        """The address envelopes must be signed for; ConfigError if it is not known."""
+        p = self.plug
+        try:
+            if callable(p):
+                p = p()
+        except Exception as e:  # noqa: BLE001 - e.g. no usable wallet (safe mode)
+            raise ConfigError("envelope: this plug's address is not available (%s)" % e)
+        if not p:
+            raise ConfigError("envelope: this plug's address is not known yet")
+        return p
 
     def set_owner(self, address):
         """Provisioning: record the first owner. Later changes need a config the owner signed."""
@@ -317,12 +353,15 @@ class ConfigManager:
 
     def verify(self, body):
         """Check an envelope; returns (version, config as signed, that config completed
-        (complete()), signature hex) or raises."""
-        version, cfg, sig = parse_envelope(body)
+        (complete()), plug address, signature hex) or raises."""
+        version, cfg, plug, sig = parse_envelope(body)
         if self.owner is None:
             raise ConfigError("envelope: this plug has no owner yet (provision it first)")
+        me = self.plug_address()
+        if plug != me:
+            raise ConfigError("envelope.plug: signed for plug %s, this plug is %s" % (plug, me))
         try:
-            signer = recover_signer(version, cfg, sig)
+            signer = recover_signer(version, cfg, plug, sig)
         except ValueError as e:
             raise ConfigError("envelope.signature: %s" % e)
         if signer != self.owner:
@@ -333,7 +372,7 @@ class ConfigManager:
         import binascii
 
         full = self.complete(cfg)  # refuse schema errors before anything changes
-        return version, cfg, full, "0x" + binascii.hexlify(sig).decode()
+        return version, cfg, full, plug, "0x" + binascii.hexlify(sig).decode()
 
     def complete(self, cfg):
         """A config as signed, with the board's factory settings and the schema's
@@ -346,8 +385,8 @@ class ConfigManager:
         `check(config)` raises with a reason if the config does not work (chain id not
         reachable or not matching, provider descriptor refused). Returns the new version.
         """
-        version, signed, cfg, sig = self.verify(body)
-        env = {"version": version, "config": signed, "signature": sig}  # kept as signed
+        version, signed, cfg, plug, sig = self.verify(body)
+        env = {"version": version, "plug": plug, "config": signed, "signature": sig}
         self.store.save("config_next", env)
         old = (self.version, self.config, self.signature)
         self.version, self.config, self.signature = version, cfg, sig
@@ -361,6 +400,7 @@ class ConfigManager:
             raise ConfigError("config version %d rolled back: %s" % (version, e))
         self.store.save("config", env)
         self.store.remove("config_next")
+        self.fallback = None
         self._adopt_owner()
         self.log("[config] version %d in force" % version)
         return version

@@ -21,8 +21,10 @@
 #       drops the unbilled buckets with t_end <= upto_t and returns their energy;
 #       upto_t must be a bucket end (LedgerError if it cuts a bucket); calling it
 #       again with the same upto_t returns (0, 0). Checkpoints at once so the drop
-#       is as durable as the invoice. Call unbilled() and mark_billed() without an
-#       await in between: the meter task may merge old buckets between awaits.
+#       is as durable as the invoice; checkpoint=False leaves that to the caller
+#       (Billing.run marks every channel, then checkpoints once). Call unbilled()
+#       and mark_billed() without an await in between: the meter task may merge
+#       old buckets between awaits.
 #   led.pending(key) -> (import_uwh, export_uwh)   unbilled energy incl. open bucket
 #   led.billed(key) -> (import_uwh, export_uwh)    energy ever marked billed
 #   led.set_total(key, import_uwh, export_uwh, reason) / led.reset(key, reason)
@@ -38,16 +40,19 @@
 #
 # Durability and flash wear. The meter calls checkpoint() every
 # config["meter"]["checkpoint_s"] (default 60 s), on a clean stop and on entering
-# calibration; the store writes a new file and renames it over the older of two
+# calibration; Billing.run once per pass that bills (at most once per closed bucket,
+# bucket_s = 60 s). The store writes a new file and renames it over the older of two
 # slots, so a power cut loses at most the energy since the last checkpoint.
-# Budget at the default: 1440 checkpoints a day, each a file of 0.3-3 KB, i.e. about
-# two 4 KB block programs/erases (file data, or inline data in the metadata pair,
-# plus the directory commit). LittleFS levels wear dynamically over the whole
-# filesystem (metadata pairs move after block_cycles erases), so on the ESP32's
-# usual 2 MB vfs partition (512 blocks) that is ~2900 erases/day / 512 = ~6 erase
-# cycles per block per day: 100k cycles last ~45 years. Even a 256 KB filesystem
-# (64 blocks, ~45 cycles/block/day) lasts ~6 years. checkpoint_s=10 costs 6x that.
-#
+# Budget at the defaults, all state files: ledger <= 120 writes/h (meter 60, billing
+# 60), billing <= 60/h, tariff <= 8/h (descriptor and rates every refresh_s = 900 s),
+# invoices and payments a few a day: about 190 writes/h, 4600 a day, each a file of
+# 0.3-3 KB, i.e. about two 4 KB block programs/erases (file data, or inline data in
+# the metadata pair, plus the directory commit). LittleFS levels wear dynamically
+# over the whole filesystem (metadata pairs move after block_cycles erases), so on
+# the ESP32's usual 2 MB vfs partition (512 blocks) that is ~9200 erases/day / 512 =
+# ~18 erase cycles per block per day: 100k cycles last ~15 years. A 256 KB filesystem
+# (64 blocks, ~145 cycles/block/day) lasts ~2 years. checkpoint_s=10 adds 300 ledger
+# writes/h (~2.6x the total).
 # Ledger time is kept monotone (max of all times seen), so a clock stepped back by
 # NTP never reorders buckets or reopens one that billing has already seen.
 from micropython import const

@@ -16,8 +16,11 @@
 # A front end that raises (FrontEndError: bus error, chip gone, read-back mismatch)
 # marks its device code faulty: logged once, retried with exponential backoff (1 s up
 # to max_backoff_s), logged again once it answers; every other front end keeps
-# metering meanwhile. Timing follows the clock's monotonic seconds, so a simulated
-# clock running N times faster makes the loop read N times more often in real time.
+# metering meanwhile. A chip found still metering after a soft reboot (fe.resumed)
+# hands over the energy it counted meanwhile: that read may cover up to the front
+# end's max_read_gap_s, however recently the Meter was built. Timing follows the
+# clock's monotonic seconds, so a simulated clock running N times faster makes the
+# loop read N times more often in real time.
 # The per-read path allocates only short-lived floats: it leaves no garbage that
 # would fragment a 64 KB heap.
 _MIN_CHECKPOINT_S = 1
@@ -105,6 +108,10 @@ class Meter:
                     self.log("[meter] %s: read %.0f s after the last one, longer than its energy "
                              "registers hold at full load (%.0f s): energy may be lost (%d late "
                              "reads)" % (fe.device_code, dt, gap, self.late_reads))
+            if gap and dt < gap and getattr(fe, "resumed", False):
+                # the chip kept counting through a soft reboot or bus outage: its energy
+                # spans more than our last read, at most what its registers hold
+                dt = gap
             if fault is not None:
                 self._fault[i] = None
                 self.log("[meter] %s: front end answering again after %d s; metering resumed"

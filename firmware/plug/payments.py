@@ -24,7 +24,14 @@
 # kept and a receipt for any of them counts. After a reboot the restored records are
 # reconciled by step(): receipt of any variant, else re-broadcast of the same bytes.
 # Only when the account's mined nonce has passed ours and none of our variants has a
-# receipt (someone else used the nonce) is the invoice signed again, with a new nonce.
+# receipt, seen on _DISPLACED_STEPS steps over at least _DISPLACED_S (a node that lags
+# behind answers "no receipt" for a while), is the invoice signed again with a new
+# nonce (someone else used ours); receipts of the earlier variants still count.
+# Replacement fees stop rising at chain.max_fee_per_gas (when set) and at
+# _MAX_FEE_GROWTH times the first variant's, and a replacement the balance cannot
+# cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
+# A payment that fails (status 0) is signed again by step() after a backoff
+# (_RETRY_S, x4 per attempt), up to _MAX_ATTEMPTS attempts; then it stays "failed".
 #
 # Before signing: invoice not already paid, payee (and token) approved by the owner's
 # config when those lists are set, amount <= limits.per_payment, today's spend +
@@ -40,6 +47,11 @@ _KEEP_DONE = 32  # finished records kept in full
 _KEEP_IDS = 256  # ids of older confirmed invoices kept to refuse paying them again
 _MAX_MEMO = 256
 _UNFINISHED = ("prepared", "sent")
+_DISPLACED_STEPS = 3
+_DISPLACED_S = 120
+_MAX_FEE_GROWTH = 4
+_MAX_ATTEMPTS = 3
+_RETRY_S = 600
 
 
 class PaymentError(Exception):
@@ -82,7 +94,7 @@ class Payments:
         chain_cfg = config.get("chain", {})
         self.confirmations = chain_cfg.get("confirmations", 1)
         self.deadline_s = chain_cfg.get("tx_deadline_s", 300)
-        self.max_fee_cap = chain_cfg.get("max_fee_per_gas")  # optional ceiling, wei
+        self.max_fee_cap = chain_cfg.get("max_fee_per_gas") or None  # wei per gas
         self.limits = config.get("limits", {})
         prov = config.get("provider", {})
         self.payees = prov.get("approved_payees") or ()
@@ -101,7 +113,8 @@ class Payments:
         self.log("[pay] " + msg)
 
     def _save(self):
-        done = [r for r in self._recs.values() if r["st"] not in _UNFINISHED]
+        done = [r for r in self._recs.values()
+                if r["st"] not in _UNFINISHED and not self._will_retry(r)]
         if len(done) > _KEEP_DONE:
             done.sort(key=lambda r: r.get("t", 0))
             for r in done[:len(done) - _KEEP_DONE]:
@@ -134,7 +147,7 @@ class Payments:
 
     def _today(self):
         day = self.clock.time() // 86400
-        if day != self._day:
+        if day > self._day:  # a clock set back must not grant a fresh allowance
             self._day = day
             self._spent = {}
         return day
@@ -267,8 +280,10 @@ class Payments:
             fees = [tx["gasPrice"]]
         else:
             fees = [tx["maxFeePerGas"], tx["maxPriorityFeePerGas"]]
-        for v in rec["v"]:
-            v["raw"] = None  # only the newest variant is ever broadcast again
+        for i, v in enumerate(rec["v"]):  # only the newest is ever broadcast again, and
+            v.pop("raw", None)  # only the first's fees (the ceiling) and the newest's matter
+            if i:
+                v.pop("fee", None)
         rec["v"].append({"h": h, "raw": _hex(raw), "fee": fees})
         rec["hash"] = h
 
@@ -301,9 +316,26 @@ class Payments:
 
     # ---- advancing ------------------------------------------------------------
 
+    def _will_retry(self, rec):
+        return rec["st"] == "failed" and rec.get("att", 1) < _MAX_ATTEMPTS
+
+    def _retry_due(self, rec):
+        wait = _RETRY_S << (2 * (rec.get("att", 1) - 1))
+        return self._will_retry(rec) and self.clock.time() - rec.get("tf", 0) >= wait
+
     def step(self):
-        """Advance every unfinished payment once; returns the records that changed state."""
+        """Advance every unfinished payment once, and sign failed ones again when their
+        backoff has passed; returns the records that changed state."""
         changed = []
+        for rec in [r for r in self._recs.values() if self._retry_due(r)]:
+            try:
+                new = self.pay(rec["id"], rec["to"], rec["amt"], rec["tok"],
+                               _unhex(rec["memo"]), rec.get("ch"))
+                changed.append(new)
+            except (ChainError, PaymentError) as e:
+                rec["tf"] = self.clock.time()  # wait a full backoff before the next try
+                rec["err"] = "retry refused: %s" % e
+                self._log("invoice %s: retry refused: %s" % (rec["id"], e))
         for rec in self.unfinished():
             before = rec["st"]
             try:
@@ -320,8 +352,8 @@ class Payments:
         return changed
 
     def _find_receipt(self, rec):
-        for v in reversed(rec["v"]):
-            r = self.chain.receipt(v["h"])
+        for h in [v["h"] for v in reversed(rec["v"])] + rec.get("old", []):
+            r = self.chain.receipt(h)
             if r is not None:
                 return r
         return None
@@ -338,8 +370,16 @@ class Payments:
             if r is not None:
                 self._mined(rec, r)
                 return
-            self._displaced(rec)
+            now = self.clock.time()
+            gone = rec.get("gone")
+            if gone is None:
+                rec["gone"] = [now, 1]
+            else:
+                gone[1] += 1
+                if gone[1] >= _DISPLACED_STEPS and now - gone[0] >= _DISPLACED_S:
+                    self._displaced(rec)
             return
+        rec.pop("gone", None)
         if rec["st"] == "prepared":
             if rec.get("under"):  # a pending tx holds our nonce at a higher fee
                 self._replace(rec)
@@ -349,6 +389,10 @@ class Payments:
             self._replace(rec)
 
     def _mined(self, rec, r):
+        rec.pop("gone", None)
+        if r["hash"] in rec.get("old", ()):
+            self._log("invoice %s: an earlier transaction %s was mined after all; nonce %d "
+                      "of the later one may be spent twice" % (rec["id"], r["hash"], rec["n"]))
         moved = rec["blk"] != r["block"] or rec["mined"] != r["hash"]
         if moved:
             rec["blk"] = r["block"]
@@ -363,10 +407,11 @@ class Payments:
             rec["st"] = "confirmed"
             rec["err"] = None
             for v in rec["v"]:
-                v["raw"] = None  # never broadcast again: keep the store (and heap) small
+                v.pop("raw", None)  # never broadcast again: keep the store (and heap) small
             self._log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
         else:
             rec["st"] = "failed"
+            rec["tf"] = self.clock.time()
             rec["err"] = "transaction reverted (receipt status 0); invoice released"
             self._today()
             key = rec["tok"] or "native"
@@ -386,24 +431,48 @@ class Payments:
             rec["n"], rec["v"], rec["hash"], rec["gas"] = keep
             raise
         rec["old"] = rec.get("old", []) + [v["h"] for v in keep[1]]
+        rec.pop("gone", None)
         rec["st"] = "prepared"
         rec["under"] = False
         self._save()
         self._event("prepared", rec)
         self._broadcast(rec)
 
+    def _fee_ceiling(self, rec):
+        top = rec["v"][0]["fee"][0] * _MAX_FEE_GROWTH
+        return top if self.max_fee_cap is None else min(top, self.max_fee_cap)
+
     def _replace(self, rec):
         self.chain.check_chain()
         last = rec["v"][-1]["fee"]
         market = self.chain.fees()
+        top = self._fee_ceiling(rec)
         if len(last) == 1:
-            fees = {"gasPrice": max(_bump(last[0]), market.get("gasPrice", 0))}
+            fee = min(top, max(_bump(last[0]), market.get("gasPrice", 0)))
+            fees = {"gasPrice": fee}
+            raised = fee >= _bump(last[0])
         else:
-            tip = max(_bump(last[1]), market.get("maxPriorityFeePerGas", 0))
-            fee = max(_bump(last[0]), market.get("maxFeePerGas", 0), tip)
+            fee = min(top, max(_bump(last[0]), market.get("maxFeePerGas", 0)))
+            tip = min(fee, max(_bump(last[1]), market.get("maxPriorityFeePerGas", 0)))
             fees = {"maxFeePerGas": fee, "maxPriorityFeePerGas": tip}
+            raised = fee >= _bump(last[0]) and tip >= _bump(last[1])
         tx = self._tx(rec, fees)
         tx["gas"] = rec["gas"]
+        why = None if raised else "fee ceiling %d wei/gas reached" % top
+        if why is None:
+            try:
+                self._check_funds(rec, tx)
+            except SpendRefused as e:
+                why = str(e)
+        if why is not None:  # keep waiting on the last variant; send it again
+            if rec["v"][-1].get("raw"):
+                self._broadcast(rec)
+            rec["tb"] = self.clock.time()
+            rec["err"] = "not replaced: " + why
+            self._save()
+            self._log("invoice %s: not mined in %ds, not replaced: %s"
+                      % (rec["id"], self.deadline_s, why))
+            return
         self._add_variant(rec, tx)
         rec["st"] = "prepared"
         self._save()

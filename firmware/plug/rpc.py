@@ -3,6 +3,9 @@
 #   r = RPC(["http://node-a:8545", "http://node-b:8545"], timeout_s=5, retries=2)
 #   r.call("eth_chainId") -> result (whatever JSON the node sent as "result")
 #   r.round_trips -> int, HTTP requests made so far (benchmarks count them)
+#   r.expect_chain(31337)  (plug.chain.Chain does this) -> before a URL's first answer is
+#       used, that node's eth_chainId is asked once; a node on another chain is skipped
+#       while any other node may serve, and a call raises WrongChain if all are
 #
 # Every call has a socket timeout and an overall deadline; a node that is down,
 # times out or answers garbage is retried with backoff and the next URL is tried.
@@ -13,6 +16,7 @@
 #   ChainError                     base of everything the chain client raises
 #     Unreachable                  no node answered a valid reply (after retries)
 #     BadReply                     a reply was malformed, oversize or for another id
+#     WrongChain                   every node is on another chain than the config's
 #     RPCError(code, message)      the node answered with a JSON-RPC error
 #       NonceTooLow, ReplacementUnderpriced, InsufficientFunds, AlreadyKnown,
 #       ExecutionReverted
@@ -44,6 +48,10 @@ class Unreachable(ChainError):
 
 
 class BadReply(ChainError):
+    pass
+
+
+class WrongChain(ChainError):
     pass
 
 
@@ -131,6 +139,44 @@ class RPC:
         # blocks the plug's event loop once per cooldown, not once per call
         self.cooldown_ms = cooldown_ms
         self._down = None  # (ticks when no node answered, reason)
+        self.chain_id = None
+        self._verified = [False] * len(self.urls)
+        self._wrong = [None] * len(self.urls)  # chain id of a node on another chain
+
+    def expect_chain(self, chain_id):
+        """Use only nodes whose eth_chainId is chain_id (each asked once)."""
+        if chain_id != self.chain_id:
+            self.chain_id = chain_id
+            self._verified = [False] * len(self.urls)
+            self._wrong = [None] * len(self.urls)
+
+    def _wrong_chain(self):
+        """WrongChain if every node is on another chain, else None."""
+        if None in self._wrong:
+            return None
+        return WrongChain("node is on chain %d, config says %d: refusing to use it (%s)"
+                          % (self._wrong[-1], self.chain_id, self.urls[-1]))
+
+    def _verify(self, i):
+        """Ask node i its chain id (once); its eth_chainId result, or None if wrong."""
+        self._id = (self._id + 1) & 0x3FFFFFFF
+        reply = self._post(self.urls[i], json.dumps(
+            {"jsonrpc": "2.0", "id": self._id, "method": "eth_chainId", "params": []}))
+        try:
+            v = self._check(reply, "eth_chainId")
+        except RPCError as e:
+            raise BadReply("chain id unknown (%s)" % _describe(e))
+        if not isinstance(v, str) or not 2 < len(v) <= 18 or v[:2] != "0x":
+            raise BadReply("eth_chainId: expected a hex quantity")
+        for ch in v[2:]:
+            if ch not in "0123456789abcdefABCDEF":
+                raise BadReply("eth_chainId: expected a hex quantity")
+        got = int(v[2:], 16)
+        if got != self.chain_id:
+            self._wrong[i] = got
+            return None
+        self._verified[i] = True
+        return v
 
     def call(self, method, params=()):
         if self._down is not None:
@@ -138,17 +184,32 @@ class RPC:
                 raise Unreachable("%s: not tried, no node answered %d s ago (%s)" % (
                     method, _ticks_diff(_ticks_ms(), self._down[0]) // 1000, self._down[1]))
             self._down = None
-        self._id = (self._id + 1) & 0x3FFFFFFF
-        body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
-                           "params": list(params)})
+        if None not in self._wrong:  # all on other chains: ask again rather than give up
+            self._wrong = [None] * len(self.urls)
         last = "no attempt"
         n = len(self.urls)
+        body = sent_id = None
         for attempt in range(self.retries + 1):
             if attempt:
                 _sleep_ms(self.backoff_ms << (attempt - 1))
             for j in range(n):
                 i = (self._best + j) % n
+                if self._wrong[i] is not None:
+                    continue
                 try:
+                    if self.chain_id is not None and not self._verified[i]:
+                        v = self._verify(i)
+                        if v is None:
+                            last = "%s: node is on chain %d, config says %d" % (
+                                self.urls[i], self._wrong[i], self.chain_id)
+                            continue
+                        if method == "eth_chainId":
+                            self._best = i
+                            return v
+                    if body is None or sent_id != self._id:  # a check asked in between
+                        self._id = sent_id = (self._id + 1) & 0x3FFFFFFF
+                        body = json.dumps({"jsonrpc": "2.0", "id": sent_id, "method": method,
+                                           "params": list(params)})
                     reply = self._post(self.urls[i], body)
                     result = self._check(reply, method)
                 except (OSError, BadReply) as e:
@@ -159,6 +220,12 @@ class RPC:
                     continue
                 self._best = i
                 return result
+            wrong = self._wrong_chain()
+            if wrong:
+                raise wrong
+        if any(w is not None for w in self._wrong) and "config says" not in last:
+            last += "; a node on chain %d is not used" % max(
+                w for w in self._wrong if w is not None)
         if self.cooldown_ms:
             self._down = (_ticks_ms(), last)
         raise Unreachable("%s: no node answered (%s)" % (method, last))

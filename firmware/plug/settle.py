@@ -17,10 +17,12 @@
 # When: a group is settled once its amount reaches
 #     max(settlement.min_amount, ceil(fee * 100 / settlement.max_fee_share_pct))
 # where `fee` is the caller's estimate of the transaction fee in the settlement
-# currency's base units (None: only min_amount counts; a share of 0 % means only the
-# period rule applies), or once settlement.max_period_s has passed since the start of
-# its oldest unsettled line. A group whose amount is 0 (all energy at zero or negative
-# prices) is closed at the period end without a payment.
+# currency's base units (None, unknown: only min_amount counts, and with min_amount 0
+# only the period rule applies, so an ERC-20 plug does not pay a token transfer every
+# minute; a share of 0 % means only the period rule applies), or once
+# settlement.max_period_s has passed since the start of its oldest unsettled line. A
+# group whose amount is 0 (all energy at zero or negative prices) is closed at the
+# period end without a payment.
 #
 # Invoice ids are "<seq>-<account>" with seq a counter kept in the billing state: it
 # is assigned in the same write that moves the lines, so an id never changes across
@@ -137,8 +139,12 @@ class Settlement:
         return out
 
     def threshold(self, fee=None):
+        """Amount at which a group settles before its period ends, or None (only the
+        period rule settles)."""
         m = self.scfg.get("min_amount", 0)
         pct = self.scfg.get("max_fee_share_pct", 10)
+        if fee is None and m <= 0:
+            return None  # fee unknown and no minimum: no amount is known to be worth it
         if fee is not None and fee > 0:
             if pct <= 0:
                 return None  # no fee share is acceptable: only the period rule settles

@@ -5,9 +5,53 @@
 # line "<generation> <crc32> <length>" and a JSON body. Loading reads both slots and
 # takes the newest whose length and checksum match, so a torn or corrupted write
 # falls back to the previous good state instead of losing it.
+#
+# On MicroPython the body is streamed: json.dump runs once into a counter for the
+# header's checksum and length, then once into the file, so a save never holds the
+# encoded state in the heap.
 import binascii
 import json
 import os
+import sys
+
+try:
+    from io import IOBase
+except ImportError:
+    IOBase = object
+
+_MP = sys.implementation.name == "micropython"
+
+
+class _Sum(IOBase):
+    """A stream that keeps only the crc32 and length of what is written to it."""
+
+    def __init__(self):
+        self.crc = 0
+        self.n = 0
+
+    def write(self, b):
+        self.crc = binascii.crc32(b, self.crc)
+        self.n += len(b)
+        return len(b)
+
+
+class _Buffered(IOBase):
+    """json.dump writes a token at a time: hand the file whole blocks."""
+
+    def __init__(self, f):
+        self.f = f
+        self.buf = bytearray()
+
+    def write(self, b):
+        self.buf.extend(b)
+        if len(self.buf) >= 512:
+            self.flush()
+        return len(b)
+
+    def flush(self):
+        if self.buf:
+            self.f.write(self.buf)
+            self.buf = bytearray()
 
 
 class StoreError(Exception):
@@ -26,17 +70,16 @@ def _read_slot(path):
     """(generation, obj) of a good slot, or None if it is missing, torn or corrupt."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            head = f.readline(64)
+            try:
+                gen, crc, length = [int(x) for x in head.split()]
+            except ValueError:
+                return None
+            if not head.endswith(b"\n") or length < 0:
+                return None
+            body = f.read(length + 1)
     except OSError:
         return None
-    nl = data.find(b"\n")
-    if nl < 0:
-        return None
-    try:
-        gen, crc, length = [int(x) for x in data[:nl].split()]
-    except ValueError:
-        return None
-    body = data[nl + 1:]
     if len(body) != length or binascii.crc32(body) & 0xFFFFFFFF != crc:
         return None
     try:
@@ -73,11 +116,22 @@ class Store:
         if name not in self._gen:
             self.load(name)
         gen = self._gen[name] + 1
-        body = json.dumps(obj).encode()
         tmp = self._path(name, "tmp")
+        if _MP:
+            s = _Sum()
+            json.dump(obj, s)
+            crc, n, body = s.crc, s.n, None
+        else:
+            body = json.dumps(obj).encode()
+            crc, n = binascii.crc32(body), len(body)
         with open(tmp, "wb") as f:
-            f.write(b"%d %d %d\n" % (gen, binascii.crc32(body) & 0xFFFFFFFF, len(body)))
-            f.write(body)
+            f.write(b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n))
+            if body is None:
+                out = _Buffered(f)
+                json.dump(obj, out)
+                out.flush()
+            else:
+                f.write(body)
         os.rename(tmp, self._path(name, gen & 1))
         self._gen[name] = gen
         return gen

@@ -46,8 +46,9 @@ class BootGuard:
         self.store.save("boots", {"crashes": self.crashes, "clean": True})
 
     def crashed(self):
+        # counted here: the reset that main.py then asks for is not another crash
         self.crashes += 1
-        self.store.save("boots", {"crashes": self.crashes})
+        self.store.save("boots", {"crashes": self.crashes, "clean": True})
 
     def stable(self):
         if self.crashes:

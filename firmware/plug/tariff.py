@@ -8,26 +8,48 @@
 # The payee must be in config["provider"]["approved_payees"], the chain id must be the
 # configured chain's and a token must be in approved_tokens; the fiat formats need a
 # token (a 1:1 fiat-backed stablecoin). A refused descriptor is reported and the last
-# approved provider stays in force. An approved change of payee, currency or rate
-# source takes effect at the end of the rate interval in force when it is accepted
-# (the next interval boundary): energy before that is priced and paid as before.
+# approved provider stays in force. A new provider (an approved change of payee, chain
+# id, token, decimals, quote signer or rates format) takes effect at the end of the
+# rate interval in force when it is accepted (the next interval boundary): energy
+# before that is priced and paid as before. A new name, symbol or rates URL updates
+# the provider in place (a rates URL that carries the date is not a new provider
+# every refresh). Providers are numbered (pid) in approval order and a number is
+# never reused; the oldest are dropped once no kept rate interval falls in their time
+# and they ended two settlement periods ago.
 #
 # Rates are cached (durably, store name "tariff") as [start, end, rate_per_kwh] in
 # plug time and refreshed one refresh period ahead of the end of the known rates,
 # and at least every refresh_s. segments(t0, t1) gives the rates covering an energy
 # interval; where no rate is known the owner's policy applies: "hold" (default:
-# None, the energy waits unpriced) or "rate" (config fallback_rate_per_kwh).
-# Every refusal (network, HTTP status, size, JSON, field, signature, cap) is kept in
-# `reports` as (plug time, reason) and logged as "[tariff] ...".
+# None, the energy waits unpriced, reported once per rate gap) or "rate" (config
+# fallback_rate_per_kwh).
+# Every refusal (network, HTTP status, size, JSON, field, signature, cap, deadline) is
+# kept in `reports` as (plug time, reason) and logged as "[tariff] ...".
+#
+# HTTP: every request has a socket timeout per read and an overall deadline (default
+# 2 x timeout + 1 s) checked at every header line and body read, at most
+# _MAX_HEADER_LINES header lines, no redirects (the plug's requests would follow one
+# without timeout), at most MAX_BODY bytes.
 import json
+import time
 
 from plug import rates
 from plug.rates import RateError
 
+try:
+    _ticks_ms = time.ticks_ms
+    _ticks_diff = time.ticks_diff
+except AttributeError:  # CPython (host tools)
+    _ticks_ms = lambda: int(time.monotonic() * 1000)  # noqa: E731
+    _ticks_diff = lambda a, b: a - b  # noqa: E731
+
 _FORMATS = ("native", "octopus", "awattar", "energy-charts")
 _MAX_PAGES = 4  # Octopus pagination: pages followed per refresh
 _MAX_REPORTS = 8
+_MAX_HELD = 4  # rate gaps remembered as reported
 _MAX_BACKOFF = 3600
+_MAX_HEADER_LINES = 40  # of one HTTP reply
+_CHUNK = 512  # bytes per body read
 
 
 class TariffError(Exception):
@@ -94,34 +116,82 @@ def check_descriptor(d, provider_cfg, chain_id):
     signer = d.get("quote_signer")
     if fmt == "native" or signer is not None:
         signer = _addr(signer, "quote_signer")
-    return {"name": name, "payee": payee, "token": token, "decimals": decimals,
-            "symbol": symbol, "rates_url": url, "format": fmt, "signer": signer}
+    return {"name": name, "payee": payee, "chain_id": cid, "token": token,
+            "decimals": decimals, "symbol": symbol, "rates_url": url, "format": fmt,
+            "signer": signer}
 
 
-def http_get(url, limit=rates.MAX_BODY, timeout=10):
-    """Body of a 200 reply, at most `limit` bytes, or TariffError with the reason."""
+def _lower(v):
+    return v.lower() if isinstance(v, str) else v
+
+
+def same_provider(a, b):
+    """True if descriptors a and b are one provider: same payee, chain, token, decimals,
+    quote signer and rates format (name, symbol and rates URL may differ)."""
+    for k in ("payee", "token", "signer"):
+        if _lower(a.get(k)) != _lower(b.get(k)):
+            return False
+    # a descriptor kept before chain_id was recorded is of the configured chain
+    ca, cb = a.get("chain_id"), b.get("chain_id")
+    if ca is not None and cb is not None and ca != cb:
+        return False
+    return a.get("decimals") == b.get("decimals") and a.get("format") == b.get("format")
+
+
+class _Abort(OSError):
+    """Raised inside requests' header loop so that it closes the socket."""
+
+
+def http_get(url, limit=rates.MAX_BODY, timeout=10, deadline_s=None):
+    """Body of a 200 reply, at most `limit` bytes, all of it within `deadline_s` seconds
+    (default 2 * timeout + 1), or TariffError with the reason."""
     import requests
 
+    start = _ticks_ms()
+    deadline_ms = int((deadline_s or 2 * timeout + 1) * 1000)
+    st = {"lines": 0, "length": None}
+
+    def on_header(line, _d):
+        st["lines"] += 1
+        if st["lines"] > _MAX_HEADER_LINES:
+            raise _Abort("more than %d header lines" % _MAX_HEADER_LINES)
+        if _ticks_diff(_ticks_ms(), start) > deadline_ms:
+            raise _Abort("headers not complete within %d s" % (deadline_ms // 1000))
+        low = line[:15].lower()
+        if low[:9] == b"location:":
+            raise _Abort("redirect refused (configure the final URL)")
+        if low == b"content-length:":
+            try:
+                st["length"] = int(line[15:].strip())
+            except ValueError:
+                raise _Abort("bad Content-Length")
+            if st["length"] < 0:
+                raise _Abort("bad Content-Length")
+
     try:
-        r = requests.get(url, timeout=timeout, stream=True)
+        r = requests.get(url, timeout=timeout, stream=True, parse_headers=on_header)
+    except _Abort as e:
+        raise TariffError("reply from %s refused: %s" % (url, e))
     except OSError as e:
         raise TariffError("no reply from %s (%s)" % (url, e))
+    except (ValueError, IndexError, NotImplementedError, TypeError) as e:
+        raise TariffError("not an HTTP reply from %s (%s)" % (url, e))
+    raw = r.raw
     try:
         if r.status_code != 200:
             raise TariffError("HTTP %d from %s" % (r.status_code, url))
-        n = None
-        for k, v in (r.headers or {}).items():
-            if k.lower() == "content-length":
-                try:
-                    n = int(v)
-                except ValueError:
-                    raise TariffError("bad Content-Length from %s" % url)
+        n = st["length"]
         if n is not None and n > limit:
             raise TariffError("reply of %d bytes from %s is over the %d byte limit"
                               % (n, url, limit))
+        # recv returns what has arrived; a stream's read(n) waits for all n bytes
+        recv = getattr(raw, "recv", None) or raw.read
         buf = bytearray()
-        while len(buf) <= limit:
-            chunk = r.raw.read(min(1024, limit + 1 - len(buf)))
+        while len(buf) <= limit and (n is None or len(buf) < n):
+            if _ticks_diff(_ticks_ms(), start) > deadline_ms:
+                raise TariffError("reply from %s not complete within %d s (%d bytes so far)"
+                                  % (url, deadline_ms // 1000, len(buf)))
+            chunk = recv(min(_CHUNK, limit + 1 - len(buf)))
             if not chunk:
                 break
             buf.extend(chunk)
@@ -133,7 +203,8 @@ def http_get(url, limit=rates.MAX_BODY, timeout=10):
     except OSError as e:
         raise TariffError("reply from %s broke off (%s)" % (url, e))
     finally:
-        r.close()
+        raw.close()
+        r.raw = None
 
 
 def _get_json(get, url):
@@ -152,24 +223,44 @@ class Tariff:
         self.clock = clock
         self.pcfg = config["provider"]
         self.chain_id = config["chain"]["chain_id"]
-        self.timeout = 10  # seconds per HTTP request
-        self.get = http or (lambda url: http_get(url, rates.MAX_BODY, self.timeout))
+        # providers are kept two settlement periods after they end (their billed lines
+        # are invoiced within one)
+        self.keep_s = 2 * config.get("settlement", {}).get("max_period_s", 86400)
+        self.timeout = 10  # seconds per socket read
+        self.deadline_s = None  # seconds per HTTP request overall (None: 2 * timeout + 1)
+        self.get = http or (lambda url: http_get(url, rates.MAX_BODY, self.timeout,
+                                                 self.deadline_s))
         self.log = log
         self.reports = []  # the last few (plug time, reason), newest last
         self.report_count = 0  # reports ever made since boot
         st = store.load("tariff") or {}
         self.providers = st.get("prov", [])  # [[from_t, descriptor], ...] oldest first
+        self.base = st.get("base", 0)  # pid of providers[0] (older ones were dropped)
         self.sched = st.get("sched", [])  # [[start, end, rate], ...] of all providers
         self.issued = st.get("issued", 0)  # newest native quote accepted (Unix s)
         self.next_desc = 0
         self.next_rates = 0
         self._fails = 0
+        self._held = []  # the last few rate gaps reported as holding energy
 
     # ---- state ----
 
     def _save(self):
-        self.store.save("tariff", {"prov": self.providers, "sched": self.sched,
-                                   "issued": self.issued})
+        self.store.save("tariff", {"prov": self.providers, "base": self.base,
+                                   "sched": self.sched, "issued": self.issued})
+
+    def _trim(self, now):
+        """Drop the oldest providers that no kept rate interval refers to and that ended
+        more than keep_s ago; never the newest. Their numbers are not reused."""
+        n = 0
+        while n + 1 < len(self.providers):
+            end = self.providers[n + 1][0]
+            if end > now - self.keep_s or (self.sched and self.sched[0][0] < end):
+                break
+            n += 1
+        if n:
+            self.providers = self.providers[n:]
+            self.base += n
 
     def _report(self, now, why):
         self.reports.append((now, why))
@@ -184,15 +275,23 @@ class Tariff:
         return self.providers[-1][1] if self.providers else None
 
     def provider(self, pid):
-        """Descriptor of provider number pid (index in the approval history)."""
-        return self.providers[pid][1]
+        """Descriptor of provider number pid (its number in the approval history)."""
+        i = pid - self.base
+        if not 0 <= i < len(self.providers):
+            raise TariffError("provider %d is not kept (kept: %d..%d)"
+                              % (pid, self.base, self.base + len(self.providers) - 1))
+        return self.providers[i][1]
+
+    def _index_at(self, t):
+        for i in range(len(self.providers) - 1, -1, -1):
+            if self.providers[i][0] <= t:
+                return i
+        return -1
 
     def provider_at(self, t):
         """(pid, from_t) of the provider in force at plug time t, or (-1, None)."""
-        for i in range(len(self.providers) - 1, -1, -1):
-            if self.providers[i][0] <= t:
-                return i, self.providers[i][0]
-        return -1, None
+        i = self._index_at(t)
+        return (i + self.base, self.providers[i][0]) if i >= 0 else (-1, None)
 
     def covered_until(self, t):
         """End of the gap-free run of known rates that contains t (t if none)."""
@@ -243,6 +342,14 @@ class Tariff:
         cur = self.current()
         if cur == d:
             return False
+        if cur is not None and same_provider(cur, d):
+            # name, symbol or rates URL: the same provider, updated in place
+            if cur["rates_url"] != d["rates_url"]:
+                self.next_rates = 0
+            self.providers[-1][1] = d
+            self._trim(now)
+            self._save()
+            return False
         if cur is None:
             start = 0
         else:
@@ -257,6 +364,7 @@ class Tariff:
             self.issued = 0
         self.providers.append([start, d])
         self.next_rates = 0
+        self._trim(now)
         self._save()
         if self.log:
             self.log("[tariff] provider %s (payee %s) in force from %d"
@@ -306,6 +414,7 @@ class Tariff:
             self.sched = self.sched[-rates.MAX_INTERVALS:]
         if issued is not None:
             self.issued = issued
+        self._trim(now)
         self._save()
         refresh = self.pcfg.get("refresh_s", 900)
         self.next_rates = max(now + 60, min(now + refresh, self.covered_until(now) - refresh))
@@ -314,16 +423,30 @@ class Tariff:
 
     def rate_at(self, t):
         """(rate_per_kwh, pid) at plug time t under the policy, or None (hold)."""
-        seg = self.segments(t, t + 1)
+        seg = self._segments(t, t + 1)[0]
         return None if seg is None else (seg[0][2], seg[0][3])
 
     def segments(self, t0, t1):
         """[(start, end, rate_per_kwh, pid), ...] covering [t0, t1) without gaps, split at
         every rate and provider boundary; None if part of it has no rate (policy hold)
-        or no provider was ever approved."""
-        pid, _ = self.provider_at(t0)
-        if pid < 0:
-            return None
+        or no provider was ever approved. A rate gap that holds energy is reported once."""
+        out, gap = self._segments(t0, t1)
+        if out is None and gap is not None and gap[0] not in self._held:
+            # channels stuck at different gaps must not report in turn on every pass
+            self._held.append(gap[0])
+            if len(self._held) > _MAX_HELD:
+                self._held.pop(0)
+            self._report(self.clock.time(), "energy from %d (plug time) waits unpriced: no "
+                         "rate known (policy hold)" % gap[1])
+        return out
+
+    def _segments(self, t0, t1):
+        """(segments, None), or (None, (gap, t)) where policy hold stopped at plug time t:
+        gap is the end of the last known rate before t (-1 if none), the same for every
+        channel that reaches it."""
+        p = self._index_at(t0)
+        if p < 0:
+            return None, None
         fallback = self.pcfg.get("fallback") == "rate"
         out = []
         t = t0
@@ -333,8 +456,9 @@ class Tariff:
             while i < len(self.sched) and self.sched[i][1] <= t0:
                 i += 1
         while t < t1:
-            pid, _ = self.provider_at(t)
-            nxt_p = self.providers[pid + 1][0] if pid + 1 < len(self.providers) else t1
+            p = self._index_at(t)
+            pid = p + self.base
+            nxt_p = self.providers[p + 1][0] if p + 1 < len(self.providers) else t1
             if i < len(self.sched) and self.sched[i][0] <= t:
                 s, e, r = self.sched[i]
                 end = min(e, t1, nxt_p)
@@ -344,15 +468,19 @@ class Tariff:
                 t = end
                 continue
             if not fallback:
-                return None
+                gap = self.sched[i - 1][1] if i > 0 and self.sched[i - 1][1] <= t else -1
+                return None, (gap, t)
             gap_end = self.sched[i][0] if i < len(self.sched) else t1
             end = min(gap_end, t1, nxt_p)
             out.append((t, end, self.pcfg.get("fallback_rate_per_kwh", 0), pid))
             t = end
-        return out
+        return out, None
 
     def status(self):
         d = self.current()
-        return {"provider": d and d["name"], "payee": d and d["payee"],
-                "token": d and d["token"], "intervals": len(self.sched),
-                "reports": [r[1] for r in self.reports[-3:]]}
+        rate = self.rate_at(self.clock.time()) if d else None
+        return {"provider": d and d["name"], "name": d and d["name"], "payee": d and d["payee"],
+                "token": d and d["token"],
+                "currency": d and d["symbol"],
+                "decimals": d and d["decimals"], "rate_per_kwh": rate and rate[0],
+                "intervals": len(self.sched), "reports": [r[1] for r in self.reports[-3:]]}

@@ -69,9 +69,9 @@ def ledger(plug, req):
         raise HTTPError(503, "safe mode: no billing")
     recs = plug.payments.records()
     invs = invoices(plug, recs)
-    lines = [{"channel": key, "t_start": l[0], "t_end": l[1], "energy_uwh": l[2],
-              "rate_per_kwh": l[3], "amount": l[4]}
-             for key, ls in plug.billing.lines().items() for l in ls]
+    lines = [{"channel": key, "t_start": ln[0], "t_end": ln[1], "energy_uwh": ln[2],
+              "rate_per_kwh": ln[3], "amount": ln[4]}
+             for key, ls in plug.billing.lines().items() for ln in ls]
     if req.query.get("format") == "csv":
         def rows():
             for inv in invs:

@@ -165,7 +165,8 @@ class LiveRun:
         cfg = plug_config(w.devnet.url, w.tariff.url, w.payee, w.chain_id,
                           settlement={"min_amount": min_amount, "max_period_s": 3600},
                           meter={"read_interval_ms": 1000, "checkpoint_s": 60})
-        body = json.dumps(sign_envelope(cfg, 1, OWNER_KEY)).encode()
+        plug = [x for x in self.status()["wallets"] if x["account"] == 0][0]["address"]
+        body = json.dumps(sign_envelope(cfg, 1, OWNER_KEY, plug)).encode()
         req = urllib.request.Request(self.url + "/config", body,
                                      {"Content-Type": "application/json"})
         try:

@@ -208,6 +208,9 @@ def run(rounds=3):
     )
     for name, ours, peer, what in rows:
         print("  %-22s %9.0f   %9.0f  %-40s ratio %.2fx" % (name, ours, peer, what, ours / peer))
+    worst = max(ours / peer for name, ours, peer, _ in rows if name.startswith("sign"))
+    print("  target sign within 3x of python-ecdsa (worse of its two signers): %.2fx, %s"
+          % (worst, "met" if worst <= 3 else "NOT met"))
     if cc:
         for k, v in cc.items():
             print("  %-22s %9s   %9.1f  %s" % (k.split()[1], "", v, k))

@@ -162,10 +162,15 @@ def run():
     code = int(mp.run(MP_CODE, path_dirs=(lib,), heap="64k").strip())
     print("heap on the unix port (64 KB heap, lib/ as .mpy)")
     print("  code     eth + eth_tx + keccak + rlp + ecdsa_micro  %6d bytes" % code)
+    peaks = []
     for name, tx in cases.items():
         kb = peak_heap(lib, tx)
+        peaks.append(kb)
         print("  peak     sign_transaction %-26s <= %s KB free heap (target < 24 KB)"
               % (name, kb if kb else "> 48"))
+    met = all(kb and kb < 24 for kb in peaks)
+    print("  target peak heap < 24 KB for both transaction types: %s"
+          % ("met" if met else "NOT met"))
     print("  retained after one sign_transaction + gc.collect()  %6s bytes"
           % mp_times["retained"])
     print(".mpy sizes (build/esp32, xtensawin)")

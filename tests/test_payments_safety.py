@@ -1,0 +1,137 @@
+"""The payment rules that keep the wallet safe when the chain misbehaves, on a real anvil
+node under MicroPython: a lagging node cannot make the plug pay twice, replacement fees
+stop rising, a reverted payment is paid again later (once), and a clock set back does not
+grant a fresh daily allowance."""
+
+import json
+
+import hostile_rpc
+import pytest
+from hostile_rpc import HostileRPC, _env, _ok
+
+from paytest import PAYEE, Plug, config
+
+pytestmark = pytest.mark.slow
+
+AMOUNT = 12345 * 10**9
+
+hostile_rpc.MODES.setdefault("null_receipt", lambda req, up: _ok(_env(req, result=None)))
+
+
+def test_a_node_that_answers_no_receipt_does_not_make_the_plug_pay_twice(tmp_path, devnet):
+    # the payment is mined; then a node that lags behind (or a load balancer in front of
+    # one) answers "no receipt" while the account's nonce has passed ours
+    plug = Plug(tmp_path / "s", config(devnet.url))
+    devnet.fund(plug.address, 10**18)
+    plug.records("p = make(ST)\np.pay('L-1', %r, %d)\n" % (PAYEE, AMOUNT))
+    with HostileRPC(upstream=devnet.url) as h:
+        url = h.url("null_receipt", ["eth_getTransactionReceipt"])
+        out = plug.run("clock = ManualClock()\np = make(ST, clock, urls=[%r])\n"
+                       "for i in range(6):\n    p.step()\n    clock.t += 10\n"
+                       "show(p.get('L-1'))\n" % url)
+    rec = json.loads(out.splitlines()[-1])
+    assert rec["st"] == "sent" and rec["n"] == 0  # not signed again on a short silence
+    recs = plug.records("p = make(ST)\nsettle(p)\n")
+    assert [(r["st"], r["n"]) for r in recs] == [("confirmed", 0)]
+    assert devnet.balance(PAYEE) == AMOUNT and devnet.nonce(plug.address) == 1
+
+
+_FEES = """
+def fees(r):
+    return [r['v'][0]['fee'][0], r['v'][-1]['fee'][0], len(r['v'])]
+"""
+
+
+def test_replacement_fees_stop_at_the_ceilings_and_the_payment_still_lands(tmp_path,
+                                                                            devnet_factory):
+    d = devnet_factory(automine=False)
+    plug = Plug(tmp_path / "s", config(d.url))
+    d.fund(plug.address, 10**18)
+    d.mine()
+    # a node that accepts but never mines: forty deadlines pass
+    out = plug.run(_FEES + "clock = ManualClock()\np = make(ST, clock)\n"
+                   "r = p.pay('F-1', %r, %d)\n"
+                   "for i in range(40):\n    clock.t += 61\n    p.step()\n"
+                   "print(json.dumps(fees(p.get('F-1'))))\nprint(p.get('F-1')['err'])\n"
+                   % (PAYEE, AMOUNT))
+    first, last, n = json.loads(out.splitlines()[-2])
+    assert 8 < n < 16 and 3 * first < last <= 4 * first  # the built-in ceiling
+    assert "not replaced: fee ceiling" in out.splitlines()[-1]
+    # the owner sets a lower ceiling: no variant above it is ever signed
+    cap = first * 2
+    plug2 = Plug(tmp_path / "s2", config(d.url, chain={"max_fee_per_gas": cap}))
+    d.fund(plug2.address, 10**18)
+    out = plug2.run(_FEES + "clock = ManualClock()\np = make(ST, clock)\n"
+                    "r = p.pay('F-2', %r, %d)\n"
+                    "for i in range(20):\n    clock.t += 61\n    p.step()\n"
+                    "print(json.dumps(fees(p.get('F-2'))))\n" % (PAYEE, AMOUNT))
+    first2, last2, n2 = json.loads(out.splitlines()[-1])
+    assert first2 == first and cap * 8 // 9 < last2 <= cap and n2 < 9
+    d.mine()
+    for p in (plug, plug2):
+        recs = p.records("p = make(ST)\nsettle(p)\n")
+        assert [r["st"] for r in recs] == ["confirmed"]
+    assert d.balance(PAYEE) == 2 * AMOUNT
+
+
+def test_a_replacement_the_balance_cannot_cover_is_not_signed(tmp_path, devnet_factory):
+    d = devnet_factory(automine=False)
+    plug = Plug(tmp_path / "s", config(d.url))
+    d.fund(plug.address, 10**18)
+    d.mine()
+    plug.records("p = make(ST)\np.pay('B-1', %r, %d)\n" % (PAYEE, AMOUNT))
+    # the balance drops (another spender with the same key, say) to the amount alone
+    d.rpc("anvil_setBalance", plug.address, hex(AMOUNT + 21000 * 10**9))
+    out = plug.run("clock = ManualClock()\np = make(ST, clock)\nclock.t += 61\np.step()\n"
+                   "r = p.get('B-1')\nprint(len(r['v']), r['err'])\n")
+    n, err = out.splitlines()[-1].split(" ", 1)
+    assert n == "1" and "not replaced: balance of" in err
+
+
+def test_a_reverted_payment_is_paid_again_later_exactly_once(tmp_path, devnet):
+    payee = "0x" + "00" * 18 + "fa12"
+    devnet.rpc("anvil_setCode", payee, "0x60006000fd")  # the payee rejects every transfer
+    cfg = config(devnet.url)
+    plug = Plug(tmp_path / "s", cfg)
+    devnet.fund(plug.address, 10**18)
+    code = ("clock = ManualClock(%d)\np = make(ST, clock)\n"
+            "for i in range(8):\n    p.step()\n    clock.t += 300\n"
+            "show(p.get('R-1'))\nprint('spent', p.spent_today())\n")
+    out = plug.run("clock = ManualClock(10**8)\np = make(ST, clock)\np.pay('R-1', %r, %d)\n"
+                   "settle(p)\nshow(p.get('R-1'))\n" % (payee, AMOUNT))
+    rec = json.loads(out.splitlines()[-1])
+    assert rec["st"] == "failed" and rec["att"] == 1
+    devnet.rpc("anvil_setCode", payee, "0x")  # the payee accepts transfers again
+    out = plug.run(code % (10**8 + 300))  # 40 minutes later: retried once after 10
+    rec = json.loads([x for x in out.splitlines() if x.startswith("{")][-1])
+    assert rec["st"] == "confirmed" and rec["att"] == 2
+    assert "spent %d" % AMOUNT in out
+    out = plug.run(code % (10**8 + 86400 // 2))  # later steps sign nothing more
+    assert json.loads([x for x in out.splitlines() if x.startswith("{")][-1])["att"] == 2
+    assert devnet.balance(payee) == AMOUNT and devnet.nonce(plug.address) == 2
+
+
+def test_retries_of_a_payment_that_keeps_failing_stop(tmp_path, devnet):
+    payee = "0x" + "00" * 18 + "fa13"
+    devnet.rpc("anvil_setCode", payee, "0x60006000fd")
+    plug = Plug(tmp_path / "s", config(devnet.url))
+    devnet.fund(plug.address, 10**18)
+    out = plug.run("clock = ManualClock(10**8)\np = make(ST, clock)\np.pay('R-2', %r, %d)\n"
+                   "for i in range(60):\n    settle(p, steps=3, pause_ms=0)\n"
+                   "    clock.t += 600\nshow(p.get('R-2'))\n" % (payee, AMOUNT))
+    rec = json.loads(out.splitlines()[-1])
+    assert rec["st"] == "failed" and rec["att"] == 3
+    assert devnet.nonce(plug.address) == 3 and devnet.balance(payee) == 0
+
+
+def test_a_clock_set_back_keeps_todays_spend(tmp_path, devnet):
+    cfg = config(devnet.url, limits={"per_payment": AMOUNT, "per_day": AMOUNT,
+                                     "gas_floor_wei": 0})
+    plug = Plug(tmp_path / "s", cfg)
+    devnet.fund(plug.address, 10**18)
+    out = plug.run("clock = ManualClock(10**8)\np = make(ST, clock)\n"
+                   "p.pay('D-1', %r, %d)\nclock.t -= 86400\n"
+                   "try:\n    p.pay('D-2', %r, %d)\nexcept SpendRefused as e:\n"
+                   "    print('refused', e)\n" % (PAYEE, AMOUNT, PAYEE, AMOUNT))
+    assert "refused amount %d would take today's spend" % AMOUNT in out
+    assert devnet.balance(PAYEE) == AMOUNT
