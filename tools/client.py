@@ -11,14 +11,58 @@ def get(url, path, timeout=10):
         return r.read().decode()
 
 
+NONE_YET = "none yet"
+
+
+def _or(value, missing=NONE_YET):
+    return missing if value is None else value
+
+
+def _amounts(d):
+    """{"native": 5, "token": 7} -> "native 5, token 7"; {} or None -> "0" or "unknown"."""
+    if d is None:
+        return "unknown"
+    if not isinstance(d, dict):
+        return str(d)
+    return ", ".join("%s %s" % (k, _or(v, "unknown")) for k, v in sorted(d.items())) or "0"
+
+
+def _units(amount, decimals):
+    """Base units as an exact decimal in whole units: (1500, 3) -> "1.5"."""
+    from decimal import Decimal
+
+    text = format(Decimal(amount).scaleb(-decimals), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def provider_text(prov):
+    """The tariff in force as one line; a field the plug does not know (yet) reads
+    "none yet", with the plug's last report on why when it has no provider."""
+    name = prov.get("name") or prov.get("provider")
+    rate = prov.get("rate_per_kwh")
+    cur = prov.get("currency")
+    dec = prov.get("decimals")
+    if rate is None:
+        rate_s = NONE_YET
+    elif isinstance(cur, str) and cur and type(rate) is int and type(dec) is int:
+        rate_s = "%s %s/kWh (%d base units)" % (_units(rate, dec), cur, rate)
+    else:
+        rate_s = "%s base units/kWh" % rate
+    line = "provider %s  payee %s  rate %s" % (_or(name), _or(prov.get("payee")), rate_s)
+    reports = prov.get("reports") or []
+    if name is None and reports:
+        line += "\n  last report: %s" % reports[-1]
+    return line
+
+
 def status_text(st):
+    dev = st.get("device", {})
     lines = ["plug  config v%s  uptime %ss  free heap %s B%s" % (
-        st["device"].get("config_version"), st["device"].get("uptime_s"),
-        st["device"].get("free_heap"), "  SAFE MODE" if st["device"].get("safe_mode") else "")]
-    prov = st.get("provider") or {}
-    if prov:
-        lines.append("provider %s  payee %s  rate %s %s/kWh" % (
-            prov.get("name"), prov.get("payee"), prov.get("rate_per_kwh"), prov.get("currency")))
+        _or(dev.get("config_version"), "?"), _or(dev.get("uptime_s"), "?"),
+        _or(dev.get("free_heap"), "?"), "  SAFE MODE" if dev.get("safe_mode") else "")]
+    prov = st.get("provider")
+    if isinstance(prov, dict):
+        lines.append(provider_text(prov))
     lines.append("%-8s %8s %8s %9s %6s %12s %12s" % ("channel", "V", "A", "W", "PF",
                                                      "import Wh", "export Wh"))
     for key, ch in sorted(st.get("channels", {}).items()):
@@ -26,11 +70,13 @@ def status_text(st):
             key, ch["V"], ch["A"], ch["W"], ch["PF"], ch["import_uwh"] / 1e6,
             ch["export_uwh"] / 1e6, "  FAULT" if ch.get("fault") else ""))
     for w in st.get("wallets", []):
-        lines.append("wallet %s  balance %s  (%s)" % (w["address"], w.get("balance"),
+        lines.append("wallet %s  balance %s  (%s)" % (w["address"], _amounts(w.get("balance")),
                                                       ", ".join(w.get("channels", []))))
-    pays = st.get("payments", {})
-    lines.append("payments: %d confirmed, %d pending, accrued %s" % (
-        len(pays.get("confirmed", [])), len(pays.get("pending", [])), pays.get("accrued")))
+    pays = st.get("payments")
+    if pays is not None:
+        lines.append("payments: %d confirmed, %d pending, accrued %s" % (
+            len(pays.get("confirmed", [])), len(pays.get("pending", [])),
+            _amounts(pays.get("accrued", {}))))
     return "\n".join(lines)
 
 

@@ -75,6 +75,33 @@ def write_settings(state, a):
     return s
 
 
+def check_load(spec):
+    """ValueError with the sim board's own reason if it would refuse `spec` as it boots
+    (boards/board_sim.py parse_spec, run here on CPython)."""
+    import importlib
+    import math
+    import sys
+
+    from .paths import BOARDS
+
+    if BOARDS not in sys.path:
+        sys.path.append(BOARDS)
+    board = importlib.import_module("board_sim")
+    from sim.load import Mains
+
+    mains = Mains()
+    if not spec.isascii():  # CPython's float() reads non-ASCII digits, MicroPython's does not
+        raise ValueError("--load %r: only ASCII characters" % spec)
+    try:
+        loads = board.parse_spec(spec)
+    except ValueError as e:
+        raise ValueError("--load %r: %s" % (spec, e))
+    for key, load in sorted(loads.items()):
+        if not (math.isfinite(load.irms()) and math.isfinite(load.power(mains))):
+            raise ValueError("--load %r: %s: current must be a finite number of amps"
+                             % (spec, key))
+
+
 def install_firmware(state, board):
     """Put the built firmware straight onto the flash (as if flashed at the factory)."""
     import shutil
@@ -149,6 +176,11 @@ def main(argv=None):
         raise SystemExit("plugctl sim: only the sim board can run here (got %r)" % a.board)
     if a.speed <= 0:
         raise SystemExit("plugctl sim: --speed must be positive")
+    if a.load:
+        try:
+            check_load(a.load)
+        except ValueError as e:
+            raise SystemExit("plugctl sim: %s" % e)
     os.makedirs(a.state, exist_ok=True)
     write_settings(a.state, a)
     if a.firmware:
