@@ -16,7 +16,7 @@
 #    "current_cal": 27518 (or a list; overrides "ct"), "voltage_cal": 7305,
 #    "addons": 0..6, "factory": {config sections}}
 import esp32_board as _b
-from esp32_board import network_up, watchdog, watchdog_reset  # noqa: F401 (board API)
+from esp32_board import network_up, watchdog, watchdog_reset, wifi_link  # noqa: F401 (board API)
 
 NAME = "circuitsetup_6ch"
 

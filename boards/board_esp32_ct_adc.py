@@ -20,7 +20,7 @@
 #    "max_current_a": 30, "pair_delay": <fraction, measured when absent>,
 #    "factory": {config sections}}
 import esp32_board as _b
-from esp32_board import network_up, watchdog, watchdog_reset  # noqa: F401 (board API)
+from esp32_board import network_up, watchdog, watchdog_reset, wifi_link  # noqa: F401 (board API)
 
 NAME = "esp32_ct_adc"
 

@@ -22,7 +22,7 @@
 # With "outputs_on" (default) the relays are switched on when the front ends are built:
 # the plug meters and pays for what its outlets deliver, so they start on.
 import esp32_board as _b
-from esp32_board import network_up, watchdog, watchdog_reset  # noqa: F401 (board API)
+from esp32_board import network_up, watchdog, watchdog_reset, wifi_link  # noqa: F401 (board API)
 
 NAME = "shelly_ade7953"
 

@@ -4,7 +4,12 @@
 #
 # `plugctl sim` writes the plug's settings to sim.json on its flash:
 #   {"speed": 600, "start": <plug s>, "anchor": <unix s>, "load": SPEC, "seed": 1,
-#    "factory": {config overrides a new plug ships with: rpc, provider, http port}}
+#    "factory": {config overrides a new plug ships with: rpc, provider, http port},
+#    "network": "up", "ap": {"ssid": "home", "password": "secret"}}
+# "network" and "ap" are read afresh each time the Wi-Fi is looked at, so they can be
+# changed while the plug runs. Without "network" the station is the host's loopback,
+# always up. "up": the access point "ap" accepts its own credentials (any, without
+# "ap"); "down": no access point in range; "bad_password": it refuses every password.
 # Sim time is start + (now - anchor) x speed, so it keeps running while the plug is
 # "unplugged", like a real-time clock, and a restart never moves it backwards.
 #
@@ -173,3 +178,66 @@ def watchdog_reset():
 
 def network_up(wifi_cfg):
     return True  # the host's loopback
+
+
+def wifi_link(store=None, log=print):
+    from wifi_link import WifiLink
+
+    return WifiLink(SimWLAN(), store, log, {_NO_AP_FOUND: "access point not found",
+                                            _WRONG_PASSWORD: "wrong password"})
+
+
+_IDLE, _CONNECTING, _GOT_IP, _NO_AP_FOUND, _WRONG_PASSWORD = 1000, 1001, 1010, 201, 202
+
+
+def _network():
+    s = _settings()
+    ap = s.get("ap")
+    return s.get("network"), ap if isinstance(ap, dict) else None
+
+
+class SimWLAN:
+    """A Wi-Fi station (network.WLAN's methods) on the access point that sim.json sets."""
+
+    def __init__(self):
+        self._active = False
+        self._connected = False
+        self._status = _IDLE
+
+    def active(self, on=None):
+        if on is None:
+            return self._active
+        self._active = bool(on)
+
+    def connect(self, ssid, password):
+        if not self._active:
+            raise OSError("Wifi Not Started")
+        mode, ap = _network()
+        self._connected = False
+        if mode == "down" or (ap and ssid != ap.get("ssid")):
+            self._status = _NO_AP_FOUND
+        elif mode == "bad_password" or (ap and password != ap.get("password")):
+            self._status = _WRONG_PASSWORD
+        else:
+            self._status = _CONNECTING
+
+    def disconnect(self):
+        self._connected = False
+        self._status = _IDLE
+
+    def isconnected(self):
+        mode = _network()[0]
+        if mode is None:
+            return True
+        if mode != "up":
+            if self._connected:  # the access point went away
+                self.disconnect()
+        elif self._status == _CONNECTING:
+            self._connected, self._status = True, _GOT_IP
+        return self._connected
+
+    def status(self, *args):
+        return self._status
+
+    def ifconfig(self, *args):
+        return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")

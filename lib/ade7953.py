@@ -8,6 +8,10 @@
 # then 0x30 to 0x120), as ESPHome ade7953_base.cpp does.
 # Scaling defaults are those of Sonoff/Shelly boards used by ESPHome and Tasmota:
 # V = VRMS / 26000, I = IRMS / 100000, P = AWATT / 154, energy LSB = 1/154^2 Wh.
+# Power offsets: AWATTOS/BWATTOS (signed 24 bits, 1 LSB = 1/512 AWATT LSB, data sheet "Power
+# Offsets") add to the active power that AWATT shows and the energy accumulators integrate;
+# set_power_offset(code, watts) has them take out a channel's no-load power, p_offsets lists
+# them. The RMS current offset stays in software (i_offset, removed in quadrature).
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -45,6 +49,9 @@ _AVGAIN = const(0x281)
 _AWGAIN = const(0x282)
 _BIGAIN = const(0x28C)
 _BWGAIN = const(0x28E)
+_AWATTOS = const(0x289)  # signed, 1/512 of an AWATT LSB
+_BWATTOS = const(0x295)
+_WATTOS_MAX = const(0x7FFFFF)
 
 _GAIN_ONE = const(0x400000)
 _GAIN_MAX_REG = const(0xFFFFFF)
@@ -57,9 +64,9 @@ _PHCAL_MAX = const(0x1FF)
 _PGA = (1, 2, 4, 8, 16, 22)  # PGA_x codes 0..5 (code 5 is 22 on current channel A only)
 I2C_ADDRESS = const(0x38)
 
-# per channel: (IRMS, WATT, ENERGY, PF, IGAIN, WGAIN, PHCAL, PGA)
-_CH = ((_IRMSA, _AWATT, _AENERGYA, _PFA, _AIGAIN, _AWGAIN, _PHCALA, _PGA_IA),
-       (_IRMSB, _BWATT, _AENERGYB, _PFB, _BIGAIN, _BWGAIN, _PHCALB, _PGA_IB))
+# per channel: (IRMS, WATT, ENERGY, PF, IGAIN, WGAIN, PHCAL, PGA, WATTOS)
+_CH = ((_IRMSA, _AWATT, _AENERGYA, _PFA, _AIGAIN, _AWGAIN, _PHCALA, _PGA_IA, _AWATTOS),
+       (_IRMSB, _BWATT, _AENERGYB, _PFB, _BIGAIN, _BWGAIN, _PHCALB, _PGA_IB, _BWATTOS))
 
 
 def _size(reg):
@@ -162,6 +169,7 @@ class ADE7953(FrontEnd):
         e_den = energy_lsb_per_wh * _PGA[pga_v]
         self._imp = [EnergyCounter(1000000, e_den * _PGA[p]) for p in self._pga_i]
         self._exp = [EnergyCounter(1000000, e_den * _PGA[p]) for p in self._pga_i]
+        self.p_offsets = [0.0] * len(self.channel_codes)
         # the signed 24-bit accumulators wrap after this long at full load (264 V, max_current)
         self.max_read_gap_s = 30198988800.0 / (e_den * _PGA[max(self._pga_i)] * 264 * max_current)
         self._ready = False
@@ -242,6 +250,21 @@ class ADE7953(FrontEnd):
                                  % (self.device_code, self.channel_codes[i], new[i][2],
                                     new[0][0], new[i][1]))
 
+    def _wattos(self, i, watts):
+        x = -watts * 512.0 / self._w_scale[i]
+        return int(x + (0.5 if x >= 0 else -0.5))
+
+    def set_power_offset(self, channel_code, watts):
+        """Take `watts` (the channel's no-load power) out of its power and energy, in the chip."""
+        i = self.channel_codes.index(channel_code)
+        if isinstance(watts, bool) or not isinstance(watts, (int, float)) or watts != watts:
+            raise ValueError("power offset must be a number (W), got %r" % (watts,))
+        if abs(self._wattos(i, watts)) > _WATTOS_MAX:
+            raise ValueError("power offset %.3f W of %s/%s is beyond the xWATTOS register: is "
+                             "a load still on?" % (watts, self.device_code, channel_code))
+        self.p_offsets[i] = float(watts)
+        self._apply((i,))
+
     def _write_cal(self, indices):
         self._wr_checked(_AVGAIN, int(self._cal[0][0] * _GAIN_ONE + 0.5))
         if 0 in indices and len(self.channel_codes) > 1:
@@ -252,6 +275,7 @@ class ADE7953(FrontEnd):
             self._wr_checked(regs[4], igain)
             self._wr_checked(regs[5], wgain)
             self._wr_checked(regs[6], phcal)
+            self._wr_checked(regs[8], self._wattos(i, self.p_offsets[i]) & 0xFFFFFF)
 
     def _apply(self, indices):
         if self._ready:

@@ -12,6 +12,10 @@
 # Gains: Ugain/Igain scale the RMS and power paths proportionally (the board's nominal values
 # are constructor arguments); PQGain is a two's-complement power gain, P * (1 + PQGain / 2^15).
 # PhiX is taken as sign (bit 15) and magnitude (bits 9:0) at 0.02 degree per LSB at 50 Hz.
+# PoffsetX: signed 16 bits in the LSB of Pmean:PmeanLSB (0.00032 W), added to the power that
+# Pmean shows and the energy registers integrate; set_power_offset(code, watts) writes the
+# no-load power negated (as ESPHome's power offset calibration does), p_offsets lists them.
+# The RMS current offset stays in software (i_offset, removed in quadrature).
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -27,6 +31,7 @@ _MMODE1 = const(0x34)  # PGA gain of the current channels, 2 bits each
 _PSTARTTH = const(0x35)
 _QSTARTTH = const(0x36)
 _PPHASETH = const(0x38)
+_POFFSETA = const(0x41)  # then QoffsetA 0x42, PoffsetB 0x43, QoffsetB 0x44, PoffsetC 0x45
 _PQGAINA = const(0x47)  # then PhiA 0x48, PQGainB 0x49, PhiB 0x4A, PQGainC 0x4B, PhiC 0x4C
 _UGAINA = const(0x61)  # then IgainA 0x62, UoffsetA 0x63, IoffsetA 0x64; B at +4, C at +8
 _SOFTRESET = const(0x70)
@@ -53,6 +58,8 @@ _PPHASE_VALUE = const(0x00BC)
 _UWH_PER_LSB = const(3125)
 _PHI_LSB_DEG = 0.02
 _PHI_MAX = const(0x3FF)
+_P_LSB_W = 0.00032
+_POFF_MAX = const(0x7FFF)
 
 
 class ATM90E32(FrontEnd):
@@ -86,6 +93,7 @@ class ATM90E32(FrontEnd):
         self._rx = bytearray(4)
         self._imp = [EnergyCounter(_UWH_PER_LSB, 1) for _ in range(n)]
         self._exp = [EnergyCounter(_UWH_PER_LSB, 1) for _ in range(n)]
+        self.p_offsets = [0.0] * n
         # the 16-bit energy registers wrap after this long at full load (264 V, max_current)
         self.max_read_gap_s = 2792.7 / max_current  # 0xFFFF x 3125 uWh x 3600 s/h / 1e6 / 264 V
         self._ready = False
@@ -176,9 +184,24 @@ class ATM90E32(FrontEnd):
         for i in range(len(self.channel_codes)):
             ugain, igain, pq, phi, mag = self._regs_for(self._cal, i)
             if (self._rd(_UGAINA + 4 * i) != ugain or self._rd(_UGAINA + 1 + 4 * i) != igain
-                    or self._rd(_PQGAINA + 2 * i) != pq & 0xFFFF):
+                    or self._rd(_PQGAINA + 2 * i) != pq & 0xFFFF
+                    or self._rd(_POFFSETA + 2 * i) != self._poff_reg(self.p_offsets[i]) & 0xFFFF):
                 return False
         return True
+
+    def _poff_reg(self, watts):
+        return int(-watts / _P_LSB_W + (0.5 if watts <= 0 else -0.5))
+
+    def set_power_offset(self, channel_code, watts):
+        """Take `watts` (the channel's no-load power) out of its power and energy, in the chip."""
+        i = self.channel_codes.index(channel_code)
+        if isinstance(watts, bool) or not isinstance(watts, (int, float)) or watts != watts:
+            raise ValueError("power offset must be a number (W), got %r" % (watts,))
+        if abs(self._poff_reg(watts)) > _POFF_MAX:
+            raise ValueError("power offset %.3f W of %s/%s is beyond the PoffsetX register: is "
+                             "a load still on?" % (watts, self.device_code, channel_code))
+        self.p_offsets[i] = float(watts)
+        self._apply((i,))
 
     def _write_cal(self, indices):
         for i in indices:
@@ -187,6 +210,7 @@ class ATM90E32(FrontEnd):
             self._wr_verified(_UGAINA + 1 + 4 * i, igain)
             self._wr_verified(_PQGAINA + 2 * i, pq & 0xFFFF)
             self._wr_verified(_PQGAINA + 1 + 2 * i, phi)
+            self._wr_verified(_POFFSETA + 2 * i, self._poff_reg(self.p_offsets[i]) & 0xFFFF)
 
     def _apply(self, indices):
         if self._ready:

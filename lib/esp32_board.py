@@ -9,6 +9,7 @@
 #   watchdog(timeout_ms) -> machine.WDT   started; feed() it more often than timeout_ms
 #   watchdog_reset() -> bool              the last reset was a watchdog or a crash (panic)
 #   network_up(wifi_cfg, timeout_ms=20000, log=print) -> bool   Wi-Fi STA up (and clock set)
+#   wifi_link(store=None, log=print) -> WifiLink   (lib/wifi_link.py) kept up by the app
 #   Inverted(fe, channel_codes)           front end whose listed channels read negated
 import json
 import time
@@ -105,6 +106,8 @@ def network_up(wifi_cfg, timeout_ms=20000, log=print, poll_ms=100):
     """Connect the Wi-Fi station to wifi_cfg {"ssid", "password"} within timeout_ms and set
     the clock from NTP. Returns True when connected (a failed NTP query is logged, not
     fatal), False when there is no SSID configured or the network did not come up."""
+    from wifi_link import _status
+
     ssid = (wifi_cfg or {}).get("ssid") or ""
     if not ssid:
         log("[board] no Wi-Fi configured (config wifi.ssid): staying offline")
@@ -139,11 +142,20 @@ def network_up(wifi_cfg, timeout_ms=20000, log=print, poll_ms=100):
     return True
 
 
-def _status(sta):
-    try:
-        return sta.status()
-    except (OSError, AttributeError):
-        return None
+def wifi_link(store=None, log=print):
+    """The ESP32's station as a WifiLink; the clock is set from NTP whenever it comes up."""
+    import network
+
+    fails = {}
+    for name, why in (("STAT_WRONG_PASSWORD", "wrong password"),
+                      ("STAT_NO_AP_FOUND", "access point not found"),
+                      ("STAT_CONNECT_FAIL", "connection refused")):
+        if hasattr(network, name):
+            fails[getattr(network, name)] = why
+    from wifi_link import WifiLink
+
+    return WifiLink(network.WLAN(network.STA_IF), store, log, fails,
+                    on_up=lambda: set_clock_from_ntp(log))
 
 
 def set_clock_from_ntp(log=print):

@@ -70,3 +70,11 @@ def devnet_factory():
     yield make
     for d in started:
         d.stop()
+
+
+@pytest.fixture(scope="module")
+def mpy_dirs():
+    """MICROPYPATH for device code compiled for the unix port (build/unix, and tests/)."""
+    from paytest import build_dir
+
+    return build_dir()

@@ -13,6 +13,8 @@ import threading
 import time
 import urllib.request
 
+LONG_HEADER = 100 * 1024  # bytes of the one header line of "long_header"
+TRICKLE_S = 1.0  # "header_trickle": seconds between header bytes
 
 def _reply(status, body, headers=None, length=True):
     head = "HTTP/1.1 %s\r\n" % status
@@ -73,12 +75,15 @@ MODES = {
     "bad_status": lambda req, up: b"HTTP/1.1 abc\r\n\r\n",
     "garbage": lambda req, up: b"\x00\xff\xfe garbage without any http\r\n\r\n",
     "header_flood": lambda req, up: b"HTTP/1.1 200 OK\r\n" + b"X-Junk: y\r\n" * 3000 + b"\r\n{}",
+    "long_header": lambda req, up: (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * LONG_HEADER
+                                    + b"\r\nContent-Length: 2\r\n\r\n{}"),
     "chunked": lambda req, up: _reply("200 OK", b"2\r\n{}\r\n0\r\n\r\n",
                                       {"Transfer-Encoding": "chunked"}, length=False),
     "redirect_loop": None,  # handled below: 302 to itself
     "close": None,  # close without a byte
     "hang": None,  # read the request, never answer
     "drip": None,  # a valid reply whose body comes one byte at a time, slowly
+    "header_trickle": None,  # status line, then a header line of one byte a second, no end
 }
 
 
@@ -169,6 +174,14 @@ class HostileRPC:
             return
         elif mode == "redirect_loop":
             out = _reply("302 Found", b"", {"Location": self.url(mode) + "/x"})
+        elif mode == "header_trickle":
+            try:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self._stop.wait(TRICKLE_S):
+                    sock.sendall(b"a")
+            except OSError:  # the client gave up
+                pass
+            return
         elif mode == "drip":
             out = _ok(self._forward(body))
             head = out.index(b"\r\n\r\n") + 4

@@ -350,3 +350,40 @@ def test_every_calibration_session_checkpoints_the_energy_first():
         cal.save()
     if log.count("[cal] calibration started: energy checkpointed") != 2:
         raise AssertionError(log.lines)
+
+
+def _creep(p, key):
+    """uWh metered on `key` (import + export) in one sim hour, read every 10 s."""
+    a = p.ledger.totals(key)
+    for _ in range(360):
+        p.clock.advance(10)
+        p.meter.read_once()
+    b = p.ledger.totals(key)
+    return b[0] - a[0] + b[1] - a[1]
+
+
+def test_cal_zero_stops_creep_is_restored_at_boot_and_undone():
+    from plug.calibration import restore
+    from sim.load import Load
+
+    p, log, out, cal = _calibrator("cal_zero")
+    p.chips["M2"].set_load(0, Load(0.0))
+    step(p, 2)
+    before = _creep(p, "M2/A")  # the ATM90E32's own power offset, nothing plugged in
+    cal.zero("M2/A")
+    if "p_offset" not in out.lines[-1]:
+        raise AssertionError(out.lines)
+    after = _creep(p, "M2/A")
+    if not (before > 20000 and after < 3125):  # under one energy register LSB an hour
+        raise AssertionError((before, after))
+    cal.save()
+    p2 = SimPlug(os.getenv("METER_TMP") + "/cal_zero", speed=0, log=log)  # a reboot
+    p2.ledger.restore()
+    restore(p2.store, p2.front_ends, log=log)
+    p2.chips["M2"].set_load(0, Load(0.0))
+    step(p2, 2)
+    rebooted = _creep(p2, "M2/A")
+    cal.undo()  # back to the chip defaults: creep again
+    undone = _creep(p, "M2/A")
+    if not (rebooted < 3125 and abs(undone - before) <= 3125):
+        raise AssertionError((before, rebooted, undone, log.lines))

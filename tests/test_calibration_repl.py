@@ -3,7 +3,8 @@ simulated chips with factory gain errors of a few percent, a 1.5 degree phase er
 M1/B and no-load noise) with its REPL on a pty. The test types `cal` commands at the
 prompt and reads the screen: bad arguments are refused with clear messages, readings
 match the reference after calibrating, the calibration survives a power cut, undo goes
-back, and metering (energy) goes on throughout."""
+back, metering (energy) goes on throughout, and cal.zero() stops the energy a chip meters
+with nothing plugged in (creep from its power offset)."""
 
 import os
 import re
@@ -116,12 +117,35 @@ def test_calibrate_save_power_cut_restore_and_undo(plug):
     assert out.startswith("undone: M1"), out
 
 
-def test_zero_removes_no_load_noise(plug):
+def creep(plug, key):
+    """uWh metered on `key` (import + export) in one sim hour, read every 10 s."""
+    plug.command("meter.read_once()")  # what the load before metered is in the ledger
+    e0 = value(plug, 'ledger.totals("%s")' % key)
+    plug.command("[(plug.clock.advance(10), meter.read_once()) for _ in range(360)] and None",
+                 timeout=120)
+    e1 = value(plug, 'ledger.totals("%s")' % key)
+    return e1[0] - e0[0] + e1[1] - e0[1]
+
+
+def test_zero_removes_no_load_noise_and_energy_creep(plug):
     plug.command("plug.chips['M1'].set_load(0, Load(0.0))")
     a = show(plug)["M1/A"][1]
     assert 0.001 < a < 0.01  # the no-load noise
+    # nothing plugged in, yet the chip's power offset meters about 0.04 Wh an hour
+    before = creep(plug, "M1/A")
+    assert before > 20000, before
     out = plug.command('cal.zero("M1/A")')
-    assert "i_offset" in out, out
+    assert "i_offset" in out and "p_offset" in out, out
     assert show(plug)["M1/A"][1] < 0.0005
+    # what is left is below the chip's power resolution the offset was read with (1/154 W)
+    assert creep(plug, "M1/A") < 3300
     plug.command("plug.chips['M1'].set_load(0, Load(5.0))")
     assert abs(show(plug)["M1/A"][1] - 5.0) < 0.3
+
+    assert "saved" in plug.command("cal.save()")
+    plug.kill()  # power cut: the offsets come back from the saved calibration at boot
+    plug.start()
+    plug.expect("calibration plug ready", timeout=30)
+    plug.reset_prompt()
+    plug.command("plug.chips['M1'].set_load(0, Load(0.0))")
+    assert creep(plug, "M1/A") < 3300

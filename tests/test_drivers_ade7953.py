@@ -189,3 +189,36 @@ print(out)
 """)
     assert len(got) == 4 and "accepted" not in got
     assert "gain register" in got[3]
+
+
+def test_no_load_creep_is_stopped_by_the_power_offset_registers(micropython):
+    # nothing plugged in: the chip's own power offset meters energy (creep) until the no-load
+    # power read goes into AWATTOS/BWATTOS; after a reset they are written again
+    got = run(micropython, """
+sim.set_load(0, Load(0.0)); sim.set_load(1, Load(0.0))
+fe.read()
+before = span(3600)
+idle = [r.power for r in fe.readings]
+fe.set_power_offset("A", idle[0]); fe.set_power_offset("B", idle[1])
+after = span(3600)
+regs = [sim.regs[0x289], sim.regs[0x295]]
+try:
+    fe.set_power_offset("B", 500.0); bad = "accepted"
+except ValueError as e:
+    bad = str(e)
+sim.power_on()  # brown-out: the registers are back to 0 and the driver sets them up again
+clk.advance(10)
+try:
+    fe.read()
+except FrontEndError:
+    pass
+again = span(3600)
+print((before, idle, after, regs, bad, fe.p_offsets[0], again))
+""")
+    before, idle, after, regs, bad, p_a, again = got
+    assert min(b[0] + b[1] for b in before) > 20000  # 0.03..0.05 W of creep: mWh an hour
+    assert regs == [-round(p * 154 * 512) & 0xFFFFFF for p in idle]
+    # what is left is below the AWATT resolution the offset was read with (1/154 W)
+    for tot in (after, again):
+        assert all(t[0] + t[1] < 0.5 / 154 * 1e6 for t in tot), tot
+    assert "beyond the xWATTOS register" in bad and p_a == idle[0]

@@ -161,3 +161,45 @@ for kw in ({"channel_codes": ("A", "B", "C", "D")}, {"line_freq": 55}, {"ugain":
 print(out)
 """)
     assert len(got) == 4 and "accepted" not in got
+
+
+def test_no_load_creep_is_stopped_by_the_power_offset_registers(micropython):
+    # nothing plugged in: the chip's own power offset meters energy (creep) until the no-load
+    # power read goes into PoffsetX; a rebooted plug writes the offsets it is given again
+    got = run(micropython, """
+for k in range(3):
+    sim.set_load(k, Load(0.0))
+fe.read()
+before = span(3600)
+idle = [r.power for r in fe.readings]
+for r in fe.readings:
+    fe.set_power_offset(r.channel_code, r.power)
+after = span(3600)
+saved = list(fe.p_offsets)
+out = []
+for code, bad in (("A", 50.0), ("A", "0.1"), ("A", True), ("D", 0.01)):
+    try:
+        fe.set_power_offset(code, bad); out.append("accepted")
+    except ValueError as e:
+        out.append(str(e))
+unchanged = fe.p_offsets == saved
+sim.power_on()  # power cut: the chip forgets its registers
+fe2 = ATM90E32(spi, spi.cs_for(sim), "M3")
+for k, code in enumerate(fe2.channel_codes):
+    fe2.set_power_offset(code, saved[k])
+fe2.read()
+fe = fe2
+again = span(3600)
+print((before, idle, after, saved, [sim.regs[0x41 + 2 * k] for k in range(3)], out, unchanged,
+       again))
+""")
+    before, idle, after, p_off, regs, refused, unchanged, again = got
+    creep = [b[0] + b[1] for b in before]
+    assert min(creep) >= 3125 and sum(creep) > 40000  # some mWh an hour: a few 0.01 W
+    assert p_off == idle
+    assert regs == [-round(p / 0.00032) & 0xFFFF for p in p_off]
+    for tot in (after, again):  # under one 3.125 mWh register LSB in an hour
+        assert all(t[0] + t[1] < 3125 for t in tot), tot
+    assert "beyond the PoffsetX register" in refused[0] and "must be a number" in refused[1]
+    assert "must be a number" in refused[2] and refused[3] != "accepted"
+    assert unchanged

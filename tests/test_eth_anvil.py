@@ -13,9 +13,8 @@ from eth_account import Account
 
 import eth
 from mpy_lib import mpy_lib_fixture  # noqa: F401  (the mpy_lib fixture)
-from tests.contracts.compile import compiled
+from tests.contracts import deploy_token
 from tools import mp
-from tools.devnet import FAUCET, FAUCET_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -98,17 +97,6 @@ def test_erc20_transfer_signed_on_micropython_moves_exactly_the_amount(devnet, m
     assert token_balance(devnet, token, payee) == amount
     assert token_balance(devnet, token, plug) == supply - amount
 
-
-def deploy_token(devnet, holder, supply):
-    _, code = compiled("TestToken")
-    args = bytes(12) + bytes.fromhex(holder[2:]) + supply.to_bytes(32, "big")
-    tx = {"nonce": devnet.nonce(FAUCET), "gasPrice": 2 * int(devnet.rpc("eth_gasPrice"), 16),
-          "gas": 2_000_000, "data": code + args, "value": 0, "chainId": devnet.chain_id}
-    signed = Account.sign_transaction(tx, FAUCET_KEY)
-    h = devnet.rpc("eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
-    receipt = devnet.wait_receipt(h)
-    assert receipt["status"] == "0x1", receipt
-    return eth.to_checksum_address(receipt["contractAddress"])
 
 
 def token_balance(devnet, token, owner):

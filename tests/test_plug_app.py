@@ -69,7 +69,7 @@ def test_status_has_what_the_owner_needs(plug):
         assert {"V", "A", "W", "PF", "import_uwh", "export_uwh", "unbilled_uwh"} <= set(ch)
     assert st["channels"]["M1/A"]["V"] > 200 and st["channels"]["M1/A"]["import_uwh"] > 0
     (w,) = st["wallets"]
-    assert w["address"] == plug.address and 0 < w["balance"] < 10 * 10**18
+    assert w["address"] == plug.address and 0 < w["balance"]["native"] < 10 * 10**18
     prov = st["provider"]
     assert prov["currency"] == "native" and prov["decimals"] == 18
     assert isinstance(prov["name"], str) and prov["rate_per_kwh"] > 0

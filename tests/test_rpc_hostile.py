@@ -67,6 +67,36 @@ def test_every_misbehaviour_is_a_short_chainerror_never_a_crash(hostile):
     assert got[("error_huge", "nonce")] == "RPCError"
 
 
+def test_trickled_or_huge_header_lines_give_up_at_the_deadline(hostile):
+    """A node that sends its status line and then one header byte a second without end,
+    or a 100 KB header line, held requests' readline (a whole line or nothing) far past
+    any deadline, or filled the heap. Each byte comes within the 2 s read timeout, so
+    only the 3 s deadline stops it: every call gives up by then with the reason."""
+    code = (
+        "import gc, time\nfrom plug.rpc import RPC, ChainError\nfrom plug.chain import Chain\n"
+        "for m, u in %r:\n"
+        "    c = Chain(RPC([u], timeout_s=2, retries=0, deadline_s=3), 31337)\n"
+        "    for name, fn in (('chain', c.check_chain), ('nonce', lambda: c.nonce(%r))):\n"
+        "        gc.collect()\n"
+        "        t = time.ticks_ms()\n"
+        "        try:\n            fn()\n            msg = 'OK'\n"
+        "        except ChainError as e:\n            msg = '%%s: %%s' %% (type(e).__name__, e)\n"
+        "        print('R', m, name, time.ticks_diff(time.ticks_ms(), t), msg)\n"
+        % ([(m, hostile.url(m)) for m in ("header_trickle", "long_header")], ADDR))
+    out = mp.run(code, heap="96k", path_dirs=build_dir(), timeout=120)
+    rows = [line.split(None, 4)[1:] for line in out.splitlines() if line.startswith("R ")]
+    assert [r[:2] for r in rows] == [["header_trickle", "chain"], ["header_trickle", "nonce"],
+                                     ["long_header", "chain"], ["long_header", "nonce"]]
+    for mode, call, ms, msg in rows:
+        assert msg.startswith("Unreachable: "), (mode, call, msg)
+        if mode == "header_trickle":
+            assert "not complete within 3 s" in msg, msg
+            assert 2900 <= int(ms) < 3700, (mode, call, ms)  # the deadline, + slack
+        else:
+            assert "header over 4096 bytes" in msg, msg
+            assert int(ms) < 1000, (mode, call, ms)
+
+
 def test_failover_to_the_next_url_and_remember_it(hostile, devnet):
     urls = [hostile.url("garbage"), hostile.url("hang"), devnet.url]
     out = mp.run(
@@ -93,14 +123,20 @@ def test_hostile_replies_never_change_a_pending_payment(tmp_path, devnet_factory
         poison = ["not_json", "wrong_id", "no_jsonrpc", "both", "huge_hex", "huge_int", "float",
                   "negative", "wrong_type", "bool", "bad_hex", "other_receipt", "oversize_length",
                   "oversize_body", "http500", "garbage", "header_flood", "chunked", "hang",
-                  "error_bad"]
+                  "error_bad", "long_header", "header_trickle"]
         urls = [h.url(m, ["eth_getTransactionReceipt", "eth_getTransactionCount"])
                 for m in poison]
         code = ("for u in %r:\n"
                 "    p = make(ST, urls=[u], rpc_kw={'timeout_s': 0.3, 'retries': 0})\n"
                 "    p.clock.t += 3600\n"  # past the replacement deadline too
                 "    p.step()\n"
-                "p = make(ST)\n" % urls)
+                "for u in %r:\n"  # reads within the timeout: only the deadline stops it
+                "    p = make(ST, urls=[u], rpc_kw={'timeout_s': 2, 'retries': 0, "
+                "'deadline_s': 3})\n"
+                "    p.clock.t += 3600\n"
+                "    p.step()\n"
+                "p = make(ST)\n" % (urls, [h.url("header_trickle", ["eth_getTransactionReceipt",
+                                                                 "eth_getTransactionCount"])]))
         after = plug.records(code)
         assert _snapshot(after) == _snapshot(before)
         assert after[0]["hashes"] == before[0]["hashes"]  # no replacement was signed on a lie

@@ -3,15 +3,13 @@ loopback, the plug's Tariff and Billing running on the unix port from .mpy files
 the plug runs them. A hostile server must never change what was billed."""
 
 import copy
-import fcntl
 import json
 import os
 
 import pytest
 
 from tools import mp
-from tools.build_mpy import build
-from tools.paths import BUILD, ROOT
+from tools.paths import ROOT
 from tools.tariff_server import TariffServer
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -20,16 +18,6 @@ PAYEE2 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 HEAP_SIG = "128k"  # eth + ecdsa_micro loaded from .mpy into the heap (frozen on the plug)
 
-
-@pytest.fixture(scope="module")
-def mpy_dirs():
-    """Device code compiled for the unix port (incremental; locked against xdist peers)."""
-    os.makedirs(BUILD, exist_ok=True)
-    with open(os.path.join(BUILD, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        build("unix")
-    out = os.path.join(BUILD, "unix")
-    return tuple(os.path.join(out, d) for d in ("lib", "firmware", "boards"))
 
 
 def schedule(**provider):

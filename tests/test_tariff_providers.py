@@ -3,7 +3,6 @@ A week of 15-minute refreshes against the reference tariff server on the MicroPy
 unix port (64 KB heap, .mpy files, as the plug runs them); a month of daily payee
 changes with the provider's replies served by a function, on CPython."""
 
-import fcntl
 import json
 import os
 
@@ -12,8 +11,7 @@ import pytest
 from plug.store import Store
 from plug.tariff import Tariff, TariffError
 from tools import mp
-from tools.build_mpy import build
-from tools.paths import BUILD, ROOT
+from tools.paths import ROOT
 from tools.tariff_server import TariffServer
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -24,16 +22,6 @@ EURC = {"address": TOKEN, "decimals": 6, "symbol": "EURC"}
 T0 = 820540800  # 2026-01-01T00:00:00Z in plug time
 UNIX_2000 = 946684800
 
-
-@pytest.fixture(scope="module")
-def mpy_dirs():
-    """Device code compiled for the unix port (incremental; locked against xdist peers)."""
-    os.makedirs(BUILD, exist_ok=True)
-    with open(os.path.join(BUILD, ".lock"), "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        build("unix")
-    out = os.path.join(BUILD, "unix")
-    return tuple(os.path.join(out, d) for d in ("lib", "firmware", "boards"))
 
 
 def schedule(**provider):

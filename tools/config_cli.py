@@ -121,7 +121,8 @@ def schema_lines(spec, path=""):
     elif kind == "m":
         yield from schema_lines(spec[1], path + ".<DEVICE/CHANNEL>")
     else:
-        desc = {"i": lambda s: "integer %d..%d, default %d" % (s[1], s[2], s[3]),
+        desc = {"i": lambda s: "integer %d..%d, %s" % (
+                    s[1], s[2], "not set unless given" if s[3] is None else "default %d" % s[3]),
                 "s": lambda s: "string (<= %d chars%s), default %r" % (
                     s[1], ", one of " + "|".join(s[3]) if s[3] else "", s[2]),
                 "u": lambda s: "http(s) URL or empty, default %r" % s[2],

@@ -2,18 +2,20 @@
 
     python -m tools.faults [--cuts 50] [--plugs 20] [--day-s 80] [--only cuts,network,load,inputs]
 
-- power cuts: one plug, a simulated day, SIGKILLed at random moments (some right after a
-  payment shows as pending, some right after a config was POSTed) and booted again on
-  the same flash. Checked: each invoice paid at most once on chain, payee delta == sum
-  of transfers == confirmed records, every bill priced at the quoted rates, billed +
-  unbilled == metered energy, the checkpoint restored after each cut at most one
-  checkpoint interval old, exactly one complete config in force (version and content).
+- power cuts: one plug, a simulated day, SIGKILLed at random moments (some while a
+  payment is pending, some during a config apply, some while it writes its flash; where
+  each cut really fell is read from its flash) and booted again on the same flash.
+  Checked: each invoice paid at most once on chain, payee delta == sum of transfers ==
+  confirmed records, no payment left unfinished, every bill priced at the quoted rates,
+  billed + unbilled == metered energy, no cut losing more than one checkpoint interval
+  plus one read of the meter (plus one more for a checkpoint write cut short), exactly
+  one complete config in force (version and content).
 - network: the RPC node hangs (SIGSTOP) and is down (stopped, restarted on its port with
   its chain state), the tariff server answers 500 and is down, each for hours of plug
   time. Checked: energy keeps rising in /status throughout, billing and payments catch
   up afterwards, nothing paid twice.
 - load: N plugs metering and paying against one anvil and one tariff server at once.
-- inputs: runs the fuzz tests that exist (tests/test_fuzz*.py) and counts their cases.
+- inputs: runs the fuzz, config-envelope and garbage-HTTP tests and counts their cases.
 
 Prints the figures in a few lines; exits 1 if an invariant broke.
 """
@@ -39,6 +41,7 @@ RATES_WEI = [10**14, 2 * 10**14]
 KEYS = ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
 CHECKPOINT_S = 300
 READ_S = 10
+MIN_REAL_MS = 20  # the meter reads at most every 20 ms of real time (meter.py)
 
 
 def fault_config(plug, version, **over):
@@ -117,22 +120,27 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
     the list of problems found."""
     rnd = random.Random(seed)
     speed = 86400 / day_s
-    fig = {"cuts": 0, "cuts_after_pending": 0, "cuts_after_config": 0, "cuts_mid_write": 0,
-           "max_checkpoint_age_s": 0, "lost_wh": 0.0, "max_loss_intervals": 0.0}
+    # one read of the meter in plug time: its interval, or 20 ms of real time when faster
+    read_s = max(READ_S, speed * MIN_REAL_MS / 1000)
+    allowed_s = CHECKPOINT_S + read_s
+    fig = {"cuts": 0, "cuts_after_pending": 0, "cuts_in_config_apply": 0, "cuts_mid_write": 0,
+           "read_s": round(read_s, 1), "max_checkpoint_age_s": 0, "lost_wh": 0.0,
+           "max_loss_intervals": 0.0, "late_reads": 0}
     problems = []
     # blocks every second, so a payment stays pending long enough to cut power under it
     with World(DAY, RATES, log=log, block_time=1) as w:
         p = w.add_plug("cuts", speed=speed, deploy=False)
         provision(p)
+        flash = os.path.join(p.state, "state")
         acked, attempted = 1, {1}
         kinds = ["random"] * cuts
-        for i in rnd.sample(range(cuts), cuts // 5):
-            kinds[i] = "config"
-        for i in rnd.sample([i for i in range(cuts) if kinds[i] == "random"], cuts // 5):
-            kinds[i] = "pending"
+        for kind in ("config", "pending", "write"):
+            free = [i for i in range(cuts) if kinds[i] == "random"]
+            for i in rnd.sample(free, cuts // 5):
+                kinds[i] = kind
         gap = day_s / (cuts + 2)
         t_end = time.time() + day_s
-        slack_s = READ_S + speed * 0.5  # the meter loop's turn on a busy host, in plug time
+        booted = time.time()
         for k, kind in enumerate(kinds):
             time.sleep(max(0.0, rnd.uniform(0.3, 1.7) * gap - 0.6))
             post = None
@@ -141,25 +149,42 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
                 while time.monotonic() < deadline:
                     st = try_status(p, 2)
                     if st and st.get("payments", {}).get("pending"):
-                        fig["cuts_after_pending"] += 1
                         break
                     time.sleep(0.03)
             elif kind == "config":
+                st = try_status(p, 2)  # not during the apply: it holds the plug's loop
                 v = max(attempted) + 1
                 attempted.add(v)
                 env = p.sign(fault_config(p, v), v)
                 post = {}
                 th = threading.Thread(target=_post_into, args=(post, p, env), daemon=True)
                 th.start()
-                time.sleep(rnd.uniform(0.0, 0.25))
-                fig["cuts_after_config"] += 1
-            st = try_status(p, 2)
+                # the cut falls at a random moment of the apply, once it has begun
+                _wait_for(lambda: _has_file(flash, "config_next"), 3)
+                time.sleep(rnd.uniform(0.0, 0.004))
+            if kind != "config":
+                st = try_status(p, 2)
+            if kind == "write":  # the cut falls while the plug writes a file
+                _wait_for(lambda b=booted: _tmp_files(flash, b), 3 * gap, poll=0.0005)
             p.kill()
             t_kill = audit.sim_now(p.state)
+            since, booted = booted, time.time()
             fig["cuts"] += 1
-            if os.path.exists(os.path.join(p.state, "state")) and any(
-                    n.endswith(".tmp") for n in os.listdir(os.path.join(p.state, "state"))):
+            # where the cut really fell, from the plug's flash
+            landed = []
+            if audit.unfinished_payments(p.state):
+                fig["cuts_after_pending"] += 1
+                landed.append("payment pending")
+            if audit.flash_load(p.state, "config_next") is not None:
+                fig["cuts_in_config_apply"] += 1
+                landed.append("config apply")
+            # a write cut short, not one left from before; a checkpoint write cut short also
+            # loses what was metered during that turn of the meter (checksum pass and write)
+            write_s = 0.0
+            if _tmp_files(flash, since):
                 fig["cuts_mid_write"] += 1
+                landed.append("file write")
+                write_s = read_s
             ck, t_ck = audit.read_checkpoint(p.state)
             if post is not None:
                 th.join(5)
@@ -171,6 +196,7 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
             problems += config_problems(st2, acked, attempted)
             if st is None or ck is None:
                 continue
+            fig["late_reads"] += st["device"].get("late_reads", 0)
             # what the cut cost: energy at the cut (extrapolated from the last /status a
             # moment before) minus what the plug restored
             pw = import_power(st)
@@ -180,14 +206,17 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
             fig["lost_wh"] += lost / 1e6
             age = t_kill - t_ck
             fig["max_checkpoint_age_s"] = max(fig["max_checkpoint_age_s"], int(age))
-            if pw > 0:
-                fig["max_loss_intervals"] = max(fig["max_loss_intervals"],
-                                                lost / (pw * CHECKPOINT_S / 0.0036))
-            if age > CHECKPOINT_S + slack_s or lost > pw * (CHECKPOINT_S + slack_s) / 0.0036:
+            # in checkpoint intervals, not counting a write cut short
+            loss_iv = (lost / pw * 0.0036 - write_s) / CHECKPOINT_S if pw > 0 else 0.0
+            fig["max_loss_intervals"] = max(fig["max_loss_intervals"], loss_iv)
+            log("cut %d (%s, landed: %s): checkpoint %.0f s old, %.1f Wh lost (%.2f intervals)"
+                % (k + 1, kind, ", ".join(landed) or "-", age, lost / 1e6, loss_iv))
+            if age > allowed_s + write_s or lost > pw * (allowed_s + write_s) / 0.0036:
                 problems.append("cut %d (%s): restored checkpoint %.0f s old, %.1f Wh lost "
-                                "(allowed: %d s checkpoint + %.0f s slack)"
-                                % (k + 1, kind, age, lost / 1e6, CHECKPOINT_S, slack_s))
-            if restored > at_kill + pw * slack_s / 0.0036:
+                                "(allowed: one %d s checkpoint interval + one %.0f s read + "
+                                "%.0f s for a write cut short)"
+                                % (k + 1, kind, age, lost / 1e6, CHECKPOINT_S, read_s, write_s))
+            if restored > at_kill + pw * read_s / 0.0036:
                 problems.append("cut %d: restored %d uWh, more than the %d uWh metered"
                                 % (k + 1, restored, at_kill))
             if import_total(st2) < restored:
@@ -206,9 +235,32 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
             problems.append("after the cuts a new config v%d was refused: %s" % (last, body))
         attempted.add(last)
         problems += config_problems(p.status(), last, attempted)
-        fig.update(_money(w, [p], problems))
+        fig.update(_money(w, [p], problems, int(fig["lost_wh"] * 1e6)))
         save_console(p, log)
     return fig, problems
+
+
+def _wait_for(cond, timeout, poll=0.002):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        if poll:
+            time.sleep(poll)
+    return False
+
+
+def _has_file(flash, name):
+    return any(os.path.exists(os.path.join(flash, "%s.%s" % (name, s))) for s in ("0", "1"))
+
+
+def _tmp_files(flash, since):
+    """Files the plug was writing (store.py's `<name>.tmp`) last modified after `since`."""
+    try:
+        return [e.name for e in os.scandir(flash)
+                if e.name.endswith(".tmp") and e.stat().st_mtime > since]
+    except OSError:
+        return []
 
 
 def save_console(p, log):
@@ -247,10 +299,11 @@ def _quiet(snap, txs):
         return False
     addr = {x["address"].lower() for x in snap["status"].get("wallets", [])}
     mined = sum(1 for t in txs if t["ok"] and t["from"] in addr)
-    return mined == sum(1 for r in recs if r["st"] == "confirmed") or len(recs) >= 32
+    confirmed = sum(1 for r in recs if r["st"] == "confirmed") + len(snap.get("paid_ids", []))
+    return mined == confirmed
 
 
-def _money(w, plugs, problems):
+def _money(w, plugs, problems, lost_uwh=0):
     for p in plugs:
         p.vplug.detach()
     # the plugs keep running and blocks keep coming: audit a moment when no payment is in
@@ -263,7 +316,7 @@ def _money(w, plugs, problems):
         if all(_quiet(s, txs) for s in snaps):
             break
         time.sleep(1)
-    probs, fig = audit.check_money(w, snaps, txs, RATES_WEI)
+    probs, fig = audit.check_money(w, snaps, txs, RATES_WEI, lost_uwh)
     problems += probs
     fig["metered_kwh"] = sum(import_total(s["status"]) for s in snaps) / 1e9
     return fig
@@ -440,12 +493,16 @@ def bad_inputs(log=print):
     rates = sum(int(n) for n in re.findall(r"fuzz rates \S+\s+tried (\d+)", r.stdout))
     rpc = sum(int(n) for n in re.findall(r"fuzz rpc: replies tried (\d+)", r.stdout))
     crashed = sum(int(n) for n in re.findall(r"crashed (\d+)", r.stdout))
+    envelopes = sum(int(n) for n in re.findall(r"config envelopes: bad tried (\d+)", r.stdout))
+    garbage = sum(int(n) for n in re.findall(r"garbage http: requests tried (\d+)", r.stdout))
     summary = (r.stdout.strip().splitlines() or ["(no output)"])[-1]
     problems = [] if r.returncode == 0 else ["bad-input tests failed: %s" % summary]
     if crashed:
         problems.append("%d fuzzed replies crashed a parser" % crashed)
-    return {"rate_replies": rates, "rpc_replies": rpc, "crashed": crashed,
-            "summary": summary}, problems
+    if not envelopes or not garbage:
+        problems.append("no counts from the config envelope or garbage HTTP tests")
+    return {"rate_replies": rates, "rpc_replies": rpc, "config_envelopes": envelopes,
+            "garbage_http": garbage, "crashed": crashed, "summary": summary}, problems
 
 
 # ---- main --------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ from plug import web
 class _Q:
     query = {}
 import sys
-snap = {"status": plug.status(), "ledger": web.ledger(plug, _Q())}
+snap = {"status": plug.status(), "ledger": web.ledger(plug, _Q()),
+        "paid_ids": list(plug.payments._paid) if plug.payments else []}
 sys.stdout.write("SNAP")
 json.dump(snap, sys.stdout)
 print()
@@ -95,7 +96,8 @@ print()
 
 def snapshot(p, timeout=60):
     """/status and /ledger of a plug taken at one instant (one exec at its REPL, so no
-    read or billing step runs in between): {"status": ..., "ledger": ...}."""
+    read or billing step runs in between): {"status": ..., "ledger": ..., "paid_ids": the
+    invoice ids of confirmed payments whose records the plug no longer keeps in full}."""
     out = p.mpremote(SNAPSHOT, timeout=timeout)
     line = [ln for ln in out.splitlines() if ln.startswith("SNAP")]
     if not line:
@@ -105,13 +107,16 @@ def snapshot(p, timeout=60):
     return snap
 
 
-def check_money(world, snaps, txs, rates_wei=None):
+def check_money(world, snaps, txs, rates_wei=None, lost_uwh=0):
     """Problems (list of text) with the money, checked only from the outside:
     - each invoice (sender, memo seq) paid at most once on chain;
     - the payee's balance delta == sum of the successful transfers to it;
     - per plug: transfers from its wallet == its confirmed payment records (hash, amount),
       each memo's amounts add up to the value, each item is priced at the quoted rates;
-    - the energy the plug billed + what it has not yet billed == the energy it metered.
+    - no payment left prepared or sent (signed, not confirmed) once the plug settled;
+    - the energy the plug billed + what it has not yet billed == the energy it metered;
+      billed ahead of metered only by what power cuts took from the ledger (`lost_uwh`,
+      energy billed before a cut whose ledger checkpoint the cut then lost).
     Returns (problems, figures)."""
     problems = []
     ok = [t for t in txs if t["ok"]]
@@ -135,15 +140,17 @@ def check_money(world, snaps, txs, rates_wei=None):
         problems.append("payee balance grew by %d but transfers to it add up to %d"
                         % (delta, chain_sum))
     records_sum = 0
+    ahead = 0
     for snap in snaps:
-        probs, s = _check_plug(snap, ok)
+        probs, s, a = _check_plug(snap, ok, lost_uwh)
         problems += probs
         records_sum += s
+        ahead += a
     if records_sum != chain_sum:
         problems.append("confirmed payment records add up to %d, the chain shows %d"
                         % (records_sum, chain_sum))
     figures = {"payments": len(ok), "reverted": len(txs) - len(ok), "paid_wei": chain_sum,
-               "payee_delta_wei": delta}
+               "payee_delta_wei": delta, "billed_ahead_wh": round(ahead / 1e6, 1)}
     return problems, figures
 
 
@@ -166,12 +173,14 @@ def _check_pricing(t, rates_wei):
     return probs
 
 
-def _check_plug(snap, ok_txs):
+def _check_plug(snap, ok_txs, lost_uwh=0):
+    """(problems, sum of its confirmed payments, uWh billed ahead of its metered totals)."""
     probs = []
     st, led = snap["status"], snap["ledger"]
     p = SimpleNamespace(name=snap["name"])
-    addr = {w["address"].lower() for w in st.get("wallets", [])}
-    mine = [t for t in ok_txs if t["from"] in addr]
+    accounts = {w["address"].lower(): w["account"] for w in st.get("wallets", [])}
+    mine = [t for t in ok_txs if t["from"] in accounts]
+    memos = [t for t in mine if not isinstance(t["memo"], str)]
     recs = [r for r in led["payments"] if r["st"] == "confirmed"]
     hashes = {t["hash"].lower(): t for t in mine}
     for r in recs:
@@ -182,17 +191,24 @@ def _check_plug(snap, ok_txs):
         elif t["value"] != r["amt"]:
             probs.append("%s: payment %s records %d, chain shows %d" % (p.name, r["id"], r["amt"],
                                                                      t["value"]))
-    rec_ids = {r["id"].split("-")[0] for r in led["payments"]}
-    for t in mine:
-        if str(t["memo"][0]) not in rec_ids and len(led["payments"]) < 32:
-            probs.append("%s: on-chain payment %s (invoice %d) unknown to the plug"
-                         % (p.name, t["hash"], t["memo"][0]))
+    # the plug knows every invoice it paid: in full (the last 32) or by id (older ones)
+    paid_ids = snap.get("paid_ids", [])
+    known = {r["id"] for r in led["payments"]} | set(paid_ids)
+    oldest = min((int(i.split("-")[0]) for i in paid_ids), default=0)
+    for t in memos:
+        iid = _invoice_id(t, accounts)
+        if iid not in known and not (len(paid_ids) >= KEEP_IDS and t["memo"][0] < oldest):
+            probs.append("%s: on-chain payment %s (invoice %s) unknown to the plug"
+                         % (p.name, t["hash"], iid))
     for r in led["payments"]:
         if r["st"] == "failed":
             probs.append("%s: payment %s failed: %s" % (p.name, r["id"], r["err"]))
+        elif r["st"] in ("prepared", "sent"):
+            probs.append("%s: payment %s still %s after settling (nonce %s, %s)"
+                         % (p.name, r["id"], r["st"], r["n"], r["hash"]))
     # invoices paid on chain tile time per channel without overlap
     spans = {}
-    for t in sorted(mine, key=lambda t: t["memo"][1]):
+    for t in sorted(memos, key=lambda t: t["memo"][1]):
         for code, _e, _rate, _amt in t["memo"][3]:
             spans.setdefault(code, []).append((t["memo"][1], t["memo"][2], t["hash"]))
     for code, sp in spans.items():
@@ -203,26 +219,45 @@ def _check_plug(snap, ok_txs):
             if b[0] < a[0]:
                 probs.append("%s: %s billed twice: [%d, %d) in %s overlaps [%d, %d) in %s"
                              % (p.name, code, a[0], a[1], a[2], b[0], b[1], b[2]))
-    # metered energy == billed (paid + invoiced + unsettled lines) + unbilled
+    # metered energy == billed (invoices the plug lists + paid ones it no longer lists, from
+    # their memos on chain + unsettled lines) + unbilled
     billed = {}
+    listed = set()
+    n_items = 0
     for inv in led["invoices"]:
+        listed.add(inv["id"])
         for it in inv["items"]:
             billed[it["channel"]] = billed.get(it["channel"], 0) + it["energy_mwh"] * 1000
+            n_items += 1
+    for t in memos:
+        if _invoice_id(t, accounts) not in listed:
+            for code, e_mwh, _rate, _amt in t["memo"][3]:
+                billed[code] = billed.get(code, 0) + e_mwh * 1000
+                n_items += 1
     for ln in led["unsettled"]:
         billed[ln["channel"]] = billed.get(ln["channel"], 0) + ln["energy_uwh"]
-    n_items = sum(len(inv["items"]) for inv in led["invoices"])
+    ahead = 0
     for key, ch in st["channels"].items():
         got = billed.get(key, 0) + ch["unbilled_uwh"]
-        if led_complete(led) and abs(got - ch["import_uwh"]) > 1000 * (n_items + 1):
+        tol = 1000 * (n_items + 1)
+        over = got - ch["import_uwh"]
+        if over > tol:
+            ahead += over
+        if -over > tol or over > tol + lost_uwh:
             probs.append("%s: %s metered %d uWh but billed + unbilled is %d uWh"
                          % (p.name, key, ch["import_uwh"], got))
-    return probs, sum(r["amt"] for r in recs) + _pruned_sum(led, mine)
+    if lost_uwh and ahead > lost_uwh:
+        probs.append("%s: billed %d uWh more than metered, more than the power cuts lost (%d)"
+                     % (p.name, ahead, lost_uwh))
+    return probs, sum(r["amt"] for r in recs) + _pruned_sum(led, mine), ahead
 
 
-def led_complete(led):
-    """The plug keeps the last 32 finished payments in full; older invoices leave /ledger,
-    so the energy balance is only checked while the ledger still lists everything."""
-    return len(led["payments"]) < 32
+KEEP_IDS = 256  # payments.py keeps the ids of this many older confirmed invoices
+
+
+def _invoice_id(t, accounts):
+    """The plug's id of the invoice a transfer pays: "<memo seq>-<wallet account>"."""
+    return "%d-%d" % (t["memo"][0], accounts[t["from"]])
 
 
 def _pruned_sum(led, mine):
@@ -230,9 +265,9 @@ def _pruned_sum(led, mine):
     return sum(t["value"] for t in mine if t["hash"].lower() not in known)
 
 
-def read_checkpoint(state_dir):
-    """The energy checkpoint a plug restores at boot, read from its flash with the plug's own
-    store code: ({key: import_uwh}, ledger time of the last read in it) or (None, None)."""
+def flash_load(state_dir, name):
+    """What the plug's flash holds under `name` (None if nothing), read with the plug's own
+    store code, as its next boot will read it."""
     import importlib.util
 
     from .paths import FIRMWARE
@@ -243,11 +278,23 @@ def read_checkpoint(state_dir):
     spec.loader.exec_module(mod)
     root = os.path.join(state_dir, "state")
     if not os.path.isdir(root):
-        return None, None
-    data = mod.Store(root).load("ledger")
+        return None
+    return mod.Store(root).load(name)
+
+
+def read_checkpoint(state_dir):
+    """The energy checkpoint a plug restores at boot: ({key: import_uwh}, ledger time of the
+    last read in it) or (None, None)."""
+    data = flash_load(state_dir, "ledger")
     if not data:
         return None, None
     return {k: v[0] for k, v in data["ch"].items()}, data.get("now")
+
+
+def unfinished_payments(state_dir):
+    """Ids of the payments the flash holds as prepared or sent (signed, not yet confirmed)."""
+    recs = (flash_load(state_dir, "payments") or {}).get("recs", {})
+    return sorted(r["id"] for r in recs.values() if r.get("st") in ("prepared", "sent"))
 
 
 def sim_now(state_dir, at=None):

@@ -24,7 +24,9 @@ changes it at runtime: {"misbehave": [...], "target": "all"|"provider"|"rates",
 Misbehaviours: slow, 500, truncated, malformed, oversize, swapped_payee, wrong_chain,
 wrong_token, bad_signature, overlap, unsorted, wrong_types, above_cap, replay_old,
 trickle (headers at once, then the body one byte every trickle_s seconds),
-header_flood (200 000 header lines before the body).
+header_flood (200 000 header lines before the body), header_trickle (the status line,
+then a header line of one byte every trickle_s seconds that never ends), long_header
+(one header line of 100 KB before a valid reply).
 """
 
 import argparse
@@ -39,10 +41,13 @@ NATIVE_FORMAT = "plug-rates/1"
 FORMATS = ("native", "octopus", "awattar", "energy-charts")
 MISBEHAVIOURS = ("slow", "500", "truncated", "malformed", "oversize", "swapped_payee",
                  "wrong_chain", "wrong_token", "bad_signature", "overlap", "unsorted",
-                 "wrong_types", "above_cap", "replay_old", "trickle", "header_flood")
+                 "wrong_types", "above_cap", "replay_old", "trickle", "header_flood",
+                 "header_trickle", "long_header")
 ATTACKER = "0x000000000000000000000000000000000000dEaD"
 OVERSIZE_BYTES = 256 * 1024
 FLOOD_LINES = 200000
+LONG_HEADER = 100 * 1024
+TRICKLE_MAX_S = 3600  # header_trickle gives up on a client that never does
 
 
 def iso(unix_s):
@@ -268,6 +273,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._trickle(body, st.trickle_s)
         if "header_flood" in m:
             return self._flood(body)
+        if "header_trickle" in m:
+            return self._header_trickle(st.trickle_s)
+        if "long_header" in m:
+            return self._long_header(body)
         return self._send(200, body)
 
     def _trickle(self, body, pause_s):
@@ -292,6 +301,29 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(FLOOD_LINES // 1000):
                 self.wfile.write(chunk)
             self.wfile.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        except OSError:  # the client gave up
+            pass
+
+    def _header_trickle(self, pause_s):
+        """The status line, then one header byte per pause_s; the line never ends."""
+        try:
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+            self.wfile.flush()
+            t = 0.0
+            while t < TRICKLE_MAX_S:
+                time.sleep(pause_s)
+                t += pause_s
+                self.wfile.write(b"a")
+                self.wfile.flush()
+        except OSError:  # the client gave up
+            pass
+
+    def _long_header(self, body):
+        """A valid reply with one LONG_HEADER-byte header line before the others."""
+        try:
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Long: " + b"a" * LONG_HEADER + b"\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                             % len(body) + body)
         except OSError:  # the client gave up
             pass
 

@@ -5,7 +5,9 @@
 # SPI frames addr_hi, addr_lo, 0x80 (read) / 0x00 (write), data MSB first; I2C at address 0x38.
 # Energy accumulates in AENERGYA/B from the load model as sim time passes (24-bit signed,
 # wrapping, read-with-reset when LCYCMODE bit 6 is set); the gain registers (AVGAIN, AIGAIN,
-# AWGAIN, BIGAIN, BWGAIN, PGA_x) and PHCALA/B take effect on all readings; register 0x120 only
+# AWGAIN, BIGAIN, BWGAIN, PGA_x) and PHCALA/B take effect on all readings; AWATTOS/BWATTOS
+# (0x289/0x295, signed 24 bits, 1 LSB = 1/512 AWATT LSB: data sheet "Power Offsets") add to the
+# active power that AWATT shows and the energy accumulators integrate; register 0x120 only
 # accepts a write right after 0xAD went to 0xFE. Board scaling as the driver's defaults:
 # 26000 LSB/V, 100000 LSB/A, 154 LSB/W, 154^2 energy LSB/Wh. A seeded factory gain error of a
 # few percent per channel stands in for resistor tolerances.
@@ -25,7 +27,7 @@ _DEFAULTS = {
     0x280: _GAIN_ONE, 0x281: _GAIN_ONE, 0x282: _GAIN_ONE, 0x28C: _GAIN_ONE,
     0x28D: _GAIN_ONE, 0x28E: _GAIN_ONE, 0x201: 0, 0x203: 0xE419,
 }
-_SIGNED = (0x212, 0x213, 0x21E, 0x21F, 0x216, 0x217, 0x218)
+_SIGNED = (0x212, 0x213, 0x21E, 0x21F, 0x216, 0x217, 0x218, 0x289, 0x295)
 _READ_ONLY = (0x10A, 0x10B, 0x10E, 0x212, 0x213, 0x21A, 0x21B, 0x21C, 0x21E, 0x21F, 0x702,
               0x0FD, 0x0FF, 0x1FE, 0x1FF, 0x2FF)
 
@@ -71,6 +73,12 @@ class ADE7953Sim(SimMeterChip):
             ph = r[0x109]
         corr = (ph & 0x1FF) * _PHCAL_LSB_DEG * (-1 if ph & 0x200 else 1)
         return vg, ig, pg, corr
+
+    def _offset_w(self, k):
+        off = self.regs.get(0x295 if k else 0x289, 0)
+        if off & 0x800000:
+            off -= 0x1000000
+        return off / 512.0 / W_LSB
 
     def _accumulate(self, k, energy_ws):
         a = self._acc[k] + energy_ws * E_LSB_PER_WS

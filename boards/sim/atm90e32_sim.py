@@ -8,6 +8,9 @@
 # forward (APenergyX) and reverse (ANenergyX) 16-bit registers, 0.01 CF = 3125 uWh per LSB,
 # cleared on read; Ugain/Igain (relative to the board's nominal values), PQGain
 # (P * (1 + PQGain / 2^15)) and PhiX (sign bit 15, 0.02 deg/LSB) take effect on the readings.
+# PoffsetX (0x41, 0x43, 0x45; signed 16 bits in the LSB of Pmean:PmeanLSB, 0.00032 W, as
+# ESPHome's power offset calibration writes it) is added to the power the energy registers
+# integrate and Pmean shows.
 # Scaling: Urms 0.01 V, Irms 0.001 A, Pmean:PmeanLSB 0.00032 W, PFmean 0.001, Freq 0.01 Hz.
 from sim.chip import SimMeterChip
 
@@ -15,6 +18,7 @@ E_LSB_PER_WS = 1.0 / (3.125 * 3.6)  # 3.125 mWh per LSB
 _ACCESS_KEY = 0x55AA
 _RESET_KEY = 0x789A
 _PHI_LSB_DEG = 0.02
+_P_LSB_W = 0.00032
 _MMODE0_DEFAULT = 0x0087
 
 
@@ -63,6 +67,10 @@ class ATM90E32Sim(SimMeterChip):
         corr = (phi & 0x3FF) * _PHI_LSB_DEG * (-1 if phi & 0x8000 else 1)
         return vg, ig, 1.0 + pq / 32768.0, corr
 
+    def _offset_w(self, k):
+        off = self.regs.get(0x41 + 2 * k, 0)
+        return (off - 0x10000 if off & 0x8000 else off) * _P_LSB_W
+
     def _accumulate(self, k, energy_ws):
         lsb = energy_ws * E_LSB_PER_WS
         if lsb >= 0:
@@ -103,7 +111,7 @@ class ATM90E32Sim(SimMeterChip):
         return r.get(reg, 0)
 
     def _pmean(self, k):
-        return int(round(self.measured_power(k) / 0.00032)) & 0xFFFFFFFF
+        return int(round(self.measured_power(k) / _P_LSB_W)) & 0xFFFFFFFF
 
     def _write(self, reg, value):
         self.sync()

@@ -1,6 +1,10 @@
 # What the simulated metering chips share: channels with loads and factory errors, and the
 # integration of energy from the load model as sim time passes. A chip subclass says how its
-# gain registers scale the measurement (_gains) and where measured energy goes (_accumulate).
+# gain registers scale the measurement (_gains), what its power offset registers subtract
+# (_offset_w) and where measured energy goes (_accumulate).
+# Each channel has a small power offset (crosstalk from the voltage channel, ADC offsets): the
+# chip sees it with or without a load, so with nothing plugged in its energy accumulators creep
+# until the offset registers cancel it (they act on the power the accumulators integrate).
 import math
 
 from sim.load import Mains, Rng, SimChannel, factory_errors
@@ -17,7 +21,7 @@ class SimMeterChip:
             ph = phase_err_deg[k] if phase_err_deg else 0.0
             self.channels.append(SimChannel(load, errs[k][0], errs[k][1], errs[k][2], ph, noise_a))
         rng = Rng(seed + 17)
-        for c in self.channels:  # the ADC/DSP offset a real chip shows as creep at low load
+        for c in self.channels:
             c.p_offset = rng.uniform(-p_offset_w, p_offset_w)
         self.fault = None
         self._t = clock.monotonic()
@@ -55,27 +59,31 @@ class SimMeterChip:
         metering = self._metering()
         for k, c in enumerate(self.channels):
             on = c.load.on_seconds(t0, now)
-            if on <= 0:
-                continue
-            p = c.load.power(self.mains)
-            e_uwh = p * on / 0.0036
-            if e_uwh >= 0:
-                c.true_import_uwh += e_uwh
-            else:
-                c.true_export_uwh -= e_uwh
+            if on > 0:
+                e_uwh = c.load.power(self.mains) * on / 0.0036
+                if e_uwh >= 0:
+                    c.true_import_uwh += e_uwh
+                else:
+                    c.true_export_uwh -= e_uwh
             if metering:
-                self._accumulate(k, self.measured_power(k, True) * on)
+                e_ws = self._power(k, True) * on if on > 0 else 0.0
+                if now - t0 > on:
+                    e_ws += self._power(k, False) * (now - t0 - on)
+                if e_ws:
+                    self._accumulate(k, e_ws)
 
     def measured_power(self, k, while_on=False):
-        """Active power the chip's DSP sees on channel k (W), before its own LSB scaling:
-        now, or (while_on) whenever the load is on."""
+        """Active power the chip's DSP sees on channel k (W), before its own LSB scaling, offset
+        registers applied: now, or (while_on) whenever the load is on."""
+        return self._power(k, while_on or self.channels[k].load.is_on(self._t))
+
+    def _power(self, k, on):
         c = self.channels[k]
-        if not while_on and not c.load.is_on(self._t):
-            return 0.0
         vg, ig, pg, corr = self._gains(k)
-        delay = c.phase_err - math.radians(corr)
-        p = c.load.power(self.mains, delay) + (c.p_offset if c.load.irms() else 0.0)
-        return p * c.v_err * c.i_err * c.p_err * vg * ig * pg
+        p = c.p_offset
+        if on:
+            p += c.load.power(self.mains, c.phase_err - math.radians(corr))
+        return p * c.v_err * c.i_err * c.p_err * vg * ig * pg + self._offset_w(k)
 
     def measured_vrms(self, k):
         vg = self._gains(k)[0]
@@ -101,6 +109,10 @@ class SimMeterChip:
     def _gains(self, k):
         """(voltage gain, current gain, extra power gain, phase correction deg) from registers."""
         return 1.0, 1.0, 1.0, 0.0
+
+    def _offset_w(self, k):
+        """What the power offset register adds to channel k's power (W, after the gains)."""
+        return 0.0
 
     def _accumulate(self, k, energy_ws):
         raise NotImplementedError

@@ -11,7 +11,7 @@
 # Tasks: the metering loop (meter.py), the money loop (tariff, billing, settlement,
 # payments), the HTTP server, the serial REPL, the watchdog, the config pull. Each runs
 # under supervise.forever(): a failure is logged and the task restarted with backoff.
-# Network calls are blocking with timeouts (requests on MicroPython): while one waits,
+# Network calls are blocking with deadlines (plug.http_client): while one waits,
 # the chips keep accumulating energy, so the next read loses nothing.
 import asyncio
 import gc
@@ -88,7 +88,8 @@ class Plug:
         self.last_error = None
         self._reboot = False
         self._fee = None
-        self.online = board.network_up(cfg["wifi"])
+        self.net = board.wifi_link(self.store, log)  # kept up by the "network" task
+        self.online = self.net.start(cfg["wifi"])
         if self.safe_mode:
             if not self.ledger_error:
                 log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
@@ -133,7 +134,7 @@ class Plug:
         # minutes; the money loop backs off and tries again
         chain = Chain(RPC(ch["rpc_urls"], timeout_s=3, retries=1, deadline_s=8,
                           cooldown_ms=30000), ch["chain_id"], ch["eip1559"])
-        tariff = Tariff(self.store, self.clock, cfg, log=log)
+        tariff = Tariff(self.store, self.clock, cfg, log=log, token_decimals=chain.erc20_decimals)
         tariff.timeout = 4
         billing = Billing(self.store)
         return (chain, Payments(self.store, chain, self.wallet, cfg, self.clock, log=log), tariff,
@@ -166,7 +167,8 @@ class Plug:
         for iid, err in self.settlement.settle(now, self._pay, fee=self._fee_estimate()):
             if err:
                 log("[app] invoice %s not paid yet: %s" % (iid, err))
-        self.payments.step()
+        if self.payments.step():
+            self._balances_at = None  # a payment moved: show the balance it left
         gc.collect()
 
     def _fee_estimate(self):
@@ -211,29 +213,39 @@ class Plug:
         """A new config must reach its chain and accept its provider, or it rolls back."""
         from plug.chain import Chain
         from plug.rpc import RPC
-        from plug.tariff import check_descriptor, http_get
+        from plug.tariff import check_descriptor, check_token_decimals, http_get
 
         ch = cfg["chain"]
-        Chain(RPC(ch["rpc_urls"], retries=1), ch["chain_id"], ch["eip1559"]).check_chain()
+        chain = Chain(RPC(ch["rpc_urls"], retries=1), ch["chain_id"], ch["eip1559"])
+        chain.check_chain()
         if cfg["provider"]["url"]:
             import json
 
             d = json.loads(http_get(cfg["provider"]["url"]))
-            check_descriptor(d, cfg["provider"], ch["chain_id"])
+            check_token_decimals(check_descriptor(d, cfg["provider"], ch["chain_id"]),
+                                 chain.erc20_decimals)
 
     def apply_config(self, envelope):
         """Apply a signed config envelope (JSON text or dict); returns its version. The new
         config must reach its chain, accept its provider and load the money side from the
         flash before it is put in force; otherwise it is rolled back."""
         built = []
+        cal_before = self.cfgm.config["calibration"]
+
+        def precheck(cfg):
+            if cfg["calibration"] != cal_before:
+                self.cal.check_config(cfg["calibration"])
 
         def check(cfg):
             self._check_config(cfg)
             if not self.safe_mode:
                 gc.collect()
                 built.append(self._make_money(cfg))
+            # last, so nothing after it rolls the config back; saved before the config is
+            if cfg["calibration"] != cal_before:
+                self.cal.apply_config(cfg["calibration"])
 
-        v = self.cfgm.apply(envelope, check=check)
+        v = self.cfgm.apply(envelope, check=check, precheck=precheck)
         cfg = self.cfgm.config
         for key, ch in cfg["channels"].items():
             if key in self.ledger.keys():
@@ -268,6 +280,10 @@ class Plug:
         self._reboot = True
         return "rebooting"
 
+    def retry_payment(self, invoice_id):
+        """Pay a failed invoice again (check on a block explorer first that it failed)."""
+        return self.payments.retry(invoice_id)["st"]
+
     def export_wallet(self, confirm=None):
         """Prints the wallet's secret after a warning; needs confirm="EXPORT"."""
         return self.wallet.export_secret(confirm)
@@ -296,6 +312,7 @@ class Plug:
                 "config_error": self.cfgm.fallback, "ledger_error": self.ledger_error,
                 "owner": self.cfgm.owner, "safe_mode": self.safe_mode,
                 "last_error": self.last_error, "late_reads": self.meter.late_reads,
+                "network": self.net.status(),
             },
             "channels": chans,
             "faulty": ms["faulty"],
@@ -389,6 +406,8 @@ class Plug:
         srv = web.build(self)
         await srv.start("0.0.0.0", port or self.cfgm.config["server"]["port"])
         tasks.append(asyncio.create_task(forever("watchdog", self._watchdog, log)))
+        tasks.append(asyncio.create_task(forever(
+            "network", lambda: self.net.run(lambda: self.cfgm.config["wifi"]), log)))
         if not self.safe_mode:
             tasks.append(asyncio.create_task(forever("money", self._money_loop, log)))
             tasks.append(asyncio.create_task(forever("config-pull", self._pull_config, log)))

@@ -4,7 +4,8 @@
 #   bil.bill(key, chunks, segments) -> upto_t
 #       chunks: the energy ledger's unbilled buckets [(t_start, t_end, import_uwh[, ...])],
 #       oldest first; segments(t0, t1) -> [(start, end, rate_per_kwh, pid), ...] covering
-#       [t0, t1) (Tariff.segments), or None when no rate is known (policy "hold").
+#       [t0, t1) (Tariff.segments), or None when no rate is known (policy "hold"); a
+#       rate of None is a closed rate gap: its energy is billed unpriced (see Lines).
 #       Prices whole chunks in order and stops at the first one without a rate; saves
 #       cursor and lines in one atomic store write; returns the billed-up-to time.
 #   bil.run(ledger, tariff, keys=None)   bill every channel of an EnergyLedger and mark
@@ -33,9 +34,13 @@
 #
 # Lines, per channel: [t_start, t_end, energy_uwh, rate_per_kwh, amount, pid]; a piece
 # contiguous with the previous line at the same rate and provider extends that line.
+# Energy of a closed rate gap (no rate will ever come) is kept on an unpriced line
+# [t_start, t_end, energy_uwh, 0, 0, pid, "unpriced"]: counted, never paid, never
+# billed again.
 # settle.py moves lines into invoices (same store file, same atomic write).
 
 UWH_PER_KWH = 1000000000
+UNPRICED = "unpriced"  # marks a line of energy that no rate will ever price
 
 
 class BillingError(Exception):
@@ -114,17 +119,23 @@ class Billing:
             s, en, r, pid = segs[j]
             u = parts[j]
             amt = 0
-            if r > 0 and u:
+            unpriced = r is None
+            if unpriced:
+                r = 0
+            elif r > 0 and u:
                 acc = k[1] + u * r
                 amt = acc // UWH_PER_KWH
                 k[1] = acc - amt * UWH_PER_KWH
             k[2] += u
             k[3] += amt
             last = lines[-1] if lines else None
-            if last and last[1] == s and last[3] == r and last[5] == pid:
+            if (last and last[1] == s and last[3] == r and last[5] == pid
+                    and (len(last) > 6) == unpriced):
                 last[1] = en
                 last[2] += u
                 last[4] += amt
+            elif unpriced:
+                lines.append([s, en, u, 0, 0, pid, UNPRICED])
             else:
                 lines.append([s, en, u, r, amt, pid])
 

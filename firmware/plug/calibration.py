@@ -5,7 +5,8 @@
 #   >>> cal.current("M1/A", 5.0)        ... 5.0 A
 #   >>> cal.power("M1/A", 1150.0)       ... 1150 W
 #   >>> cal.phase("M1/A", pf=0.5)       an inductive load of PF 0.5 (or degrees=0.4)
-#   >>> cal.zero("M1/A")                with the load switched off: no-load current noise
+#   >>> cal.zero("M1/A")                with the load switched off: no-load current noise and
+#                                       power offset (creep: energy metered with nothing on)
 #   >>> cal.save()                      keep it (restored on every boot); checkpoints energy
 #   >>> cal.undo()                      back one step (or to the previous saved calibration)
 #   >>> cal.help()
@@ -16,6 +17,10 @@
 # ledger, and the ledger is checkpointed when calibration starts. The calibration is
 # stored as "calibration" in the store: {"v": 1, "devices": {device_code: fe.calibration()},
 # "previous": <the devices saved before>}; restore(store, front_ends) applies it at boot.
+# A chip with power offset registers (fe.set_power_offset) also keeps "p_offset" (W) per
+# channel in that dict: cal.zero() sets it, so an idle channel meters no creep.
+# A signed config may carry calibration too (config.py "calibration", integers):
+# cal.apply_config() sets the channels it lists and saves them the same way.
 import math
 
 _STORE_NAME = "calibration"
@@ -32,7 +37,8 @@ HELP = """Calibration with a reference load and a reference meter (values from t
   cal.power("M1/A", 1150.0)     set the power (and energy) gain from the reference watts
   cal.phase("M1/A", pf=0.5)     phase from an inductive load's reference PF
                                 (load="capacitive" for a leading one), or degrees=0.4
-  cal.zero("M1/A")              no-load current offset: switch the load OFF first
+  cal.zero("M1/A")              no-load current and power offset (stops energy creep):
+                                switch the load OFF first
   cal.save()                    keep the calibration (restored at every boot)
   cal.undo()                    undo the last change (or go back to the previous save)
 Channels: %s. Metering goes on while you calibrate."""
@@ -46,6 +52,43 @@ def _number(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise CalibrationError("%s must be a number, got %r" % (what, value))
     return float(value)
+
+
+def _snapshot(fe):
+    """fe.calibration(), plus "p_offset" per channel on a chip with power offset registers."""
+    cal = fe.calibration()
+    offs = getattr(fe, "p_offsets", None)
+    if offs:
+        for i, code in enumerate(fe.channel_codes):
+            cal[code]["p_offset"] = offs[i]
+    return cal
+
+
+def _load(fe, cal):
+    """Apply a _snapshot()-shaped dict; ValueError (and nothing changed) on a bad value."""
+    gains = cal
+    offs = []
+    if isinstance(cal, dict):
+        gains = {}
+        for code, values in cal.items():
+            if isinstance(values, dict) and "p_offset" in values:
+                offs.append((code, values["p_offset"]))
+                values = dict((k, v) for k, v in values.items() if k != "p_offset")
+            gains[code] = values
+    if not offs or not hasattr(fe, "set_power_offset"):  # (saved for another chip)
+        fe.load_calibration(gains)
+        return
+    old_gains = fe.calibration()
+    old_offs = list(fe.p_offsets)
+    fe.load_calibration(gains)
+    try:
+        for code, watts in offs:
+            fe.set_power_offset(code, watts)
+    except ValueError:
+        fe.load_calibration(old_gains)
+        for i, code in enumerate(fe.channel_codes):
+            fe.set_power_offset(code, old_offs[i])
+        raise
 
 
 def restore(store, front_ends, log=print):
@@ -64,7 +107,7 @@ def restore(store, front_ends, log=print):
         if cal is None:
             continue
         try:
-            fe.load_calibration(cal)
+            _load(fe, cal)
             applied += 1
         except Exception as e:  # ValueError (bad values) or FrontEndError (chip away)
             log("[cal] saved calibration of %s not applied: %s" % (fe.device_code, e))
@@ -117,9 +160,9 @@ class Calibrator:
         return self.meter.reading(key)
 
     def _apply(self, fe, code, changes, key, what):
-        before = fe.calibration()
+        before = _snapshot(fe)
         old = before[code]
-        fe.load_calibration({code: changes})  # ValueError with the driver's reason
+        _load(fe, {code: changes})  # ValueError with the driver's reason
         self._history.append((fe.device_code, before))
         if len(self._history) > 8:
             del self._history[0]
@@ -142,11 +185,12 @@ class Calibrator:
                 self.out("%-6s not answering: %s" % (key, faulty[dev]))
                 continue
             v, a, w, pf, hz, t = self.meter.reading(key)
-            c = self.meter.front_end(dev).calibration()[code]
+            c = _snapshot(self.meter.front_end(dev))[code]
             self.out("%-6s %7.2f V %7.3f A %8.1f W  pf %6.3f %6.2f Hz | gains v %.4f i %.4f "
                      "p %.4f phase %+.2f deg offset %.3f A" % (
                          key, v, a, w, pf, hz, c["v_gain"], c["i_gain"], c["p_gain"],
-                         c["phase_deg"], c["i_offset"]))
+                         c["phase_deg"], c["i_offset"])
+                     + (" p_offset %.3f W" % c["p_offset"] if "p_offset" in c else ""))
 
     def voltage(self, key, volts):
         fe, code = self._channel(key)
@@ -234,9 +278,17 @@ class Calibrator:
         if abs(w) > _NO_LOAD_SHARE * rated * _V_MIN or a > 0.05 * rated:
             raise CalibrationError("%s still carries %.3f A / %.1f W: switch the load off "
                                    "before cal.zero()" % (key, a, w))
-        old = fe.calibration()[code]["i_offset"]
-        raw = math.sqrt(a * a + old * old)  # the reading has the old offset taken out
-        self._apply(fe, code, {"i_offset": raw}, key, "no-load current %.4f A" % a)
+        c = _snapshot(fe)[code]
+        old = c["i_offset"]
+        # the readings have the old offsets taken out
+        changes = {"i_offset": math.sqrt(a * a + old * old)}
+        what = "no-load current %.4f A" % a
+        if "p_offset" in c:  # a chip with power offset registers: they stop the creep
+            if code in getattr(fe, "inverted", ()):
+                w = -w  # the reading is negated after the chip (esp32_board.Inverted)
+            changes["p_offset"] = c["p_offset"] + w
+            what += ", power %.3f W" % w
+        self._apply(fe, code, changes, key, what)
 
     # -- keeping it ------------------------------------------------------------
     def _stored(self):
@@ -248,12 +300,10 @@ class Calibrator:
     def _current(self):
         devices = {}
         for fe in self.meter.front_ends:
-            devices[fe.device_code] = fe.calibration()
+            devices[fe.device_code] = _snapshot(fe)
         return devices
 
-    def save(self):
-        self._entered = False  # the session ends: the next one checkpoints on entry again
-        devices = self._current()
+    def _keep(self, devices):
         stored = self._stored()
         previous = stored.get("devices") or self._boot
         if previous == devices:
@@ -261,6 +311,11 @@ class Calibrator:
         data = {"v": 1, "devices": devices, "previous": previous}
         gen = self.store.save(_STORE_NAME, data)
         self._saved = data
+        return gen
+
+    def save(self):
+        self._entered = False  # the session ends: the next one checkpoints on entry again
+        gen = self._keep(self._current())
         self._history = []
         try:
             self.meter.checkpoint()  # energy metered under the old gains is durable too
@@ -272,7 +327,7 @@ class Calibrator:
     def undo(self):
         if self._history:
             dev, before = self._history.pop()
-            self.meter.front_end(dev).load_calibration(before)
+            _load(self.meter.front_end(dev), before)
             self.out("undone: %s back to %s" % (dev, _brief(before)))
             return
         prev = self._stored().get("previous")
@@ -281,8 +336,100 @@ class Calibrator:
             return
         for fe in self.meter.front_ends:
             if fe.device_code in prev:
-                fe.load_calibration(prev[fe.device_code])
+                _load(fe, prev[fe.device_code])
         self.out("back to the calibration saved before the last cal.save(); cal.save() keeps it")
+
+    # -- calibration pushed in a signed config -----------------------------------
+    def check_config(self, section):
+        """[(key, front end, channel code, values)] of a config's "calibration" section;
+        ConfigError naming the field for a channel this plug does not have."""
+        return from_config(section, self.meter.front_ends)
+
+    def apply_config(self, section):
+        """Set the channels a config's "calibration" section lists (the others keep
+        theirs) and keep them as cal.save() does, so cal.undo() goes back to the
+        calibration before. Energy is checkpointed first. ConfigError naming the field, with
+        the chips and the stored calibration as they were, if a front end refuses a value,
+        fails mid-way or the flash does."""
+        from plug.schema import ConfigError
+
+        plan = self.check_config(section)
+        if not plan:  # a section emptied: no channel is listed, each keeps its own
+            return
+        try:
+            self.meter.checkpoint()  # energy metered under the old gains is durable
+        except Exception as e:  # as when a REPL session starts: logged, not blocking
+            self.log("[cal] checkpoint before a pushed calibration failed: %r" % (e,))
+        stored = self._stored().get("devices") or self._boot
+        devices = {}
+        for dev, chans in stored.items():
+            devices[dev] = dict((c, dict(v)) for c, v in chans.items())
+        before = {}
+        try:
+            for key, fe, code, values in plan:
+                dev = fe.device_code
+                if dev not in before:
+                    before[dev] = (fe, _snapshot(fe))
+                try:
+                    _load(fe, {code: values})
+                except Exception as e:  # ValueError (refused) or FrontEndError (chip away)
+                    raise ConfigError("calibration.%s: %s" % (key, e))
+                entry = devices.setdefault(dev, {}).get(code) or _snapshot(fe)[code]
+                entry.update(values)
+                devices[dev][code] = entry
+            gen = self._keep(devices)
+        except Exception as e:
+            for fe, snap in before.values():
+                try:
+                    _load(fe, snap)
+                except Exception as e2:  # noqa: BLE001 - the stored calibration is the truth
+                    self.log("[cal] %s: putting its calibration back failed: %s"
+                             % (fe.device_code, e2))
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError("calibration: not saved (%s)" % e)
+        for dev, snap in self._history:  # REPL undo steps do not revert the pushed values
+            if dev in before:
+                now = _snapshot(before[dev][0])
+                for _key, fe, code, _values in plan:
+                    if fe.device_code == dev:
+                        snap[code] = now[code]
+        self.log("[cal] calibration of %s set by config (generation %d)"
+                 % (", ".join(p[0] for p in plan), gen))
+
+
+_FROM_CONFIG = (("v_gain_ppm", "v_gain", 1000000.0), ("i_gain_ppm", "i_gain", 1000000.0),
+                ("p_gain_ppm", "p_gain", 1000000.0), ("phase_mdeg", "phase_deg", 1000.0),
+                ("i_offset_ua", "i_offset", 1000000.0), ("p_offset_mw", "p_offset", 1000.0))
+
+
+def from_config(section, front_ends):
+    """The front ends' float values of a config's "calibration" section (integers, unset
+    fields None): [(key, front end, channel code, {calibration key: value})]."""
+    from plug.schema import ConfigError
+
+    fes = {}
+    keys = []
+    for fe in front_ends:
+        fes[fe.device_code] = fe
+        keys.extend(fe.device_code + "/" + c for c in fe.channel_codes)
+    out = []
+    for key in sorted(section):
+        dev, code = key.split("/")
+        fe = fes.get(dev)
+        if fe is None or code not in fe.channel_codes:
+            raise ConfigError("calibration.%s: this plug has no channel %s (channels: %s)"
+                              % (key, key, ", ".join(keys)))
+        values = {}
+        for name, k, scale in _FROM_CONFIG:
+            v = section[key].get(name)
+            if v is not None:
+                values[k] = v / scale
+        if not hasattr(fe, "set_power_offset") and values.pop("p_offset", 0):
+            raise ConfigError("calibration.%s.p_offset_mw: %s has no power offset registers"
+                              % (key, dev))
+        out.append((key, fe, code, values))
+    return out
 
 
 def _brief(cal):

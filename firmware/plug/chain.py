@@ -14,6 +14,7 @@
 #   c.send_raw(raw) -> "0x<hash>"  (AlreadyKnown counts as sent)
 #   c.receipt("0x<hash>") -> None or {"hash", "status" 0|1, "block" int}
 #   c.erc20_balance(token, owner) -> int  (balanceOf via eth_call)
+#   c.erc20_decimals(token) -> int  (decimals() via eth_call, 0..255)
 #
 # A reply of the wrong type or out of range raises BadReply; node errors are the
 # named RPCError subclasses from plug.rpc. All are ChainError.
@@ -25,6 +26,7 @@ from plug.rpc import AlreadyKnown, BadReply, ChainError, RPCError, WrongChain
 _U256 = (1 << 256) - 1
 _U64 = (1 << 64) - 1
 _HEXDIGITS = "0123456789abcdefABCDEF"
+_DECIMALS = b"\x31\x3c\xe5\x67"  # selector of ERC-20 decimals()
 
 
 def qty(v, what, limit=_U256):
@@ -166,3 +168,12 @@ class Chain:
         if len(out) != 32:
             raise BadReply("balanceOf: expected 32 bytes, got %d" % len(out))
         return int.from_bytes(out, "big")
+
+    def erc20_decimals(self, token):
+        out = self.call(token, _DECIMALS)
+        if len(out) != 32:  # also an address without code: eth_call answers "0x"
+            raise BadReply("decimals() of %s: expected 32 bytes, got %d" % (token, len(out)))
+        n = int.from_bytes(out, "big")
+        if n > 255:
+            raise BadReply("decimals() of %s: %d is not a uint8" % (token, n))
+        return n

@@ -11,8 +11,12 @@
 # refused by every other plug of the same owner.
 #
 # Signed configs hold integers only, so the encoding is the same on a 32-bit plug
-# with single-precision floats as on the host. Calibration is local to the plug and
-# is not part of the signed config (calibration.py keeps it).
+# with single-precision floats as on the host: calibration comes as gains in ppm,
+# phase in milli-degrees, offsets in uA and mW (a field left out is not set).
+# Calibration pushed here is applied only when the "calibration" section differs from
+# the one in the config it replaces: then every channel it lists gets those values and
+# the result is saved as cal.save() saves it (calibration.py); otherwise the plug's
+# calibration (e.g. one done later at the REPL) is left alone.
 #
 # Durable state: "config" (the envelope in force) and "owner" (the owner's address,
 # set once at provisioning). An apply first records the candidate as "config_next",
@@ -27,6 +31,7 @@ from plug.schema import ConfigError, check
 MAX_ENVELOPE_BYTES = const(8192)
 _BIG = 2**128  # money limits are base units (wei or token units)
 _URL = ("u", 200, "")
+_PPM = ("i", 500000, 2000000, None)  # a gain x 1e6 (frontend.GAIN_MIN..GAIN_MAX)
 _ADDR = ("a", False)
 
 SCHEMA = ("d", {
@@ -68,6 +73,14 @@ SCHEMA = ("d", {
         "name": ("s", 32, "", None),
         "max_current_a": ("i", 1, 100, 16),
         "account": ("i", 0, 255, 0),
+    }), 16),
+    "calibration": ("m", ("d", {  # None: not set (the channel keeps its value)
+        "v_gain_ppm": _PPM,
+        "i_gain_ppm": _PPM,
+        "p_gain_ppm": _PPM,
+        "phase_mdeg": ("i", -5000, 5000, None),
+        "i_offset_ua": ("i", 0, 5000000, None),  # front ends allow up to 5 % of rated
+        "p_offset_mw": ("i", -100000, 100000, None),  # chips with power offset registers
     }), 16),
     "wallet": ("d", {"mode": ("s", 12, "single", ("single", "per_channel"))}),
     "server": ("d", {
@@ -379,13 +392,17 @@ class ConfigManager:
         defaults under it; ConfigError naming the field if it is not valid."""
         return validate(merged(self.factory, cfg))
 
-    def apply(self, body, check=None):
+    def apply(self, body, check=None, precheck=None):
         """Verify, switch to and check a new config; roll back and raise if the check fails.
 
-        `check(config)` raises with a reason if the config does not work (chain id not
-        reachable or not matching, provider descriptor refused). Returns the new version.
+        `precheck(config)` raises ConfigError for a config this plug cannot take (refused
+        as invalid, before anything changes). `check(config)` raises with a reason if the
+        config does not work (chain id not reachable or not matching, provider descriptor
+        refused). Returns the new version.
         """
         version, signed, cfg, plug, sig = self.verify(body)
+        if precheck:
+            precheck(cfg)
         env = {"version": version, "plug": plug, "config": signed, "signature": sig}
         self.store.save("config_next", env)
         old = (self.version, self.config, self.signature)

@@ -30,8 +30,9 @@
 # Replacement fees stop rising at chain.max_fee_per_gas (when set) and at
 # _MAX_FEE_GROWTH times the first variant's, and a replacement the balance cannot
 # cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
-# A payment that fails (status 0) is signed again by step() after a backoff
-# (_RETRY_S, x4 per attempt), up to _MAX_ATTEMPTS attempts; then it stays "failed".
+# A payment that failed (status 0) is never signed again by itself: a node that lies
+# about receipts would have the plug pay twice. retry(invoice_id), at the owner's word
+# (plug.retry_payment at the REPL), signs a new attempt of the same request.
 #
 # Before signing: invoice not already paid, payee (and token) approved by the owner's
 # config when those lists are set, amount <= limits.per_payment, today's spend +
@@ -50,8 +51,6 @@ _UNFINISHED = ("prepared", "sent")
 _DISPLACED_STEPS = 3
 _DISPLACED_S = 120
 _MAX_FEE_GROWTH = 4
-_MAX_ATTEMPTS = 3
-_RETRY_S = 600
 
 
 class PaymentError(Exception):
@@ -113,10 +112,10 @@ class Payments:
         self.log("[pay] " + msg)
 
     def _save(self):
-        done = [r for r in self._recs.values()
-                if r["st"] not in _UNFINISHED and not self._will_retry(r)]
+        done = [r for r in self._recs.values() if r["st"] not in _UNFINISHED]
         if len(done) > _KEEP_DONE:
-            done.sort(key=lambda r: r.get("t", 0))
+            # the oldest confirmed go first: a failed one waits for the owner's retry
+            done.sort(key=lambda r: (r["st"] != "confirmed", r.get("t", 0)))
             for r in done[:len(done) - _KEEP_DONE]:
                 if r["st"] == "confirmed":
                     self._paid.append(r["id"])
@@ -316,26 +315,17 @@ class Payments:
 
     # ---- advancing ------------------------------------------------------------
 
-    def _will_retry(self, rec):
-        return rec["st"] == "failed" and rec.get("att", 1) < _MAX_ATTEMPTS
-
-    def _retry_due(self, rec):
-        wait = _RETRY_S << (2 * (rec.get("att", 1) - 1))
-        return self._will_retry(rec) and self.clock.time() - rec.get("tf", 0) >= wait
+    def retry(self, invoice_id):
+        """Sign a new attempt of a failed payment (same payee, amount, token, memo)."""
+        rec = self._recs.get(str(invoice_id))
+        if rec is None or rec["st"] != "failed":
+            raise PaymentError("invoice %s has no failed payment to retry" % invoice_id)
+        return self.pay(rec["id"], rec["to"], rec["amt"], rec["tok"], _unhex(rec["memo"]),
+                        rec.get("ch"))
 
     def step(self):
-        """Advance every unfinished payment once, and sign failed ones again when their
-        backoff has passed; returns the records that changed state."""
+        """Advance every unfinished payment once; returns the records that changed state."""
         changed = []
-        for rec in [r for r in self._recs.values() if self._retry_due(r)]:
-            try:
-                new = self.pay(rec["id"], rec["to"], rec["amt"], rec["tok"],
-                               _unhex(rec["memo"]), rec.get("ch"))
-                changed.append(new)
-            except (ChainError, PaymentError) as e:
-                rec["tf"] = self.clock.time()  # wait a full backoff before the next try
-                rec["err"] = "retry refused: %s" % e
-                self._log("invoice %s: retry refused: %s" % (rec["id"], e))
         for rec in self.unfinished():
             before = rec["st"]
             try:
@@ -411,8 +401,8 @@ class Payments:
             self._log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
         else:
             rec["st"] = "failed"
-            rec["tf"] = self.clock.time()
-            rec["err"] = "transaction reverted (receipt status 0); invoice released"
+            rec["err"] = ("transaction reverted (receipt status 0); plug.retry_payment(%r) "
+                          "pays it again" % rec["id"])
             self._today()
             key = rec["tok"] or "native"
             self._spent[key] = max(0, self._spent.get(key, 0) - rec["amt"])

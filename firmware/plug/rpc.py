@@ -1,4 +1,4 @@
-# JSON-RPC 2.0 over HTTP(S) for the chain client, on micropython-lib `requests`.
+# JSON-RPC 2.0 over HTTP(S) for the chain client, on plug.http_client.
 #
 #   r = RPC(["http://node-a:8545", "http://node-b:8545"], timeout_s=5, retries=2)
 #   r.call("eth_chainId") -> result (whatever JSON the node sent as "result")
@@ -34,9 +34,6 @@ except AttributeError:  # CPython (host tools)
     _ticks_ms = lambda: int(time.monotonic() * 1000)  # noqa: E731
     _ticks_diff = lambda a, b: a - b  # noqa: E731
     _sleep_ms = lambda ms: time.sleep(ms / 1000)  # noqa: E731
-
-_CHUNK = 512
-_MAX_HEADER_LINES = 40
 
 
 class ChainError(Exception):
@@ -109,10 +106,6 @@ def error_for(code, message, method=""):
     if code == 3:  # EIP-1474: execution error (revert with data)
         return ExecutionReverted(code, message, method)
     return RPCError(code, message, method)
-
-
-class _Abort(OSError):
-    """Raised inside requests' header loop so that it closes the socket."""
 
 
 class RPC:
@@ -231,60 +224,17 @@ class RPC:
         raise Unreachable("%s: no node answered (%s)" % (method, last))
 
     def _post(self, url, body):
-        import requests
+        from plug import http_client
 
         self.round_trips += 1
-        start = _ticks_ms()
-        limit = self.deadline_ms
-        state = {"lines": 0, "length": None}
-
-        def on_header(line, _d):
-            state["lines"] += 1
-            if state["lines"] > _MAX_HEADER_LINES:
-                raise _Abort("too many header lines")
-            if _ticks_diff(_ticks_ms(), start) > limit:
-                raise _Abort("reply too slow")
-            low = line[:15].lower()
-            if low[:9] == b"location:":
-                raise _Abort("redirect refused")
-            if low == b"content-length:":
-                try:
-                    state["length"] = int(line[15:].strip())
-                except ValueError:
-                    raise _Abort("bad Content-Length")
-
         try:
-            resp = requests.post(url, data=body,
-                                 headers={"Content-Type": "application/json"},
-                                 timeout=self.timeout_s, parse_headers=on_header)
-        except _Abort as e:
+            status, buf = http_client.request(
+                "POST", url, body, {"Content-Type": "application/json"}, self.timeout_s,
+                self.deadline_ms, max_body_bytes=self.max_reply_bytes)
+        except (http_client.ReplyError, ValueError) as e:  # ValueError: a bad URL
             raise BadReply(str(e))
-        except (ValueError, IndexError, NotImplementedError, TypeError) as e:
-            raise BadReply("not an HTTP reply (%s)" % _describe(e))
-        raw = resp.raw
-        try:
-            if resp.status_code != 200:
-                raise BadReply("HTTP status %d" % resp.status_code)
-            want = state["length"]
-            cap = self.max_reply_bytes
-            if want is not None and (want < 0 or want > cap):
-                raise BadReply("reply of %d bytes is over the %d byte limit" % (want, cap))
-            buf = bytearray()
-            recv = getattr(raw, "recv", None) or raw.read
-            while want is None or len(buf) < want:
-                chunk = recv(_CHUNK)
-                if not chunk:
-                    break
-                buf.extend(chunk)
-                if len(buf) > cap:
-                    raise BadReply("reply is over the %d byte limit" % cap)
-                if _ticks_diff(_ticks_ms(), start) > limit:
-                    raise BadReply("reply too slow")
-            if want is not None and len(buf) < want:
-                raise BadReply("reply cut short")
-        finally:
-            raw.close()
-            resp.raw = None
+        if status != 200:
+            raise BadReply("HTTP status %d" % status)
         try:
             return json.loads(buf)
         except (ValueError, RuntimeError):  # RuntimeError: nesting too deep

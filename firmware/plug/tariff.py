@@ -23,33 +23,33 @@
 # interval; where no rate is known the owner's policy applies: "hold" (default:
 # None, the energy waits unpriced, reported once per rate gap) or "rate" (config
 # fallback_rate_per_kwh).
+# A gap no rate will fill is closed: it lies before the current provider's start (no
+# refresh reaches there), or a known rate follows it and either the gap ended
+# settlement.max_period_s ago or (aWATTar, Energy-Charts) a refresh that asked from
+# the gap's start succeeded after the gap's end. Under "hold" its energy is billed
+# unpriced (rate None: a line of amount 0, reported once per gap), never at a guessed
+# rate. aWATTar and Energy-Charts serve from about now on by default: while energy
+# waits unpriced (and the rates ahead are known) the refresh asks them from its time
+# (start=, in ms for aWATTar, in s for Energy-Charts).
+# A token's decimals are read from the chain (token_decimals(address), an ERC-20
+# decimals() call) before a descriptor is accepted; a mismatch is refused.
 # Every refusal (network, HTTP status, size, JSON, field, signature, cap, deadline) is
 # kept in `reports` as (plug time, reason) and logged as "[tariff] ...".
 #
-# HTTP: every request has a socket timeout per read and an overall deadline (default
-# 2 x timeout + 1 s) checked at every header line and body read, at most
-# _MAX_HEADER_LINES header lines, no redirects (the plug's requests would follow one
-# without timeout), at most MAX_BODY bytes.
+# HTTP (plug.http_client): every request has a timeout per read and an overall deadline
+# (default 2 x timeout + 1 s) checked after every chunk read, at most 40 header lines
+# and 4 KB of headers, no redirects, at most MAX_BODY bytes.
 import json
-import time
 
 from plug import rates
 from plug.rates import RateError
-
-try:
-    _ticks_ms = time.ticks_ms
-    _ticks_diff = time.ticks_diff
-except AttributeError:  # CPython (host tools)
-    _ticks_ms = lambda: int(time.monotonic() * 1000)  # noqa: E731
-    _ticks_diff = lambda a, b: a - b  # noqa: E731
 
 _FORMATS = ("native", "octopus", "awattar", "energy-charts")
 _MAX_PAGES = 4  # Octopus pagination: pages followed per refresh
 _MAX_REPORTS = 8
 _MAX_HELD = 4  # rate gaps remembered as reported
 _MAX_BACKOFF = 3600
-_MAX_HEADER_LINES = 40  # of one HTTP reply
-_CHUNK = 512  # bytes per body read
+_WINDOWED = ("awattar", "energy-charts")  # serve from now on unless asked with start=
 
 
 class TariffError(Exception):
@@ -121,6 +121,21 @@ def check_descriptor(d, provider_cfg, chain_id):
             "signer": signer}
 
 
+def check_token_decimals(d, decimals_of):
+    """TariffError unless the descriptor's token has the decimals it claims on chain
+    (decimals_of(address) -> int, e.g. Chain.erc20_decimals). Native: nothing to read."""
+    tok = d["token"]
+    if tok is None:
+        return
+    try:
+        got = decimals_of(tok)
+    except Exception as e:  # node away or not a token: the claim is unchecked
+        raise TariffError("descriptor: cannot read decimals() of token %s (%s)" % (tok, e))
+    if got != d["decimals"]:
+        raise TariffError("descriptor: token %s has %d decimals on chain, the descriptor "
+                          "says %d" % (tok, got, d["decimals"]))
+
+
 def _lower(v):
     return v.lower() if isinstance(v, str) else v
 
@@ -138,73 +153,27 @@ def same_provider(a, b):
     return a.get("decimals") == b.get("decimals") and a.get("format") == b.get("format")
 
 
-class _Abort(OSError):
-    """Raised inside requests' header loop so that it closes the socket."""
-
-
 def http_get(url, limit=rates.MAX_BODY, timeout=10, deadline_s=None):
     """Body of a 200 reply, at most `limit` bytes, all of it within `deadline_s` seconds
     (default 2 * timeout + 1), or TariffError with the reason."""
-    import requests
-
-    start = _ticks_ms()
-    deadline_ms = int((deadline_s or 2 * timeout + 1) * 1000)
-    st = {"lines": 0, "length": None}
-
-    def on_header(line, _d):
-        st["lines"] += 1
-        if st["lines"] > _MAX_HEADER_LINES:
-            raise _Abort("more than %d header lines" % _MAX_HEADER_LINES)
-        if _ticks_diff(_ticks_ms(), start) > deadline_ms:
-            raise _Abort("headers not complete within %d s" % (deadline_ms // 1000))
-        low = line[:15].lower()
-        if low[:9] == b"location:":
-            raise _Abort("redirect refused (configure the final URL)")
-        if low == b"content-length:":
-            try:
-                st["length"] = int(line[15:].strip())
-            except ValueError:
-                raise _Abort("bad Content-Length")
-            if st["length"] < 0:
-                raise _Abort("bad Content-Length")
+    from plug import http_client
 
     try:
-        r = requests.get(url, timeout=timeout, stream=True, parse_headers=on_header)
-    except _Abort as e:
+        status, body = http_client.request(
+            "GET", url, timeout_s=timeout, deadline_ms=int((deadline_s or 2 * timeout + 1) * 1000),
+            max_body_bytes=limit)
+    except http_client.ReplyError as e:
         raise TariffError("reply from %s refused: %s" % (url, e))
     except OSError as e:
         raise TariffError("no reply from %s (%s)" % (url, e))
-    except (ValueError, IndexError, NotImplementedError, TypeError) as e:
-        raise TariffError("not an HTTP reply from %s (%s)" % (url, e))
-    raw = r.raw
-    try:
-        if r.status_code != 200:
-            raise TariffError("HTTP %d from %s" % (r.status_code, url))
-        n = st["length"]
-        if n is not None and n > limit:
-            raise TariffError("reply of %d bytes from %s is over the %d byte limit"
-                              % (n, url, limit))
-        # recv returns what has arrived; a stream's read(n) waits for all n bytes
-        recv = getattr(raw, "recv", None) or raw.read
-        buf = bytearray()
-        while len(buf) <= limit and (n is None or len(buf) < n):
-            if _ticks_diff(_ticks_ms(), start) > deadline_ms:
-                raise TariffError("reply from %s not complete within %d s (%d bytes so far)"
-                                  % (url, deadline_ms // 1000, len(buf)))
-            chunk = recv(min(_CHUNK, limit + 1 - len(buf)))
-            if not chunk:
-                break
-            buf.extend(chunk)
-        if len(buf) > limit:
-            raise TariffError("reply from %s is over the %d byte limit" % (url, limit))
-        if n is not None and len(buf) != n:
-            raise TariffError("truncated reply from %s: %d of %d bytes" % (url, len(buf), n))
-        return bytes(buf)
-    except OSError as e:
-        raise TariffError("reply from %s broke off (%s)" % (url, e))
-    finally:
-        raw.close()
-        r.raw = None
+    except ValueError as e:
+        raise TariffError("cannot fetch %s: %s" % (url, e))
+    if 300 <= status < 400:
+        raise TariffError("HTTP %d from %s: redirect refused (configure the final URL)"
+                          % (status, url))
+    if status != 200:
+        raise TariffError("HTTP %d from %s" % (status, url))
+    return body
 
 
 def _get_json(get, url):
@@ -217,15 +186,33 @@ def _get_json(get, url):
         raise TariffError("JSON from %s is nested too deeply" % url)
 
 
+def _with_start(url, since, per_s):
+    """url asking for rates from plug time `since` (Unix time x per_s), or url."""
+    if since is None:
+        return url
+    return "%s%sstart=%d" % (url, "&" if "?" in url else "?", (since + rates.UNIX_2000) * per_s)
+
+
+def _once(seen, key):
+    """True the first time `key` is seen among the last _MAX_HELD keys."""
+    if key in seen:
+        return False
+    seen.append(key)
+    if len(seen) > _MAX_HELD:
+        seen.pop(0)
+    return True
+
+
 class Tariff:
-    def __init__(self, store, clock, config, http=None, log=print):
+    def __init__(self, store, clock, config, http=None, log=print, token_decimals=None):
         self.store = store
         self.clock = clock
         self.pcfg = config["provider"]
         self.chain_id = config["chain"]["chain_id"]
         # providers are kept two settlement periods after they end (their billed lines
         # are invoiced within one)
-        self.keep_s = 2 * config.get("settlement", {}).get("max_period_s", 86400)
+        self.period_s = config.get("settlement", {}).get("max_period_s", 86400)
+        self.keep_s = 2 * self.period_s
         self.timeout = 10  # seconds per socket read
         self.deadline_s = None  # seconds per HTTP request overall (None: 2 * timeout + 1)
         self.get = http or (lambda url: http_get(url, rates.MAX_BODY, self.timeout,
@@ -242,6 +229,11 @@ class Tariff:
         self.next_rates = 0
         self._fails = 0
         self._held = []  # the last few rate gaps reported as holding energy
+        self._unpriced = []  # the last few closed gaps reported as billed unpriced
+        self.token_decimals = token_decimals  # address -> decimals() on chain, or None
+        self._dec_ok = []  # [token, decimals] read back from the chain since boot
+        self._want = None  # earliest time energy waited unpriced since the last refresh
+        self._asked = None  # (asked from, at) of the last aWATTar/Energy-Charts refresh
 
     # ---- state ----
 
@@ -341,7 +333,9 @@ class Tariff:
         d = check_descriptor(_get_json(self.get, self.pcfg["url"]), self.pcfg, self.chain_id)
         cur = self.current()
         if cur == d:
+            self._check_decimals(d, now, True)
             return False
+        self._check_decimals(d, now, False)
         if cur is not None and same_provider(cur, d):
             # name, symbol or rates URL: the same provider, updated in place
             if cur["rates_url"] != d["rates_url"]:
@@ -364,6 +358,7 @@ class Tariff:
             self.issued = 0
         self.providers.append([start, d])
         self.next_rates = 0
+        self._asked = None
         self._trim(now)
         self._save()
         if self.log:
@@ -371,8 +366,29 @@ class Tariff:
                      % (d["name"], d["payee"], start))
         return True
 
-    def fetch_rates(self, now, d=None):
-        """Parsed, checked schedule of the current provider (no state change)."""
+    def _check_decimals(self, d, now, in_force):
+        """Refuse a token whose decimals() on chain differ from the descriptor's. For
+        the provider in force (approved before) a mismatch is reported, not refused."""
+        if self.token_decimals is None or d["token"] is None:
+            return
+        key = [d["token"].lower(), d["decimals"]]
+        if key in self._dec_ok:
+            return
+        if not in_force:
+            check_token_decimals(d, self.token_decimals)
+        else:
+            try:
+                got = self.token_decimals(d["token"])
+            except Exception:  # node away: asked again at the next refresh
+                return
+            if got != d["decimals"]:  # reported once per boot
+                self._report(now, "provider in force: token %s has %d decimals on chain, "
+                             "its descriptor says %d" % (d["token"], got, d["decimals"]))
+        self._dec_ok.append(key)
+
+    def fetch_rates(self, now, d=None, since=None):
+        """Parsed, checked schedule of the current provider (no state change); aWATTar
+        and Energy-Charts are asked for rates from plug time `since` if given."""
         d = d or self.current()
         cap = self.pcfg.get("rate_cap_per_kwh")
         fmt, dec = d["format"], d["decimals"]
@@ -389,9 +405,10 @@ class Tariff:
         from plug import rates_fiat
 
         if fmt == "awattar":
-            return rates_fiat.parse_awattar(_get_json(self.get, d["rates_url"]), dec, cap)[0], None
+            url = _with_start(d["rates_url"], since, 1000)
+            return rates_fiat.parse_awattar(_get_json(self.get, url), dec, cap)[0], None
         if fmt == "energy-charts":
-            obj = _get_json(self.get, d["rates_url"])
+            obj = _get_json(self.get, _with_start(d["rates_url"], since, 1))
             return rates_fiat.parse_energy_charts(obj, dec, cap)[0], None
         # octopus: follow `next` for a few pages; open-ended rates run to a horizon
         horizon = now + 2 * self.pcfg.get("refresh_s", 900)
@@ -407,7 +424,15 @@ class Tariff:
     def refresh_rates(self, now):
         d = self.current()
         start = self.providers[-1][0]
-        sched, issued = self.fetch_rates(now, d)
+        refresh = self.pcfg.get("refresh_s", 900)
+        since = asked = None
+        if d["format"] in _WINDOWED:
+            asked = now  # served from about now on
+            # energy waits unpriced: ask from its time once the rates ahead are known
+            if self._want is not None and self.covered_until(now) > now + refresh:
+                # older gaps close by age: asking further back only grows the reply
+                since = asked = max(self._want, start, now - self.period_s)
+        sched, issued = self.fetch_rates(now, d, since)
         sched = [[max(s, start), e, r] for s, e, r in sched if e > start]
         self.sched = rates.merge(self.sched, sched)
         if len(self.sched) > rates.MAX_INTERVALS:
@@ -416,7 +441,9 @@ class Tariff:
             self.issued = issued
         self._trim(now)
         self._save()
-        refresh = self.pcfg.get("refresh_s", 900)
+        if asked is not None:
+            self._asked = (asked, now)
+        self._want = None  # set again by the next billing pass if energy still waits
         self.next_rates = max(now + 60, min(now + refresh, self.covered_until(now) - refresh))
 
     # ---- pricing ----
@@ -429,21 +456,37 @@ class Tariff:
     def segments(self, t0, t1):
         """[(start, end, rate_per_kwh, pid), ...] covering [t0, t1) without gaps, split at
         every rate and provider boundary; None if part of it has no rate (policy hold)
-        or no provider was ever approved. A rate gap that holds energy is reported once."""
-        out, gap = self._segments(t0, t1)
-        if out is None and gap is not None and gap[0] not in self._held:
+        or no provider was ever approved; rate None where a closed gap is billed
+        unpriced. A rate gap that holds energy, or is billed unpriced, is reported once."""
+        closed = []
+        out, gap = self._segments(t0, t1, closed)
+        if out is None and gap is not None:
+            self._want = gap[1] if self._want is None else min(self._want, gap[1])
             # channels stuck at different gaps must not report in turn on every pass
-            self._held.append(gap[0])
-            if len(self._held) > _MAX_HELD:
-                self._held.pop(0)
-            self._report(self.clock.time(), "energy from %d (plug time) waits unpriced: no "
-                         "rate known (policy hold)" % gap[1])
+            if _once(self._held, gap[0]):
+                self._report(self.clock.time(), "energy from %d (plug time) waits unpriced: "
+                             "no rate known (policy hold)" % gap[1])
+        for t, end in closed:
+            if _once(self._unpriced, end):
+                self._report(self.clock.time(), "energy from %d to %d (plug time) billed "
+                             "unpriced (amount 0): the provider has no rate for it" % (t, end))
         return out
 
-    def _segments(self, t0, t1):
+    def _gap_closed(self, t, gap_end, p):
+        """True if no refresh will give a rate for [t, gap_end) of provider index p."""
+        if p + 1 < len(self.providers):
+            return True  # before the current provider: its rates are no longer fetched
+        if gap_end is None:
+            return False  # no rate known after it yet
+        a = self._asked
+        return (self.clock.time() >= gap_end + self.period_s
+                or (a is not None and a[0] <= t and a[1] >= gap_end))
+
+    def _segments(self, t0, t1, closed=None):
         """(segments, None), or (None, (gap, t)) where policy hold stopped at plug time t:
         gap is the end of the last known rate before t (-1 if none), the same for every
-        channel that reaches it."""
+        channel that reaches it. Closed gaps billed unpriced go to `closed` as (t, end of
+        the gap)."""
         p = self._index_at(t0)
         if p < 0:
             return None, None
@@ -469,7 +512,18 @@ class Tariff:
                 continue
             if not fallback:
                 gap = self.sched[i - 1][1] if i > 0 and self.sched[i - 1][1] <= t else -1
-                return None, (gap, t)
+                gap_end = self.sched[i][0] if i < len(self.sched) else None
+                if not self._gap_closed(t, gap_end, p):
+                    return None, (gap, t)
+                bound = self.providers[p + 1][0] if p + 1 < len(self.providers) else gap_end
+                if gap_end is not None:
+                    bound = min(bound, gap_end)
+                end = min(bound, t1)
+                out.append((t, end, None, pid))
+                if closed is not None:
+                    closed.append((t, bound))
+                t = end
+                continue
             gap_end = self.sched[i][0] if i < len(self.sched) else t1
             end = min(gap_end, t1, nxt_p)
             out.append((t, end, self.pcfg.get("fallback_rate_per_kwh", 0), pid))

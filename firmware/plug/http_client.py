@@ -1,0 +1,257 @@
+# One HTTP/1.0 request with every wait bounded, for the RPC client and tariff fetches.
+#
+#   status, body = request("POST", "http://node:8545", b'{"jsonrpc": ...}',
+#                          {"Content-Type": "application/json"}, timeout_s=5,
+#                          deadline_ms=11000, max_body_bytes=16384)
+#
+# The reply is read in chunks of whatever has arrived: one wait is at most timeout_s,
+# and the deadline (connect, send, headers and body together) is checked after every
+# chunk (a wait ends at the deadline), so a peer that trickles bytes holds the caller
+# no longer than deadline_ms. Headers: at most max_header_bytes and _MAX_LINES lines.
+# Body: exactly Content-Length bytes (refused if garbage or over max_body_bytes), or up
+# to EOF, at most max_body_bytes. No redirects (a 3xx is returned as its status), no chunked or
+# other transfer encodings (refused: an HTTP/1.0 request should not get one), https
+# without a certificate check on MicroPython (as micropython-lib requests). The socket
+# is always closed. A refused reply raises ReplyError (an OSError); network errors and
+# a quiet peer (no byte for timeout_s) raise OSError; a bad URL ValueError.
+# The name lookup (getaddrinfo) is the one wait no timeout bounds.
+import socket
+import sys
+import time
+
+try:
+    from micropython import const
+except ImportError:  # CPython (host tools)
+    def const(x):
+        return x
+
+_MP = sys.implementation.name == "micropython"
+if _MP:  # non-blocking socket, poll, read what has arrived (TLS sockets too)
+    import select
+    from time import ticks_diff as _diff
+    from time import ticks_ms as _ms
+else:  # CPython: a blocking socket with a timeout per recv
+    def _ms():
+        return int(time.monotonic() * 1000)
+
+    def _diff(a, b):
+        return a - b
+
+_CHUNK = const(512)
+_MAX_LINES = const(40)  # header lines after the status line
+_MAX_DIGITS = const(9)  # of Content-Length
+_ETIMEDOUT = const(110)
+
+
+class ReplyError(OSError):
+    """A reply refused: malformed, over a limit or not complete by the deadline."""
+
+
+def split_url(url):
+    """(tls, host, port, host as in the URL, path) of an http:// or https:// URL."""
+    if url.startswith("http://"):
+        tls, rest, port = False, url[7:], 80
+    elif url.startswith("https://"):
+        tls, rest, port = True, url[8:], 443
+    else:
+        raise ValueError("%r is not an http:// or https:// URL" % (url,))
+    for ch in " \r\n":  # a URL from a reply (Octopus `next`) must not add header lines
+        if ch in rest:
+            raise ValueError("whitespace in URL %r" % (url,))
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    host = hostport
+    if ":" in hostport:
+        host, p = hostport.rsplit(":", 1)
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise ValueError("bad port in %r" % (url,))
+        port = int(p)
+    if not host:
+        raise ValueError("no host in %r" % (url,))
+    return tls, host, port, hostport, path
+
+
+def _secs(ms):
+    return "%d s" % (ms // 1000) if ms >= 1000 else "%d ms" % ms
+
+
+class _Conn:
+    def __init__(self, sock, timeout_s, start, deadline_ms):
+        self.s = sock
+        self.wait_ms = int(timeout_s * 1000)
+        self.start = start
+        self.deadline_ms = deadline_ms
+        self.got = 0  # bytes received
+        if _MP:
+            sock.setblocking(False)
+            self.poll = select.poll()
+            self.poll.register(sock, select.POLLIN)
+
+    def late(self):
+        return ReplyError("not complete within %s (%d bytes so far)"
+                          % (_secs(self.deadline_ms), self.got))
+
+    def left(self):
+        left = self.deadline_ms - _diff(_ms(), self.start)
+        if left <= 0:
+            raise self.late()
+        return left
+
+    def into(self, mv):
+        """Bytes read into mv (whatever has arrived, at least one), 0 at EOF."""
+        while True:
+            left = self.left()
+            wait = min(left, self.wait_ms)
+            if _MP:
+                if not self.poll.poll(wait):
+                    self.left()
+                    raise OSError(_ETIMEDOUT)
+                n = self.s.readinto(mv)
+                if n is None:  # TLS: a record not complete yet
+                    continue
+            else:
+                self.s.settimeout(wait / 1000)
+                try:
+                    n = self.s.recv_into(mv)
+                except OSError:
+                    self.left()
+                    raise
+            self.got += n
+            return n
+
+
+def _connect(host, port, tls, wait_s):
+    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
+    try:
+        s.settimeout(wait_s)
+        s.connect(ai[-1])
+        if not tls:
+            return s
+        if _MP:
+            import tls as _tls
+
+            ctx = _tls.SSLContext(_tls.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = _tls.CERT_NONE
+        else:
+            import ssl
+
+            ctx = ssl.create_default_context()
+        return ctx.wrap_socket(s, server_hostname=host)
+    except BaseException:
+        s.close()
+        raise
+
+
+def _digits(b):
+    if not b or len(b) > _MAX_DIGITS:
+        return False
+    for c in b:
+        if not 48 <= c <= 57:
+            return False
+    return True
+
+
+def _head(c, scratch, max_header_bytes, max_body_bytes):
+    """(status, Content-Length or None, body bytes read with the headers)."""
+    buf = bytearray()
+    pos = used = lines = 0
+    status = length = None
+    while True:
+        i = buf.find(b"\n", pos)
+        if i < 0:
+            if used + len(buf) - pos > max_header_bytes:
+                raise ReplyError("header over %d bytes" % max_header_bytes)
+            if pos:
+                buf = buf[pos:]
+                pos = 0
+            n = c.into(scratch)
+            if not n:
+                raise ReplyError("no reply" if status is None and not buf and not used
+                                 else "connection closed in the headers")
+            buf.extend(scratch[:n])
+            continue
+        line = bytes(buf[pos:i]).rstrip(b"\r")
+        used += i + 1 - pos
+        pos = i + 1
+        if used > max_header_bytes:
+            raise ReplyError("header over %d bytes" % max_header_bytes)
+        if status is None:
+            parts = line.split(None, 2)
+            if line[:5] != b"HTTP/" or len(parts) < 2 or len(parts[1]) != 3 or \
+                    not _digits(parts[1]):
+                raise ReplyError("not an HTTP reply")
+            status = int(parts[1])
+            continue
+        if not line:
+            return status, length, buf[pos:]
+        lines += 1
+        if lines > _MAX_LINES:
+            raise ReplyError("more than %d header lines" % _MAX_LINES)
+        k = line.find(b":")
+        if k < 1:
+            raise ReplyError("malformed header line")
+        name = line[:k].strip().lower()
+        value = line[k + 1:].strip()
+        if name == b"content-length":
+            if not _digits(value) or (length is not None and length != int(value)):
+                raise ReplyError("bad Content-Length")
+            length = int(value)
+            if length > max_body_bytes:
+                raise ReplyError("reply of %d bytes is over the %d byte limit"
+                                 % (length, max_body_bytes))
+        elif name == b"transfer-encoding" and value.lower() != b"identity":
+            raise ReplyError("Transfer-Encoding not supported")
+
+
+def _body(c, scratch, rest, length, cap):
+    if length is None:  # up to EOF
+        buf = bytearray(rest)
+        while len(buf) <= cap:
+            n = c.into(scratch)
+            if not n:
+                return buf
+            buf.extend(scratch[:n])
+        raise ReplyError("reply is over the %d byte limit" % cap)
+    buf = bytearray(length)
+    got = min(len(rest), length)
+    buf[:got] = rest[:got]
+    mv = memoryview(buf)
+    while got < length:
+        n = c.into(mv[got:])
+        if not n:
+            raise ReplyError("truncated reply: %d of %d bytes" % (got, length))
+        got += n
+    return buf
+
+
+def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
+            max_header_bytes=4096, max_body_bytes=16384):
+    """(status, body as a bytearray); deadline_ms defaults to 2 * timeout_s + 1 s."""
+    start = _ms()
+    if deadline_ms is None:
+        deadline_ms = int((2 * timeout_s + 1) * 1000)
+    tls, host, port, hostport, path = split_url(url)
+    head = "%s %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n" % (method, path, hostport)
+    for k, v in (headers or {}).items():
+        head += "%s: %s\r\n" % (k, v)
+    if isinstance(body, str):
+        body = body.encode()
+    if body is not None:
+        head += "Content-Length: %d\r\n" % len(body)
+    data = (head + "\r\n").encode()
+    if body:
+        data += body
+    s = _connect(host, port, tls, min(timeout_s, deadline_ms / 1000))
+    try:
+        if _MP:
+            s.write(data)  # waits at most the connect timeout
+        else:
+            s.sendall(data)
+        data = None
+        c = _Conn(s, timeout_s, start, deadline_ms)
+        scratch = memoryview(bytearray(_CHUNK))
+        status, length, rest = _head(c, scratch, max_header_bytes, max_body_bytes)
+        return status, _body(c, scratch, rest, length, max_body_bytes)
+    finally:
+        s.close()

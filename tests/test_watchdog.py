@@ -1,0 +1,61 @@
+"""The app's watchdog task on a real board file: Plug.run() on the fake ESP32 hardware
+(tests/fakehw) starts one hardware watchdog, feeds it while the plug runs, and clears the
+crash count once the boot has run for STABLE_AFTER_MS (shortened here to 2.5 s)."""
+
+import socket
+
+from test_boards import CIRCUITSETUP, run
+
+RUN = "EXTRA = []\n" + CIRCUITSETUP.replace("fes = board.front_ends(board.clock())", "") + """
+import asyncio, time
+from plug import app
+from plug.app import Plug
+from plug.store import Store
+Store("state").save("boots", {"crashes": 1})
+machine.hw.reset_cause = machine.WDT_RESET  # this boot follows a second crash in a row
+clk.speed = 1  # the chips and the app share a clock running in real time
+board.clock = lambda: clk
+app.STABLE_AFTER_MS = 2500
+plug = Plug(board, state="state")
+boot = (plug.guard.crashes, plug.safe_mode, len(machine.hw.wdts))
+seen = []
+async def probe():
+    for _ in range(9):
+        await asyncio.sleep_ms(500)
+        seen.append((time.ticks_diff(time.ticks_ms(), plug.boot_ms),
+                     Store("state").load("boots")["crashes"],
+                     [(w.timeout, w.feeds) for w in machine.hw.wdts]))
+    plug._reboot = True
+asyncio.create_task(probe())
+try:
+    asyncio.run(plug.run(port=%d, repl_on=False))
+    end = "returned"
+except SystemExit as e:
+    end = str(e)
+energy = sum(c["import_uwh"] for c in plug.status()["channels"].values())
+print((boot, seen, end, energy > 0))
+"""
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_running_plug_starts_and_feeds_one_watchdog_and_clears_crashes_when_stable(tmp_path):
+    boot, seen, end, metered = run(tmp_path, RUN % _free_port(), heap="512k")
+    crashes, safe_mode, wdts_at_boot = boot
+    assert (crashes, safe_mode, wdts_at_boot) == (2, False, 0)
+    # exactly one watchdog, at the app's timeout, fed about once a second while running
+    assert all(len(s[2]) == 1 and s[2][0][0] == 300000 for s in seen)
+    feeds = [s[2][0][1] for s in seen]
+    assert feeds[0] > 0 and feeds == sorted(feeds) and feeds[-1] >= feeds[0] + 2
+    # the crash count stays until the boot has run STABLE_AFTER_MS, then it is cleared
+    early = [c for ms, c, _ in seen if ms < 2500]
+    late = [c for ms, c, _ in seen if ms > 4000]
+    assert early and set(early) == {2}
+    assert late and set(late) == {0}
+    assert end == "machine.reset()" and metered
