@@ -4,7 +4,8 @@
 # Prints, one line each, flushed by the unix port as it goes:
 #   boot <generation> <totals>            restored totals
 #   m <sim_s> <totals> <truths>           after every read
-#   c-begin / c <generation> <totals>     around every checkpoint
+#   c-begin <totals> / c <generation> <totals>   around every checkpoint (it may come
+#                                         inside a read, before that read's "m" line)
 #   w / r                                 slow flash: before the second half of a write,
 #                                         before a rename
 #   stopped <totals>                      after a clean stop
@@ -89,7 +90,7 @@ _read_once = meter.read_once
 
 
 def checkpoint():
-    print("c-begin")
+    print("c-begin", totals())
     gen = _checkpoint()
     print("c", gen, totals())
     return gen

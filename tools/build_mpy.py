@@ -42,11 +42,16 @@ def build(target="esp32", out=None, verbose=False, dirs=DEVICE_DIRS):
                     if _fresh(src, dst):
                         sizes[os.path.relpath(dst, out)] = os.path.getsize(dst)
                         continue
+                    tmp = "%s.%d.tmp" % (dst, os.getpid())
                     r = subprocess.run(
-                        [mpy_cross, "-march=" + march, "-o", dst, src],
+                        [mpy_cross, "-march=" + march, "-o", tmp, src],
                         capture_output=True,
                         text=True,
                     )
+                    if not r.returncode:
+                        os.replace(tmp, dst)  # a plug or test reading dst never sees half
+                    elif os.path.exists(tmp):
+                        os.remove(tmp)
                     if r.returncode:
                         failed.append("%s: %s" % (src, (r.stderr or r.stdout).strip()))
                         if os.path.exists(dst):  # the last good build of the old source
@@ -55,7 +60,10 @@ def build(target="esp32", out=None, verbose=False, dirs=DEVICE_DIRS):
                     sizes[os.path.relpath(dst, out)] = os.path.getsize(dst)
                 elif not name.endswith((".pyc",)):
                     dst = os.path.join(dst_dir, name)
-                    shutil.copy2(src, dst)
+                    if not _fresh(src, dst):
+                        tmp = "%s.%d.tmp" % (dst, os.getpid())
+                        shutil.copy2(src, tmp)
+                        os.replace(tmp, dst)
     if failed:
         raise SystemExit("mpy-cross rejected:\n  " + "\n  ".join(failed))
     if verbose:
