@@ -46,8 +46,11 @@ for h in range(24):  # billed hourly (as the ledger lists them), one store write
     chunks = None
     gc and gc.collect()  # as the plug's main loop does between passes
 n_lines = len(b.lines('M1/A'))
-b = None
-gc and gc.collect()
+b = Billing = None
+if gc:  # the plug parses rates with billing loaded; 64 KB here holds one or the other
+    import sys
+    del sys.modules['plug.billing']
+    gc.collect()
 with open(ROOT + '/../page.json') as f:
     body = f.read()
 gc and gc.collect()
