@@ -195,8 +195,9 @@ def run():
     print("waveform samples (v,i pairs) per second: viper %.0f | portable %.0f  (x%.1f)"
           % (vals["samples_per_s viper"], vals["samples_per_s portable"],
              vals["samples_per_s viper"] / vals["samples_per_s portable"]))
-    print("heap (80 KB cap, .mpy, all three driver types): front-end objects+buffers %d B, one read() of all three "
-          "front ends allocates %d B, peak %d B (target < 16384 B); driver code loaded %d B"
+    print("heap (80 KB cap, .mpy, all three driver types): front-end objects+buffers %d B, "
+          "one read() of all three front ends allocates %d B, peak %d B (target < 16384 B); "
+          "driver code loaded %d B"
           % (vals["heap objects_bytes"], vals["heap per_read_cycle_bytes"],
              vals["heap peak_bytes"], vals["heap code_bytes"]))
 
