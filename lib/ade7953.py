@@ -18,7 +18,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-from frontend import EnergyCounter, FrontEnd, FrontEndError, offset_rms, sign_extend
+from frontend import (EnergyCounter, FrontEnd, FrontEndError, offset_rms,
+                      set_power_offset, sign_extend)
 
 # 8-bit registers
 _LCYCMODE = const(0x004)  # bit 6 RSTREAD: energy registers read-with-reset (default 0x40)
@@ -256,14 +257,7 @@ class ADE7953(FrontEnd):
 
     def set_power_offset(self, channel_code, watts):
         """Take `watts` (the channel's no-load power) out of its power and energy, in the chip."""
-        i = self.channel_codes.index(channel_code)
-        if isinstance(watts, bool) or not isinstance(watts, (int, float)) or watts != watts:
-            raise ValueError("power offset must be a number (W), got %r" % (watts,))
-        if abs(self._wattos(i, watts)) > _WATTOS_MAX:
-            raise ValueError("power offset %.3f W of %s/%s is beyond the xWATTOS register: is "
-                             "a load still on?" % (watts, self.device_code, channel_code))
-        self.p_offsets[i] = float(watts)
-        self._apply((i,))
+        return set_power_offset(self, channel_code, watts, self._wattos, _WATTOS_MAX, "xWATTOS")
 
     def _write_cal(self, indices):
         self._wr_checked(_AVGAIN, int(self._cal[0][0] * _GAIN_ONE + 0.5))

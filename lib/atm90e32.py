@@ -22,7 +22,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-from frontend import EnergyCounter, FrontEnd, FrontEndError, offset_rms, sign_extend
+from frontend import (EnergyCounter, FrontEnd, FrontEndError, offset_rms,
+                      set_power_offset, sign_extend)
 
 _METEREN = const(0x00)
 _ZXCONFIG = const(0x07)
@@ -194,14 +195,8 @@ class ATM90E32(FrontEnd):
 
     def set_power_offset(self, channel_code, watts):
         """Take `watts` (the channel's no-load power) out of its power and energy, in the chip."""
-        i = self.channel_codes.index(channel_code)
-        if isinstance(watts, bool) or not isinstance(watts, (int, float)) or watts != watts:
-            raise ValueError("power offset must be a number (W), got %r" % (watts,))
-        if abs(self._poff_reg(watts)) > _POFF_MAX:
-            raise ValueError("power offset %.3f W of %s/%s is beyond the PoffsetX register: is "
-                             "a load still on?" % (watts, self.device_code, channel_code))
-        self.p_offsets[i] = float(watts)
-        self._apply((i,))
+        return set_power_offset(self, channel_code, watts, lambda i, w: self._poff_reg(w),
+                                _POFF_MAX, "PoffsetX")
 
     def _write_cal(self, indices):
         for i in indices:

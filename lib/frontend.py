@@ -188,6 +188,20 @@ def ticks_diff(a, b):
     return ((a - b + _TICKS_HALF) & (_TICKS_PERIOD - 1)) - _TICKS_HALF
 
 
+def set_power_offset(fe, channel_code, watts, reg_of, reg_max, reg_name):
+    """For drivers with power offset registers: set fe.p_offsets for `channel_code` to
+    `watts` (its no-load power) and write it, if reg_of(i, watts) fits in +-reg_max;
+    ValueError (and nothing changed) otherwise."""
+    i = fe.channel_codes.index(channel_code)
+    if isinstance(watts, bool) or not isinstance(watts, (int, float)) or watts != watts:
+        raise ValueError("power offset must be a number (W), got %r" % (watts,))
+    if abs(reg_of(i, watts)) > reg_max:
+        raise ValueError("power offset %.3f W of %s/%s is beyond the %s register: is a load "
+                         "still on?" % (watts, fe.device_code, channel_code, reg_name))
+    fe.p_offsets[i] = float(watts)
+    fe._apply((i,))
+
+
 def sign_extend(value, bits):
     if value & (1 << (bits - 1)):
         return value - (1 << bits)

@@ -87,25 +87,54 @@ MODES = {
 }
 
 
+def serve(handle):
+    """A threading TCP server on a free loopback port calling handle(sock) per connection."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            handle(self.request)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def read_request(sock, timeout=5):
+    """(path, body) of one HTTP request read from sock, or (None, None) if it closed first."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None, None
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    path = lines[0].split()[1]
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith("content-length:"):
+            length = int(line.split(":", 1)[1])
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return path, body
+
+
 class HostileRPC:
     def __init__(self, upstream=None):
         self.upstream = upstream
         self.requests = 0
-        outer = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self):
-                outer._handle(self.request)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = serve(self._handle)
         self.port = self.server.server_address[1]
         self.base = "http://127.0.0.1:%d" % self.port
         self._stop = threading.Event()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def url(self, mode, methods=()):
         return "%s/%s%s" % (self.base, mode, ("/" + ",".join(methods)) if methods else "")
@@ -128,32 +157,10 @@ class HostileRPC:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
-    def _read_request(self, sock):
-        sock.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return None, None
-            data += chunk
-        head, body = data.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        path = lines[0].split()[1]
-        length = 0
-        for line in lines[1:]:
-            if line.lower().startswith("content-length:"):
-                length = int(line.split(":", 1)[1])
-        while len(body) < length:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            body += chunk
-        return path, body
-
     def _handle(self, sock):
         self.requests += 1
         try:
-            path, body = self._read_request(sock)
+            path, body = read_request(sock)
         except (OSError, ValueError, IndexError):
             return
         if path is None:

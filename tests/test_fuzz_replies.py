@@ -68,48 +68,27 @@ class FuzzNode:
 
     def __init__(self, seed, values):
         import random
-        import socketserver
-        import threading
+
+        from hostile_rpc import serve
 
         self.rnd = random.Random(seed)
         self.values = values
         self.served = 0
-        outer = self
-
-        class H(socketserver.BaseRequestHandler):
-            def handle(self):
-                outer._handle(self.request)
-
-        class S(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = S(("127.0.0.1", 0), H)
+        self.server = serve(self._handle)
         self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _handle(self, sock):
         from fuzz_gen import rpc_reply
+        from hostile_rpc import read_request
 
-        sock.settimeout(5)
-        data = b""
         try:
-            while b"\r\n\r\n" not in data:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            head, body = data.split(b"\r\n\r\n", 1)
-            n = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    n = int(line.split(b":")[1])
-            while len(body) < n:
-                body += sock.recv(4096)
+            path, body = read_request(sock)
+            if path is None:
+                return
             req = json.loads(body)
             self.served += 1
             sock.sendall(rpc_reply(req, self.rnd, self.values))
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             pass
         finally:
             sock.close()

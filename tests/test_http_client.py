@@ -295,16 +295,6 @@ def timed(url):
         took.append(time.ticks_diff(time.ticks_ms(), t))
 tf.get = timed
 res = []
-for m, target in json.loads(%r):
-    control(misbehave=[m], target=target)
-    tf.next_desc = tf.next_rates = 0
-    n = tf.report_count
-    took = []
-    tf.poll()
-    k = tf.report_count - n
-    res.append([m, target, [r[1] for r in tf.reports[-k:]] if k else [], max(took),
-                snap() == before])
-    gc.collect()
 # the config pull URL (app.py) goes through the same http_get
 control(misbehave=['header_trickle'], target='all')
 t = time.ticks_ms()
@@ -322,12 +312,6 @@ upto = bil.bill('M1/A', [(t0 + 600, t0 + 1200, 10**9)], tf.segments)
 print(json.dumps([res, tf.report_count - n, upto, bil.totals('M1/A')]))
 """
 
-TARIFF_CASES = [("header_trickle", "provider", "not complete within 3 s"),
-                ("header_trickle", "rates", "not complete within 3 s"),
-                ("long_header", "provider", "header over 4096 bytes"),
-                ("long_header", "rates", "header over 4096 bytes")]
-
-
 def tariff_cfg(url):
     return {"provider": {"url": url + "/provider.json", "approved_payees": [PAYEE],
                          "approved_tokens": [], "rate_cap_per_kwh": 10**15, "fallback": "hold",
@@ -342,23 +326,17 @@ def run_tariff(dirs, tmp_path):
     with TariffServer(sched) as ts:
         ts.control(trickle_s=1.0)
         code = (PRELUDE % (json.dumps(tariff_cfg(ts.url)), str(tmp_path / "plug"), ts.url)
-                + TARIFF % json.dumps([c[:2] for c in TARIFF_CASES]))
+                + TARIFF)
         out = mp.run(code, heap="128k", path_dirs=dirs, timeout=300, cwd=ROOT)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_tariff_and_config_pull_give_up_at_the_deadline_and_change_nothing(mpy_dirs, tmp_path):
-    """A tariff server that trickles a header line a byte a second (or sends one of
-    100 KB) would hold the plug's event loop far past any deadline; each fetch gives up
-    within its 3 s deadline (+ slack) with the reason, and nothing recorded changes."""
+def test_config_pull_gives_up_at_the_deadline_and_changes_nothing(mpy_dirs, tmp_path):
+    """The config pull URL goes through the tariff's http_get: a server that trickles a
+    header line a byte a second gives up within its 3 s deadline (+ slack), nothing
+    recorded changes, and the tariff fetches normally afterwards. (The tariff fetches
+    themselves: tests/test_tariff.py.)"""
     res, new_reports, upto, totals = run_tariff(mpy_dirs, tmp_path)
-    for (m, target, reason), (m2, target2, why, ms, unchanged) in zip(TARIFF_CASES, res):
-        assert (m, target) == (m2, target2)
-        assert unchanged, "%s (%s) changed the tariff or billing state" % (m, target)
-        assert len(why) == 1 and reason in why[0], (m, target, why)
-        assert why[0].startswith("provider refused" if target == "provider"
-                                 else "rates refused"), why
-        assert ms < (3700 if m == "header_trickle" else 1500), (m, target, ms)
     _, _, why, ms, unchanged = res[-1]
     assert "not complete within 3 s" in why[0] and ms < 3700 and unchanged
     assert new_reports == 0

@@ -3,9 +3,8 @@ board_circuitsetup_6ch.wifi_link) against the fake `network` module of tests/fak
 a router that is still down at boot, a link that drops, and a signed config with a wrong
 wifi.password, which must fall back to the credentials that last worked."""
 
-import socket
-
 from test_boards import CIRCUITSETUP, run
+from iface_util import free_port
 
 # The link is stepped on a made-up clock (one step a second) so that minutes of backoff
 # take no time; the fake access point is switched as a router would be.
@@ -139,14 +138,6 @@ print((fell_back, rebooted, after_reboot, net2.status(), Store("state").load("wi
     assert not any("typo" in x or "secret" in x for x in lines)  # no password in the log
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # The whole app on the board: boots with the router down, meters, and its network task
 # brings the link up once the router is back, with no reboot. Timings are shortened.
 APP = "EXTRA = []\n" + CIRCUITSETUP.replace("fes = board.front_ends(board.clock())", "") + """
@@ -182,7 +173,7 @@ print((plug.online, seen))
 def test_app_brings_the_link_up_while_it_runs_and_keeps_metering(tmp_path):
     settings = {"factory": {"wifi": {"ssid": "home", "password": "secret"},
                             "meter": {"read_interval_ms": 200}}}
-    online_at_boot, seen = run(tmp_path, APP % _free_port(), settings=settings, heap="512k")
+    online_at_boot, seen = run(tmp_path, APP % free_port(), settings=settings, heap="512k")
     assert online_at_boot is False
     links = [s[0] for s in seen]
     assert "up" not in links[:6] and links[-1] == "up"

@@ -5,13 +5,13 @@ back to the credentials that last worked; metering never stops. Timings are shor
 
 import ast
 import json
-import socket
 
 from eth_account import Account
 
 from tools import mp
 from tools.config_cli import sign_envelope
 from tools.paths import BOARDS, FIRMWARE, LIB
+from iface_util import free_port
 
 OWNER_KEY = "0x" + "c3" * 32
 
@@ -50,20 +50,12 @@ print((booted, seen, plug.cfgm.version, plug.address(0)))
 """
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def boot(flash, network, prelude):
     sim = {"speed": 1, "network": network, "ap": {"ssid": "home", "password": "secret"},
            "factory": {"wifi": {"ssid": "home", "password": "secret"},
                        "meter": {"read_interval_ms": 200}}}
     (flash / "sim.json").write_text(json.dumps(sim))
-    code = "PORT = %d\n" % _free_port() + prelude + APP
+    code = "PORT = %d\n" % free_port() + prelude + APP
     out = mp.run(code, heap="512k", path_dirs=(LIB, FIRMWARE, BOARDS), cwd=str(flash),
                  timeout=120)
     return ast.literal_eval(out.strip().splitlines()[-1])

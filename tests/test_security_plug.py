@@ -13,7 +13,6 @@
 
 import json
 import socket
-import socketserver
 import threading
 import time
 import urllib.error
@@ -23,6 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 from ota_util import DAY_START, flash_load, wait_for
+from hostile_rpc import read_request, serve
 
 from tools.scenario import ETH, World
 
@@ -262,36 +262,14 @@ class LyingNode:
         self.upstream = upstream
         self.lies = set()
         self.lied = 0
-        outer = self
-
-        class H(socketserver.BaseRequestHandler):
-            def handle(self):
-                outer._handle(self.request)
-
-        class S(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = S(("127.0.0.1", 0), H)
+        self.server = serve(self._handle)
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _handle(self, sock):
-        sock.settimeout(5)
-        data = b""
         try:
-            while b"\r\n\r\n" not in data:
-                c = sock.recv(4096)
-                if not c:
-                    return
-                data += c
-            head, body = data.split(b"\r\n\r\n", 1)
-            n = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    n = int(line.split(b":")[1])
-            while len(body) < n:
-                body += sock.recv(4096)
+            path, body = read_request(sock)
+            if path is None:
+                return
             req = urllib.request.Request(self.upstream, body,
                                          {"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=10) as r:
@@ -300,7 +278,7 @@ class LyingNode:
             out = json.dumps(reply).encode()
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(out) + out)
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             pass
         finally:
             sock.close()

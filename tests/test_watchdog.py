@@ -2,9 +2,8 @@
 (tests/fakehw) starts one hardware watchdog, feeds it while the plug runs, and clears the
 crash count once the boot has run for STABLE_AFTER_MS (shortened here to 2.5 s)."""
 
-import socket
-
 from test_boards import CIRCUITSETUP, run
+from iface_util import free_port
 
 RUN = "EXTRA = []\n" + CIRCUITSETUP.replace("fes = board.front_ends(board.clock())", "") + """
 import asyncio, time
@@ -37,16 +36,8 @@ print((boot, seen, end, energy > 0))
 """
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_running_plug_starts_and_feeds_one_watchdog_and_clears_crashes_when_stable(tmp_path):
-    boot, seen, end, metered = run(tmp_path, RUN % _free_port(), heap="512k")
+    boot, seen, end, metered = run(tmp_path, RUN % free_port(), heap="512k")
     crashes, safe_mode, wdts_at_boot = boot
     assert (crashes, safe_mode, wdts_at_boot) == (2, False, 0)
     # exactly one watchdog, at the app's timeout, fed about once a second while running

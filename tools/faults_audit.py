@@ -13,48 +13,33 @@ import json
 import os
 from types import SimpleNamespace
 
-MAGIC = b"PLUG1"
 UWH_PER_KWH = 10**9
 BUCKET_S = 60  # the energy ledger's bucket
 
 
-class MemoError(ValueError):
-    pass
+_MODULES = {}
+
+
+def _plug_module(name):
+    """firmware/plug/<name>.py loaded by path: the plug's own code (store, settle), without
+    putting firmware/ on the host's import path."""
+    if name not in _MODULES:
+        import importlib.util
+
+        from .paths import FIRMWARE
+
+        spec = importlib.util.spec_from_file_location(
+            "_plug_" + name, os.path.join(FIRMWARE, "plug", name + ".py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _MODULES[name] = mod
+    return _MODULES[name]
 
 
 def decode_memo(data):
-    """(seq, t_start, t_end, [(code, energy_mwh, rate, amount), ...]) of a PLUG1 memo."""
-    if data[:5] != MAGIC:
-        raise MemoError("not a PLUG1 memo")
-    pos = 5
-
-    def uv():
-        nonlocal pos
-        n = shift = 0
-        while True:
-            if pos >= len(data):
-                raise MemoError("memo truncated")
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    seq, t0, t1, n = uv(), uv(), uv(), uv()
-    items = []
-    for _ in range(n):
-        if pos >= len(data):
-            raise MemoError("memo truncated")
-        ln = data[pos]
-        code = data[pos + 1:pos + 1 + ln].decode("ascii")
-        if not ln or len(code) != ln:
-            raise MemoError("memo truncated")
-        pos += 1 + ln
-        items.append((code, uv(), uv(), uv()))
-    if pos != len(data):
-        raise MemoError("memo has trailing bytes")
-    return seq, t0, t1, items
+    """(seq, t_start, t_end, [(code, energy_mwh, rate, amount), ...]) of a PLUG1 memo, decoded
+    by the plug's own settle.decode_memo; ValueError if it is not one."""
+    return _plug_module("settle").decode_memo(data)
 
 
 def chain_payments(devnet, payee):
@@ -72,7 +57,7 @@ def chain_payments(devnet, payee):
             data = bytes.fromhex(tx["input"][2:])
             try:
                 memo = decode_memo(data)
-            except (MemoError, UnicodeDecodeError) as e:
+            except ValueError as e:
                 memo = str(e)
             out.append({"from": tx["from"].lower(), "value": int(tx["value"], 16),
                         "nonce": int(tx["nonce"], 16), "hash": tx["hash"], "block": n,
@@ -268,18 +253,10 @@ def _pruned_sum(led, mine):
 def flash_load(state_dir, name):
     """What the plug's flash holds under `name` (None if nothing), read with the plug's own
     store code, as its next boot will read it."""
-    import importlib.util
-
-    from .paths import FIRMWARE
-
-    spec = importlib.util.spec_from_file_location(
-        "_plug_store", os.path.join(FIRMWARE, "plug", "store.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     root = os.path.join(state_dir, "state")
     if not os.path.isdir(root):
         return None
-    return mod.Store(root).load(name)
+    return _plug_module("store").Store(root).load(name)
 
 
 def read_checkpoint(state_dir):

@@ -104,20 +104,20 @@ class Plug:
         if self.wallet is not None:
             return self.wallet.address(0)
         if self._address0 is None:
-            from plug.wallet import default_secret_store, load_wallet
-
-            w = load_wallet(default_secret_store(self.store), self.cfgm.config, log=log)
-            self._address0 = w.address(0)
+            self._address0 = self._load_wallet(self.cfgm.config).address(0)
         return self._address0
+
+    def _load_wallet(self, cfg):
+        from plug.wallet import default_secret_store, load_wallet
+
+        return load_wallet(default_secret_store(self.store), cfg, log=log)
 
     # ---- the money side, rebuilt whenever a new config is in force ----
 
     def _build_money(self):
-        from plug.wallet import default_secret_store, load_wallet
-
         cfg = self.cfgm.config
         if self.wallet is None:
-            self.wallet = load_wallet(default_secret_store(self.store), cfg, log=log)
+            self.wallet = self._load_wallet(cfg)
         self._install_money(cfg, self._make_money(cfg))
 
     def _make_money(self, cfg):

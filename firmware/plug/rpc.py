@@ -150,21 +150,22 @@ class RPC:
         return WrongChain("node is on chain %d, config says %d: refusing to use it (%s)"
                           % (self._wrong[-1], self.chain_id, self.urls[-1]))
 
+    def _request(self, method, params):
+        """JSON body of a request with a new id."""
+        self._id = (self._id + 1) & 0x3FFFFFFF
+        return json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method,
+                           "params": list(params)})
+
     def _verify(self, i):
         """Ask node i its chain id (once); its eth_chainId result, or None if wrong."""
-        self._id = (self._id + 1) & 0x3FFFFFFF
-        reply = self._post(self.urls[i], json.dumps(
-            {"jsonrpc": "2.0", "id": self._id, "method": "eth_chainId", "params": []}))
+        from plug.chain import _U64, qty  # plug.chain imports this module
+
+        reply = self._post(self.urls[i], self._request("eth_chainId", ()))
         try:
             v = self._check(reply, "eth_chainId")
         except RPCError as e:
             raise BadReply("chain id unknown (%s)" % _describe(e))
-        if not isinstance(v, str) or not 2 < len(v) <= 18 or v[:2] != "0x":
-            raise BadReply("eth_chainId: expected a hex quantity")
-        for ch in v[2:]:
-            if ch not in "0123456789abcdefABCDEF":
-                raise BadReply("eth_chainId: expected a hex quantity")
-        got = int(v[2:], 16)
+        got = qty(v, "eth_chainId", _U64)
         if got != self.chain_id:
             self._wrong[i] = got
             return None
@@ -200,9 +201,8 @@ class RPC:
                             self._best = i
                             return v
                     if body is None or sent_id != self._id:  # a check asked in between
-                        self._id = sent_id = (self._id + 1) & 0x3FFFFFFF
-                        body = json.dumps({"jsonrpc": "2.0", "id": sent_id, "method": method,
-                                           "params": list(params)})
+                        body = self._request(method, params)
+                        sent_id = self._id
                     reply = self._post(self.urls[i], body)
                     result = self._check(reply, method)
                 except (OSError, BadReply) as e:

@@ -51,7 +51,7 @@ class _Buffered(IOBase):
     def flush(self):
         if self.buf:
             self.f.write(self.buf)
-            self.buf = bytearray()
+            self.buf[:] = b""  # keeps the allocation for the next block
 
 
 class StoreError(Exception):

@@ -160,7 +160,8 @@ def http_get(url, limit=rates.MAX_BODY, timeout=10, deadline_s=None):
 
     try:
         status, body = http_client.request(
-            "GET", url, timeout_s=timeout, deadline_ms=int((deadline_s or 2 * timeout + 1) * 1000),
+            "GET", url, timeout_s=timeout,
+            deadline_ms=None if deadline_s is None else int(deadline_s * 1000),
             max_body_bytes=limit)
     except http_client.ReplyError as e:
         raise TariffError("reply from %s refused: %s" % (url, e))
