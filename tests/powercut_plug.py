@@ -13,6 +13,7 @@
 # of this process's simulated loads (floats, uWh).
 import asyncio
 import os
+import sys
 import time
 
 import plug.store
@@ -36,7 +37,7 @@ class SlowFile:
         half = len(data) // 2
         self.f.write(data[:half])
         self.f.flush()
-        print("w")
+        say("w")
         time.sleep_ms(4)
         self.f.write(data[half:])
 
@@ -46,7 +47,7 @@ class SlowOs:
         return getattr(os, name)
 
     def rename(self, a, b):
-        print("r")
+        say("r")
         time.sleep_ms(4)
         os.rename(a, b)
 
@@ -56,13 +57,19 @@ def slow_open(path, mode="r"):
     return SlowFile(f) if "w" in mode else f
 
 
+def say(*parts):
+    """One line in one write: a clean stop's KeyboardInterrupt can abort a blocked write
+    (EINTR) but never leaves half a line for the next one to continue."""
+    sys.stdout.write(" ".join(parts) + "\n")
+
+
 plug.store.open = slow_open  # the store module's own globals: flash timing, not logic
 plug.store.os = SlowOs()
 
 args = os.getenv("POWERCUT").split()
 state_dir, speed, checkpoint_s, start = args[0], float(args[1]), int(args[2]), int(args[3])
 plug = SimPlug(state_dir, speed=speed, start=start, checkpoint_s=checkpoint_s,
-               log=lambda msg: print("log", msg))
+               log=lambda msg: say("log", msg))
 ledger = plug.ledger
 meter = plug.meter
 keys = meter.keys()
@@ -84,21 +91,21 @@ def truths():
     return ",".join(out)
 
 
-print("boot", ledger.restore(), totals())
+say("boot", str(ledger.restore()), totals())
 _checkpoint = ledger.checkpoint
 _read_once = meter.read_once
 
 
 def checkpoint():
-    print("c-begin", totals())
+    say("c-begin", totals())
     gen = _checkpoint()
-    print("c", gen, totals())
+    say("c", str(gen), totals())
     return gen
 
 
 def read_once():
     n = _read_once()
-    print("m", "%.3f" % plug.clock.monotonic(), totals(), truths())
+    say("m", "%.3f" % plug.clock.monotonic(), totals(), truths())
     return n
 
 
@@ -108,4 +115,4 @@ try:
     asyncio.run(meter.run())
 except KeyboardInterrupt:  # clean stop: what main.py does
     meter.shutdown()
-print("stopped", totals())
+say("stopped", totals())

@@ -354,7 +354,8 @@ class VirtualPlug:
         for line in lines:
             self.send(line + "\r")
         self.expect(lines[0] + "\r\n", timeout)  # the echo
-        text = self.expect(re.compile(r"(?:^|\n)" + re.escape(prompt) + r"$"), timeout)
+        # the prompt ends the answer; a log line may already have redrawn it ("\r\x1b[K")
+        text = self.expect(re.compile(r"(?:^|\n)" + re.escape(prompt) + r"(?=$|\r)"), timeout)
         out = text.replace("\r\n", "\n").split("\n")[:-1]
         return "\n".join(out[len(lines) - 1:])
 
