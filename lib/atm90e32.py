@@ -12,10 +12,16 @@
 # Gains: Ugain/Igain scale the RMS and power paths proportionally (the board's nominal values
 # are constructor arguments); PQGain is a two's-complement power gain, P * (1 + PQGain / 2^15).
 # PhiX is taken as sign (bit 15) and magnitude (bits 9:0) at 0.02 degree per LSB at 50 Hz.
-# PoffsetX: signed 16 bits in the LSB of Pmean:PmeanLSB (0.00032 W), added to the power that
-# Pmean shows and the energy registers integrate; set_power_offset(code, watts) writes the
-# no-load power negated (as ESPHome's power offset calibration does), p_offsets lists them.
-# The RMS current offset stays in software (i_offset, removed in quadrature).
+# PoffsetX: two's complement, 1 LSB = 1 LSB of the 32-bit PmeanX:PmeanXLSB (0.00032 W), added
+# to the power that Pmean shows and the energy registers integrate; set_power_offset(code,
+# watts) writes the no-load power negated, p_offsets lists them. Same as ESPHome's
+# calibrate_power_offset (esphome/esphome, esphome/components/atm90e32/atm90e32.cpp) and
+# CircuitSetup's CalculatePowerOffset (mcmchris/mcm-atm90e32-lib, MCM_ATM90E32.cpp): low 16 bits
+# of -(PmeanX << 16 | PmeanXLSB) read at no load. 0.00032 W per 32-bit LSB: those and Microchip's
+# Zephyr m90e32as driver. The data sheet's own register text was not available to check.
+# The RMS current offset stays in software (i_offset, removed in quadrature): the same drivers
+# write IoffsetX = -((IrmsX << 16 | IrmsXLSB) >> 7), but none says whether the chip applies it to
+# the RMS or to its square, so IoffsetX is left at 0.
 try:
     from micropython import const
 except ImportError:  # CPython

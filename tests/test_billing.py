@@ -40,7 +40,7 @@ def seg_fn(sched):
 
 def oracle(chunks, sched):
     """Independent expectation: per-rate-interval energy by cumulative floors, then
-    floor(sum(energy x positive rate) / 1e9)."""
+    floor(sum(energy x rate) / 1e9), negative rates included."""
     num = total = 0
     for t0, t1, e in chunks:
         cuts = [t0] + [s for s, _, _ in sched if t0 < s < t1] + [t1]
@@ -50,7 +50,7 @@ def oracle(chunks, sched):
             u = cum - prev
             prev = cum
             r = next(r for s, en, r in sched if s <= cuts[i - 1] < en)
-            num += u * max(r, 0)
+            num += u * r
             total += u
     return num // UWH_PER_KWH, total
 
@@ -126,7 +126,7 @@ def test_sum_billed_equals_floor_of_energy_times_rate_and_every_interval_once(tm
         for s, e, _u, r, amt, _pid in lines:
             assert s == t and e > s
             assert all(r == rr for ss, ee, rr in sched if ss <= s < ee)
-            assert amt >= 0
+            assert amt >= 0 if r >= 0 else amt <= 0
             t = e
         assert t == 20_000
         assert 0 <= bil.remainder(key) < UWH_PER_KWH
@@ -149,15 +149,21 @@ def test_split_is_pro_rata_and_loses_nothing(e, t0, d, raw):
 # ---- behaviour ---------------------------------------------------------------------------
 
 
-def test_negative_prices_bill_zero_and_keep_the_quoted_rate(tmp_path):
+def test_negative_prices_are_credits_with_the_remainder_carried(tmp_path):
     bil = Billing(Store(str(tmp_path)))
     sched = [(0, 60, 250_000), (60, 120, -50_000), (120, 180, 250_000)]
     bil.bill("M1/A", [(0, 180, 3_000_000_000)], seg_fn(sched))  # 3 kWh over 3 minutes
     lines = bil.lines("M1/A")
     assert [(ln[0], ln[1], ln[2], ln[3], ln[4]) for ln in lines] == [
         (0, 60, 1_000_000_000, 250_000, 250_000),
-        (60, 120, 1_000_000_000, -50_000, 0),     # never a negative amount, no credit
+        (60, 120, 1_000_000_000, -50_000, -50_000),  # a credit
         (120, 180, 1_000_000_000, 250_000, 250_000)]
+    assert bil.totals("M1/A") == (3_000_000_000, 450_000)
+    # a sub-unit credit floors down and its remainder carries: 1.5 kWh at -1 unit = -1.5
+    bil.bill("M1/B", [(0, 60, 1_500_000_000)], seg_fn([(0, 60, -1)]))
+    assert bil.totals("M1/B") == (1_500_000_000, -2) and bil.remainder("M1/B") == 500_000_000
+    bil.bill("M1/B", [(60, 120, 1_500_000_000)], seg_fn([(60, 120, -1)]))
+    assert bil.totals("M1/B") == (3_000_000_000, -3) and bil.remainder("M1/B") == 0
 
 
 def test_sub_unit_remainder_carries_so_many_tiny_chunks_still_add_up(tmp_path):

@@ -4,6 +4,8 @@ provider can audit, and invoice ids that survive reboots."""
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from plug.billing import Billing
 from plug.settle import Settlement, decode_memo, encode_memo, memo_bytes
@@ -57,6 +59,19 @@ def test_memo_roundtrip_and_layout():
     for bad in (b"PLUG2" + m[5:], m[:-1], m + b"\x00"):
         with pytest.raises(ValueError):
             decode_memo(bad)
+
+
+def test_signed_memo_fields_roundtrip_on_micropython(micropython):
+    items = [("M1/A", 10**9, -30_000, -30_000), ("M1/B", 10**9, 10**18, 10**18 + 1),
+             ("M2/1", 0, -1, 0)]
+    want = decode_memo(encode_memo(3, 1, 2, items))
+    assert want[3] == [("M1/A", 10**6, -30_000, -30_000), ("M1/B", 10**6, 10**18, 10**18 + 1),
+                       ("M2/1", 0, -1, 0)]
+    out = micropython.run("from plug.settle import encode_memo, decode_memo\n"
+                          "m = encode_memo(3, 1, 2, %r)\nprint(m.hex(), decode_memo(m))" % items)
+    hexmemo, got = out.split(" ", 1)
+    assert hexmemo == encode_memo(3, 1, 2, items).hex()
+    assert eval(got) == (3, 1, 2, want[3])
 
 
 def test_settles_at_the_minimum_amount_not_before(tmp_path):
@@ -121,8 +136,74 @@ def test_invoice_ids_are_stable_across_reboots_and_paid_once(tmp_path):
 
 def test_zero_amount_periods_close_without_a_payment(tmp_path):
     bil, st = plug(str(tmp_path))
-    bil.bill("M1/A", [(0, 60, 10**9)], flat(-5))  # negative price: billed 0
+    bil.bill("M1/A", [(0, 60, 10**9)], flat(0))
     assert st.prepare(86400) == [] and bil.lines("M1/A") == []
+
+
+def test_a_credit_at_negative_prices_carries_into_the_next_payment(tmp_path):
+    root = str(tmp_path)
+    bil, st = plug(root)
+    for m in range(60):  # an hour of 1 kWh a minute at about -0.05/kWh: 60 lines
+        bil.bill("M1/A", [(m * 60, m * 60 + 60, 10**9)], flat(-50_000 - 60 * (m % 2)))
+    credit = -(30 * 50_000 + 30 * 50_060)
+    assert st.prepare(3600) == [] and len(bil.lines("M1/A")) == 60
+    assert st.prepare(86400) == []  # the period ends in credit: nothing paid, nothing lost
+    (one,) = bil.lines("M1/A")  # folded into one line that keeps span, energy and amount
+    assert one[:3] == [0, 3600, 60 * 10**9] and one[4] == credit == bil.totals("M1/A")[1]
+    assert Billing(Store(root)).lines("M1/A") == [one]  # durable
+    gen = Store(root).generation("billing")
+    assert st.prepare(86400 + 60) == [] and Store(root).generation("billing") == gen
+    bil.bill("M1/A", [(86400, 86460, 2 * 10**9)], flat(1_000_000))  # still in credit
+    assert st.prepare(86460) == []
+    bil.bill("M1/A", [(86460, 86520, 2 * 10**9)], flat(1_000_000))
+    (inv,) = st.prepare(86520)
+    assert inv["amount"] == 4_000_000 + credit and (inv["t0"], inv["t1"]) == (0, 86520)
+    code, mwh, rate, amount = decode_memo(memo_bytes(inv))[3][0]
+    assert (code, mwh, amount) == ("M1/A", 64 * 10**6, 4_000_000 + credit)
+    exact = (4_000_000 * 10**9 - 50_030 * 60 * 10**9) // (64 * 10**9)
+    assert exact - 2 <= rate <= exact  # each of the two folds floors the mean once
+    assert bil.lines("M1/A") == []
+
+
+def test_a_channel_in_credit_lowers_the_wallets_payment(tmp_path):
+    bil, st = plug(str(tmp_path))
+    bil.bill("M1/A", [(0, 60, 10**9)], flat(-30_000))  # 1 kWh consumed at -0.03/kWh
+    bil.bill("M1/B", [(0, 60, 10**9)], flat(250_000))
+    (inv,) = st.prepare(86400)
+    assert inv["amount"] == 220_000
+    assert decode_memo(memo_bytes(inv))[3] == [("M1/A", 10**6, -30_000, -30_000),
+                                                ("M1/B", 10**6, 250_000, 250_000)]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hs.lists(hs.tuples(hs.sampled_from(["M1/A", "M1/B", "M2/A"]), hs.integers(0, 3 * 10**9),
+                          hs.integers(-400_000, 400_000), hs.booleans()),
+                min_size=1, max_size=60),
+       hs.sampled_from(["single", "per_channel"]))
+def test_invoices_plus_accrued_equal_billed_and_no_payment_is_below_one(tmp_path_factory,
+                                                                        steps, mode):
+    """Random energy at random (also negative) rates, settled hour by hour, with reboots:
+    every invoice is above 0, and paid + still accrued == billed, per wallet."""
+    root = str(tmp_path_factory.mktemp("st"))
+    bil, st = plug(root, mode, min_amount=100_000, max_period_s=4 * 3600)
+    paid = {}
+    for i, (key, uwh, rate, reboot) in enumerate(steps):
+        bil.bill(key, [(i * 3600, i * 3600 + 3600, uwh)], flat(rate))
+        for inv in st.prepare(i * 3600 + 3600):
+            assert inv["amount"] > 0
+            assert sum(it[3] for it in inv["items"]) == inv["amount"]
+            paid[inv["account"]] = paid.get(inv["account"], 0) + inv["amount"]
+        if reboot:
+            bil, st = plug(root, mode, min_amount=100_000, max_period_s=4 * 3600)
+    billed, accrued = {}, {}
+    for key in ("M1/A", "M1/B", "M2/A"):
+        acct = st.wallet_of(key)
+        billed[acct] = billed.get(acct, 0) + bil.totals(key)[1]
+    for (acct, _pid), amount in st.accrued().items():
+        accrued[acct] = accrued.get(acct, 0) + amount
+    for acct in billed:
+        assert paid.get(acct, 0) + accrued.get(acct, 0) == billed[acct]
 
 
 def test_unknown_fee_without_a_minimum_settles_once_a_period_not_every_minute(tmp_path):

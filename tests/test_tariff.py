@@ -88,10 +88,10 @@ print(json.dumps([tf.current()['name'], tf.sched, upto, bil.totals('M1/A'), bil.
     assert sched[:3] == [[t0, t0 + 1800, 125 * 10**12], [t0 + 1800, t0 + 3600, 200 * 10**12],
                          [t0 + 3600, t0 + 5400, -10 * 10**12]]
     assert upto == t0 + 5400
-    # 3 kWh at 0.000125 ETH + 3 kWh at 0.0002 ETH + 3 kWh at a negative price (billed 0)
-    assert totals == [9 * 10**9, 3 * 125 * 10**12 + 3 * 200 * 10**12]
+    # 3 kWh at 0.000125 ETH + 3 kWh at 0.0002 ETH + 3 kWh at -0.00001 ETH (a credit)
+    assert totals == [9 * 10**9, 3 * 125 * 10**12 + 3 * 200 * 10**12 - 3 * 10 * 10**12]
     assert [ln[3] for ln in lines] == [125 * 10**12, 200 * 10**12, -10 * 10**12]
-    assert [ln[4] for ln in lines] == [375 * 10**12, 600 * 10**12, 0]
+    assert [ln[4] for ln in lines] == [375 * 10**12, 600 * 10**12, -30 * 10**12]
 
 
 @pytest.mark.parametrize("fmt, decimals", [("octopus", 6), ("awattar", 6), ("energy-charts", 6)])

@@ -8,9 +8,10 @@
 # forward (APenergyX) and reverse (ANenergyX) 16-bit registers, 0.01 CF = 3125 uWh per LSB,
 # cleared on read; Ugain/Igain (relative to the board's nominal values), PQGain
 # (P * (1 + PQGain / 2^15)) and PhiX (sign bit 15, 0.02 deg/LSB) take effect on the readings.
-# PoffsetX (0x41, 0x43, 0x45; signed 16 bits in the LSB of Pmean:PmeanLSB, 0.00032 W, as
-# ESPHome's power offset calibration writes it) is added to the power the energy registers
-# integrate and Pmean shows.
+# PoffsetX (0x41, 0x43, 0x45; two's complement in LSBs of the 32-bit Pmean:PmeanLSB, 0.00032 W,
+# as ESPHome's calibrate_power_offset and CircuitSetup's CalculatePowerOffset write it) is added
+# to the power the energy registers integrate and Pmean shows. IoffsetX/UoffsetX are not
+# modelled (the driver leaves them at 0).
 # Scaling: Urms 0.01 V, Irms 0.001 A, Pmean:PmeanLSB 0.00032 W, PFmean 0.001, Freq 0.01 Hz.
 from sim.chip import SimMeterChip
 

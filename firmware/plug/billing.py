@@ -16,13 +16,11 @@
 # time with integer floors of the cumulative share (e * (b - t0) // (t1 - t0)), so the
 # pieces sum to e exactly. A piece of u uWh at r base units per kWh is worth u * r / 1e9;
 # per channel the numerator left below one base unit (`rem`) carries into the next
-# piece, so the amounts billed on a channel always equal
-# floor(sum(u * r) / 1e9) over its positive-rate pieces.
+# piece, so the amounts billed on a channel always equal floor(sum(u * r) / 1e9).
 #
-# Negative prices: billed as 0. The line keeps the quoted (negative) rate and its
-# energy for the record, the amount is 0 and nothing is credited: the plug never pays
-# a negative amount and never nets a credit against later energy (a provider that
-# wants to pay for consumption at negative prices does so off-chain).
+# Negative prices (Octopus Agile, day-ahead markets) are credits: a line at a negative
+# rate has a negative amount (the same floor carry, so `rem` stays in [0, 1e9)) and
+# settle.py nets it against what the wallet owes; the plug never pays a negative amount.
 #
 # Never twice, never skipped: the per-channel cursor (end of the last billed chunk)
 # and the lines are saved together; chunks that end at or before the cursor are
@@ -122,7 +120,7 @@ class Billing:
             unpriced = r is None
             if unpriced:
                 r = 0
-            elif r > 0 and u:
+            elif u:
                 acc = k[1] + u * r
                 amt = acc // UWH_PER_KWH
                 k[1] = acc - amt * UWH_PER_KWH

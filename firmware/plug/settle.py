@@ -21,25 +21,37 @@
 # only the period rule applies, so an ERC-20 plug does not pay a token transfer every
 # minute; a share of 0 % means only the period rule applies), or once
 # settlement.max_period_s has passed since the start of its oldest unsettled line. A
-# group whose amount is 0 (all energy at zero or negative prices) is closed at the
-# period end without a payment.
+# group whose amount is 0 at its period end is closed without a payment. A group whose
+# amount is below 0 (energy at negative prices) carries its credit: its lines fold into
+# one line per channel (so the billing state stays small) and later energy pays it off;
+# the first payment after that covers the whole span.
 #
 # Invoice ids are "<seq>-<account>" with seq a counter kept in the billing state: it
 # is assigned in the same write that moves the lines, so an id never changes across
 # reboots and is never reused.
 #
 # Memo (the transaction's data field for native payments; appended after the ERC-20
-# transfer calldata for tokens), all integers unsigned LEB128 varints:
+# transfer calldata for tokens), integers as LEB128 varints, rate and amount signed
+# (zigzag: n >= 0 -> 2n, n < 0 -> -2n - 1), the others unsigned:
 #     b"PLUG1" seq t_start t_end n { len code(ASCII "M1/A") energy_mwh rate amount } x n
 #   seq       invoice sequence number (the id's first part)
 #   t_start, t_end   the period covered, plug time (seconds since 2000-01-01 UTC)
 #   code      device_code/channel_code
 #   energy_mwh   energy of the channel in the period, milliwatt-hours (floor)
-#   rate      energy-weighted mean of the quoted rates, base units per kWh (floor;
-#             negative rates count as 0, as they were billed)
-#   amount    base units billed for the channel in this payment
+#   rate      energy-weighted mean of the quoted rates, base units per kWh (floor; lines
+#             folded while in credit count at their floored mean)
+#   amount    base units billed for the channel in this payment (below 0 for a channel
+#             whose credit at negative prices exceeds what it cost; the sum is above 0)
 MAGIC = b"PLUG1"
 _MAX_ITEMS = 16
+
+
+def _zigzag(n):
+    return 2 * n if n >= 0 else -2 * n - 1
+
+
+def _unzigzag(z):
+    return -((z + 1) >> 1) if z & 1 else z >> 1
 
 
 def _varint(n, out):
@@ -66,7 +78,7 @@ def encode_memo(seq, t_start, t_end, items):
             raise ValueError("memo: channel code %r" % code)
         out.append(len(c))
         out.extend(c)
-        for v in (uwh // 1000, rate, amount):
+        for v in (uwh // 1000, _zigzag(rate), _zigzag(amount)):
             _varint(v, out)
     return bytes(out)
 
@@ -98,7 +110,7 @@ def decode_memo(data):
         if not ln or len(code) != ln:
             raise ValueError("memo: truncated")
         pos[0] += 1 + ln
-        items.append((code, uv(), uv(), uv()))
+        items.append((code, uv(), _unzigzag(uv()), _unzigzag(uv())))
     if pos[0] != len(data):
         raise ValueError("memo: trailing bytes")
     return seq, t0, t1, items
@@ -157,6 +169,7 @@ class Settlement:
         st = self.billing.state
         made = []
         closed = []
+        folded = False
         for (acct, pid), g in sorted(self._groups().items()):
             lines = [ln for ls in g.values() for ln in ls]
             amount = sum(ln[4] for ln in lines)
@@ -165,6 +178,9 @@ class Settlement:
             by_amount = thr is not None and amount > 0 and amount >= thr
             by_period = now - t0 >= period
             if not (by_amount or by_period):
+                continue
+            if amount < 0:
+                folded = self._fold(g, pid) or folded
                 continue
             if len(g) > _MAX_ITEMS:
                 raise ValueError("settle: more than %d channels in one payment" % _MAX_ITEMS)
@@ -176,12 +192,7 @@ class Settlement:
                 continue
             st["seq"] += 1
             seq = st["seq"]
-            items = []
-            for key in sorted(g):
-                ls = g[key]
-                uwh = sum(ln[2] for ln in ls)
-                priced = sum(ln[2] * max(ln[3], 0) for ln in ls)
-                items.append((key, uwh, priced // uwh if uwh else 0, sum(ln[4] for ln in ls)))
+            items = [(key,) + _sum_lines(g[key]) for key in sorted(g)]
             d = self.tariff.provider(pid)
             memo = encode_memo(seq, t0, t1, items)
             inv = {"id": "%d-%d" % (seq, acct), "seq": seq, "account": acct, "pid": pid,
@@ -190,7 +201,7 @@ class Settlement:
                    "memo": _hex(memo)}
             st["inv"].append(inv)
             made.append(inv)
-        if made or closed:
+        if made or closed or folded:
             self.billing.save()
             for inv in made:
                 self._log("invoice %s: %d to %s for %d..%d" % (inv["id"], inv["amount"],
@@ -198,6 +209,19 @@ class Settlement:
             for acct, _pid, t0, t1 in closed:
                 self._log("period %d..%d of account %d closed at amount 0" % (t0, t1, acct))
         return made
+
+    def _fold(self, g, pid):
+        """A credit carries: each channel's lines of the group become one line with their
+        span, energy, mean rate and amount. True if anything changed."""
+        changed = False
+        st = self.billing.state["lines"]
+        for key, ls in g.items():
+            if len(ls) < 2:
+                continue
+            one = [min(ln[0] for ln in ls), max(ln[1] for ln in ls)]
+            st[key] = [ln for ln in st[key] if ln[5] != pid] + [one + list(_sum_lines(ls)) + [pid]]
+            changed = True
+        return changed
 
     def _log(self, msg):
         if self.log:
@@ -227,6 +251,12 @@ class Settlement:
             self.billing.save()
             results.append((inv["id"], None))
         return results
+
+
+def _sum_lines(ls):
+    """(energy_uwh, energy-weighted mean rate, amount) of one channel's lines."""
+    uwh = sum(ln[2] for ln in ls)
+    return uwh, sum(ln[2] * ln[3] for ln in ls) // uwh if uwh else 0, sum(ln[4] for ln in ls)
 
 
 def _hex(b):
