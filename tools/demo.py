@@ -19,7 +19,8 @@ SPEED = 1440  # one simulated day per real minute
 
 
 def fmt_eth(wei):
-    return "%.9f" % (wei / ETH)
+    """Exact: the sums printed below add up to the last wei."""
+    return "%d.%018d" % divmod(wei, ETH)
 
 
 def snapshot(plug, world, tries=20):

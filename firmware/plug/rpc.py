@@ -124,7 +124,8 @@ class RPC:
         self.retries = retries
         self.backoff_ms = backoff_ms
         self.max_reply_bytes = max_reply_bytes
-        self.deadline_ms = int((deadline_s or 2 * timeout_s + 1) * 1000)
+        # None: http_client's default deadline
+        self.deadline_ms = int(deadline_s * 1000) if deadline_s else None
         self.round_trips = 0
         self._id = 0
         self._best = 0  # index of the URL that answered last
