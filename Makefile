@@ -48,7 +48,7 @@ flash: setup
 
 # make deploy PORT=/dev/ttyUSB0 BOARD=shelly_ade7953
 deploy: setup mpy
-	$(VENV)/bin/plugctl deploy --port $(PORT) --board $(BOARD)
+	$(VENV)/bin/plugctl deploy --port $(PORT) --board $(BOARD) $(if $(CA),--ca $(CA))
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -3,15 +3,11 @@ the same cases on CPython (host tools) and on MicroPython (the plug, 64 KB heap,
 A peer that trickles header bytes or sends a 100 KB header line is given up at the
 deadline with a clear error; malformed replies are refused; the socket is always
 closed. Then the tariff fetches (provider, rates, the config pull URL) against the
-reference tariff server's header_trickle and long_header modes, and https on the
-unix port against a self-signed loopback server."""
+reference tariff server's header_trickle and long_header modes (https: test_https.py)."""
 
 import json
 import os
-import shutil
 import socket
-import ssl
-import subprocess
 import threading
 
 import pytest
@@ -341,69 +337,3 @@ def test_config_pull_gives_up_at_the_deadline_and_changes_nothing(mpy_dirs, tmp_
     assert "not complete within 3 s" in why[0] and ms < 3700 and unchanged
     assert new_reports == 0
     assert upto == 820540800 + 1200 and totals == [2 * 10**9, 2 * 125 * 10**12]
-
-
-# ---- https on the plug ----
-
-HTTPS = """
-import json, time
-from plug import http_client as hc
-out = []
-for path, deadline in (('/ok', 5000), ('/trickle', 2500)):
-    t = time.ticks_ms()
-    try:
-        st, b = hc.request('GET', %r + path, timeout_s=2, deadline_ms=deadline)
-        out.append([st, bytes(b).decode()])
-    except OSError as e:
-        out.append([type(e).__name__, str(e)])
-    out[-1].append(time.ticks_diff(time.ticks_ms(), t))
-print(json.dumps(out))
-"""
-
-
-@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl to make a certificate")
-def test_https_on_micropython_reads_a_reply_and_keeps_the_deadline(tmp_path, mpy_dirs):
-    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "1", "-subj", "/CN=localhost"], check=True,
-                   capture_output=True)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    stop = threading.Event()
-    seen = []
-
-    def serve():
-        while not stop.is_set():
-            try:
-                raw, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                with ctx.wrap_socket(raw, server_side=True) as c:
-                    c.settimeout(10)
-                    req = c.recv(4096)
-                    seen.append(req)
-                    if req.startswith(b"GET /ok "):
-                        c.sendall(REPLIES["/ok"])
-                    else:
-                        c.sendall(b"HTTP/1.1 200 OK\r\n")
-                        while not stop.wait(TRICKLE_S):
-                            c.sendall(b"X")
-            except OSError:
-                pass
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        out = mp.run(HTTPS % ("https://localhost:%d" % srv.getsockname()[1]), heap="128k",
-                     path_dirs=mpy_dirs, timeout=60)
-    finally:
-        stop.set()
-        srv.close()
-    ok, trickle = json.loads(out.strip().splitlines()[-1])
-    assert ok[:2] == [200, '{"a": true}']
-    assert trickle[0] == "ReplyError" and "not complete within 2 s" in trickle[1]
-    assert 2450 <= trickle[2] < 3200
-    assert seen[0].startswith(b"GET /ok HTTP/1.0\r\nHost: localhost:")

@@ -1,13 +1,15 @@
 """Put the firmware on a plug with mpremote, and open its REPL.
 
-    plugctl deploy --port PORT --board NAME [--no-reset]
+    plugctl deploy --port PORT --board NAME [--ca CERTS.pem] [--no-reset]
     plugctl repl --port PORT
 
 The plug's flash gets: main.py, board.mpy (boards/board_NAME.py), lib/ (the libraries,
 and for the virtual plug its simulated hardware, boards/sim/), plug/ (the app). All
 of it is compiled by mpy-cross first: for the ESP32 (xtensawin) on a real board, for
-x64 on the virtual plug. Works against a USB serial port and a virtual plug's pty;
-every mpremote call uses `resume`, so a running plug is not soft-reset mid-copy.
+x64 on the virtual plug. `--ca` adds ca.der: the CA certificates (PEM or DER) that the
+plug checks https servers against (without it the plug refuses https URLs). Works
+against a USB serial port and a virtual plug's pty; every mpremote call uses `resume`, so
+a running plug is not soft-reset mid-copy.
 """
 
 import argparse
@@ -36,7 +38,30 @@ def mpremote(port, *args, capture=False, timeout=300, resume=True):
     return r.stdout if capture else sys.stdout.write(r.stdout)
 
 
-def stage(board):
+def ca_der(path):
+    """The certificates of a PEM or DER file as the plug's ca.der (DER, one after another),
+    checked with the plug's own reader."""
+    import re
+    import ssl
+
+    with open(path, "rb") as f:
+        data = f.read()
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.S)
+    if blocks:
+        data = b"".join(ssl.PEM_cert_to_DER_cert(b.decode("ascii")) for b in blocks)
+    if FIRMWARE not in sys.path:
+        sys.path.append(FIRMWARE)
+    from plug.http_client import der_certs
+
+    try:
+        if not der_certs(data):
+            raise ValueError("empty")
+    except ValueError as e:
+        raise DeployError("%s: no certificates (%s)" % (path, e))
+    return data
+
+
+def stage(board, ca=None):
     """A directory laid out exactly as the plug's flash should be."""
     target = "unix" if board in VIRTUAL_BOARDS else "esp32"
     build_mpy.build(target)
@@ -53,15 +78,18 @@ def stage(board):
     shutil.copy(board_mpy, os.path.join(out, "board.mpy"))
     if board in VIRTUAL_BOARDS:
         shutil.copytree(os.path.join(src, "boards", "sim"), os.path.join(out, "lib", "sim"))
+    if ca:
+        with open(os.path.join(out, "ca.der"), "wb") as f:
+            f.write(ca_der(ca))
     return out
 
 
-def deploy(port, board, reset=True, log=print, chunk=2048):
+def deploy(port, board, reset=True, log=print, chunk=2048, ca=None):
     """Copy the staged flash to the plug over its serial REPL with mpremote's transport
     (raw REPL, no soft reset), in chunks the plug's heap can take."""
     from mpremote.transport_serial import SerialTransport
 
-    flash = stage(board)
+    flash = stage(board, ca)
     try:
         files = [(d, f) for d, _, fs in sorted(os.walk(flash)) for f in sorted(fs)]
         size = sum(os.path.getsize(os.path.join(d, f)) for d, f in files)
@@ -114,11 +142,12 @@ def cli(cmd, argv):
     if cmd == "deploy":
         ap.add_argument("--board", required=True)
         ap.add_argument("--no-reset", action="store_true")
+        ap.add_argument("--ca", help="CA certificates (PEM or DER) for https servers")
     a = ap.parse_args(argv)
     if cmd == "repl":
         os.execv(executable("mpremote"), ["mpremote", "connect", a.port, "resume", "repl"])
     try:
-        deploy(a.port, a.board, reset=not a.no_reset)
+        deploy(a.port, a.board, reset=not a.no_reset, ca=a.ca)
     except DeployError as e:
         raise SystemExit("plugctl deploy: %s" % e)
     return 0

@@ -10,10 +10,13 @@
 # no longer than deadline_ms. Headers: at most max_header_bytes and _MAX_LINES lines.
 # Body: exactly Content-Length bytes (refused if garbage or over max_body_bytes), or up
 # to EOF, at most max_body_bytes. No redirects (a 3xx is returned as its status), no chunked or
-# other transfer encodings (refused: an HTTP/1.0 request should not get one), https
-# without a certificate check on MicroPython (as micropython-lib requests). The socket
-# is always closed. A refused reply raises ReplyError (an OSError); network errors and
-# a quiet peer (no byte for timeout_s) raise OSError; a bad URL ValueError.
+# other transfer encodings (refused: an HTTP/1.0 request should not get one). https on
+# MicroPython checks the server's certificate chain, validity dates and host name
+# against the CA certificates in CA_FILE (DER certificates one after another, written
+# by `plugctl deploy --ca`); without that file https is refused, never sent unchecked
+# (the clock must be set, from NTP, for the dates to pass). The socket is always closed.
+# A refused reply raises ReplyError (an OSError); network errors and a quiet peer (no
+# byte for timeout_s) raise OSError; a bad URL ValueError.
 # The name lookup (getaddrinfo) is the one wait no timeout bounds.
 import socket
 import sys
@@ -41,6 +44,7 @@ _CHUNK = const(512)
 _MAX_LINES = const(40)  # header lines after the status line
 _MAX_DIGITS = const(9)  # of Content-Length
 _ETIMEDOUT = const(110)
+CA_FILE = "ca.der"  # on the flash, beside main.py
 
 
 class ReplyError(OSError):
@@ -121,6 +125,7 @@ class _Conn:
 
 
 def _connect(host, port, tls, wait_s):
+    ctx = _tls_context() if tls and _MP else None
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
     try:
@@ -128,19 +133,61 @@ def _connect(host, port, tls, wait_s):
         s.connect(ai[-1])
         if not tls:
             return s
-        if _MP:
-            import tls as _tls
-
-            ctx = _tls.SSLContext(_tls.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = _tls.CERT_NONE
-        else:
+        if ctx is None:  # CPython (host tools): the system's CA store
             import ssl
 
             ctx = ssl.create_default_context()
-        return ctx.wrap_socket(s, server_hostname=host)
+        try:
+            return ctx.wrap_socket(s, server_hostname=host)
+        except ValueError as e:  # mbedtls: the certificate was refused
+            raise OSError("https: certificate of %s refused: %s" % (host, str(e).strip()))
     except BaseException:
         s.close()
         raise
+
+
+def der_certs(data):
+    """The DER certificates of a CA file, one bytes each; ValueError if it is not a run
+    of DER SEQUENCEs."""
+    out = []
+    i = 0
+    while i < len(data):
+        if data[i] != 0x30 or i + 2 > len(data):
+            raise ValueError("not a DER certificate at byte %d" % i)
+        n = data[i + 1]
+        hdr = 2
+        if n & 0x80:
+            hdr += n & 0x7F
+            if not 1 <= n & 0x7F <= 3 or i + hdr > len(data):
+                raise ValueError("bad DER length at byte %d" % i)
+            n = int.from_bytes(data[i + 2:i + hdr], "big")
+        if i + hdr + n > len(data):
+            raise ValueError("truncated DER certificate at byte %d" % i)
+        out.append(data[i:i + hdr + n])
+        i += hdr + n
+    return out
+
+
+def _tls_context():
+    import tls
+
+    try:
+        with open(CA_FILE, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise OSError("https: no CA certificates on the plug (%s): the server cannot be "
+                      "checked, so nothing is sent" % CA_FILE)
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
+    try:
+        certs = der_certs(data)
+        for c in certs:
+            ctx.load_verify_locations(c)
+    except ValueError as e:
+        raise OSError("https: %s is not usable: %s" % (CA_FILE, e))
+    if not certs:
+        raise OSError("https: %s holds no certificate" % CA_FILE)
+    return ctx
 
 
 def _digits(b):

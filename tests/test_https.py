@@ -1,0 +1,197 @@
+"""https on the plug (plug/http_client.py on the MicroPython unix port, whose mbedtls is
+the ESP32's): the server's certificate is checked against the CA certificates that
+`plugctl deploy --ca` puts on the flash, or nothing is sent. Real TLS servers on
+loopback (CPython ssl), certificates made with openssl."""
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from tools import mp
+from tools.deploy import DeployError, ca_der
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"a": true}'
+TRICKLE_S = 0.5
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Two roots; leaves for localhost and for another name, signed by root 1 or 2."""
+    d = str(tmp_path_factory.mktemp("pki"))
+    for ca in ("ca1", "ca2"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key",
+                 "-out", ca + ".pem", "-days", "2", "-subj", "/CN=Test Root " + ca,
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    for leaf, ca, name in (("good", "ca1", "localhost"), ("other_name", "ca1", "other.example"),
+                           ("foreign", "ca2", "localhost")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", leaf + ".key", "-out",
+                 leaf + ".csr", "-subj", "/CN=" + name, cwd=d)
+        with open(os.path.join(d, leaf + ".ext"), "w") as f:
+            f.write("subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n" % name)
+        _openssl("x509", "-req", "-in", leaf + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                 "-CAcreateserial", "-out", leaf + ".pem", "-days", "1", "-extfile",
+                 leaf + ".ext", cwd=d)
+    return d
+
+
+class Server:
+    """A TLS server on loopback with one certificate: /ok answers, /trickle trickles."""
+
+    def __init__(self, pki, leaf):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(pki, leaf + ".pem"), os.path.join(pki, leaf + ".key"))
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        self.stop = threading.Event()
+        self.seen = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                with self.ctx.wrap_socket(raw, server_side=True) as c:
+                    c.settimeout(10)
+                    req = c.recv(4096)
+                    self.seen.append(req)
+                    if req.startswith(b"GET /ok "):
+                        c.sendall(OK)
+                    else:
+                        c.sendall(b"HTTP/1.1 200 OK\r\n")
+                        while not self.stop.wait(TRICKLE_S):
+                            c.sendall(b"X")
+            except OSError:  # the plug refused our certificate: no request came
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.srv.close()
+
+
+PLUG = """
+import json, time
+from plug import http_client as hc
+hc.CA_FILE = %r
+out = []
+for path, deadline in %r:
+    t = time.ticks_ms()
+    try:
+        st, b = hc.request('GET', 'https://localhost:%d' + path, timeout_s=2, deadline_ms=deadline)
+        out.append([st, bytes(b).decode()])
+    except OSError as e:
+        out.append([type(e).__name__, str(e)])
+    out[-1].append(time.ticks_diff(time.ticks_ms(), t))
+print(json.dumps(out))
+"""
+
+
+def plug_get(mpy_dirs, ca_file, port, paths=(("/ok", 5000),)):
+    out = mp.run(PLUG % (ca_file, list(paths), port), heap="128k", path_dirs=mpy_dirs,
+                 timeout=60)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def ca_file(pki, tmp_path):
+    """ca.der as `plugctl deploy --ca` writes it, from root 1's PEM."""
+    path = str(tmp_path / "ca.der")
+    with open(path, "wb") as f:
+        f.write(ca_der(os.path.join(pki, "ca1.pem")))
+    return path
+
+
+def test_a_server_the_ca_vouches_for_is_read_within_the_deadline(pki, ca_file, mpy_dirs):
+    srv = Server(pki, "good")
+    try:
+        ok, trickle = plug_get(mpy_dirs, ca_file, srv.port, (("/ok", 5000), ("/trickle", 2500)))
+    finally:
+        srv.close()
+    assert ok[:2] == [200, '{"a": true}']
+    assert trickle[0] == "ReplyError" and "not complete within 2 s" in trickle[1]
+    assert 2450 <= trickle[2] < 3200
+    assert srv.seen[0].startswith(b"GET /ok HTTP/1.0\r\nHost: localhost:")
+
+
+@pytest.mark.parametrize("leaf, why", [
+    ("foreign", "not correctly signed by the trusted CA"),  # someone else's certificate
+    ("other_name", "Common Name (CN) does not match"),  # our CA, another host name
+])
+def test_a_server_the_ca_does_not_vouch_for_gets_nothing(pki, ca_file, mpy_dirs, leaf, why):
+    srv = Server(pki, leaf)
+    try:
+        (res,) = plug_get(mpy_dirs, ca_file, srv.port)
+    finally:
+        srv.close()
+    assert res[0] == "OSError" and "certificate of localhost refused" in res[1], res
+    assert why in res[1], res
+    assert srv.seen == []  # not a byte of the request
+
+
+def test_without_ca_certificates_https_is_refused_before_connecting(pki, tmp_path, mpy_dirs):
+    srv = Server(pki, "good")
+    bad = tmp_path / "garbage.der"
+    bad.write_bytes(b"\x30\x82\xff\xffnot a certificate")
+    try:
+        missing, garbage = (plug_get(mpy_dirs, path, srv.port)[0]
+                            for path in (str(tmp_path / "none.der"), str(bad)))
+    finally:
+        srv.close()
+    assert missing[0] == "OSError" and "no CA certificates on the plug" in missing[1]
+    assert garbage[0] == "OSError" and "is not usable" in garbage[1]
+    assert srv.seen == []
+
+
+def test_a_bundle_of_roots_is_accepted_and_bad_files_are_refused_on_the_host(pki, tmp_path,
+                                                                             mpy_dirs):
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("\n".join(open(os.path.join(pki, n + ".pem")).read()
+                                for n in ("ca2", "ca1")))
+    der = ca_der(str(bundle))
+    assert der == b"".join(ssl.PEM_cert_to_DER_cert(open(os.path.join(pki, n + ".pem")).read())
+                           for n in ("ca2", "ca1"))
+    path = tmp_path / "ca.der"
+    path.write_bytes(der)
+    srv = Server(pki, "good")  # vouched for by the second root of the bundle
+    try:
+        (res,) = plug_get(mpy_dirs, str(path), srv.port)
+    finally:
+        srv.close()
+    assert res[:2] == [200, '{"a": true}']
+    for text in ("not a certificate\n", ""):
+        bad = tmp_path / "bad.pem"
+        bad.write_text(text)
+        with pytest.raises(DeployError, match="no certificates"):
+            ca_der(str(bad))
+
+
+def test_deploy_stages_ca_der_beside_main_py(pki):
+    import shutil
+
+    from tools.deploy import stage
+
+    for ca in (os.path.join(pki, "ca1.pem"), None):
+        flash = stage("sim", ca)
+        try:
+            assert os.path.exists(os.path.join(flash, "main.py"))
+            path = os.path.join(flash, "ca.der")
+            if ca:
+                assert open(path, "rb").read() == ca_der(ca)
+            else:
+                assert not os.path.exists(path)
+        finally:
+            shutil.rmtree(flash)
