@@ -36,6 +36,60 @@ def test_a_node_that_answers_no_receipt_does_not_make_the_plug_pay_twice(tmp_pat
     assert devnet.balance(PAYEE) == AMOUNT and devnet.nonce(plug.address) == 1
 
 
+def _signed_again_after_a_lie(tmp_path, d):
+    """A payment mined at nonce 0 that a lying node made the plug sign again at nonce 1
+    (pending: the devnet does not automine)."""
+    plug = Plug(tmp_path / "s", config(d.url))
+    d.fund(plug.address, 10**18)
+    d.mine()
+    plug.records("p = make(ST)\np.pay('C-1', %r, %d)\n" % (PAYEE, AMOUNT))
+    d.mine()  # nonce 0 is mined: the payment landed
+    with HostileRPC(upstream=d.url) as h:  # a node that keeps saying "no receipt"
+        url = h.url("null_receipt", ["eth_getTransactionReceipt"])
+        out = plug.run("clock = ManualClock()\np = make(ST, clock, urls=[%r])\n"
+                       "for i in range(5):\n    p.step()\n    clock.t += 61\n"
+                       "show(p.get('C-1'))\n" % url)
+    rec = json.loads(out.splitlines()[-1])
+    assert rec["n"] == 1 and rec["st"] == "sent"  # taken as displaced: signed again
+    assert d.rpc("eth_getTransactionCount", plug.address, "pending") == "0x2"
+    return plug
+
+
+def test_a_first_transaction_mined_after_all_cancels_the_one_signed_again(tmp_path,
+                                                                          devnet_factory):
+    d = devnet_factory(automine=False)
+    plug = _signed_again_after_a_lie(tmp_path, d)
+    # an honest node shows the first transaction's receipt: the second must never land
+    recs = {r["id"]: r for r in plug.records("clock = ManualClock(10**6)\n"
+                                             "p = make(ST, clock)\np.step()\n")}
+    d.mine()
+    assert d.balance(PAYEE) == AMOUNT and d.nonce(plug.address) == 2  # paid once
+    assert recs["C-1"]["st"] == "confirmed" and recs["C-1"]["mined"] != recs["C-1"]["hash"]
+    cancel = recs["C-1~cancel"]
+    assert (cancel["n"], cancel["to"], cancel["amt"], cancel["st"]) == (1, plug.address, 0,
+                                                                          "sent")
+    recs = {r["id"]: r for r in plug.records("p = make(ST)\nsettle(p)\n")}
+    assert recs["C-1~cancel"]["st"] == "confirmed"
+
+
+def test_a_cancellation_that_loses_the_race_says_the_invoice_was_paid_twice(tmp_path,
+                                                                           devnet_factory):
+    d = devnet_factory(automine=False)
+    plug = _signed_again_after_a_lie(tmp_path, d)
+    with HostileRPC(upstream=d.url) as h:  # the cancellation cannot be broadcast...
+        url = h.url("http500", ["eth_sendRawTransaction"])
+        plug.run("clock = ManualClock(10**6)\np = make(ST, clock, urls=[%r])\np.step()\n"
+                 % url)
+    d.mine()  # ...and the transaction signed again is mined
+    assert d.balance(PAYEE) == 2 * AMOUNT
+    out = plug.run("clock = ManualClock(10**6)\np = make(ST, clock)\n"
+                   "for i in range(4):\n    p.step()\n    clock.t += 61\n"
+                   "show(p.get('C-1~cancel'))\n")
+    cancel = json.loads(out.splitlines()[-1])
+    assert cancel["st"] == "failed" and "invoice C-1 was PAID TWICE" in cancel["err"]
+    assert "PAID TWICE" in out
+
+
 _FEES = """
 def fees(r):
     return [r['v'][0]['fee'][0], r['v'][-1]['fee'][0], len(r['v'])]

@@ -26,7 +26,12 @@
 # Only when the account's mined nonce has passed ours and none of our variants has a
 # receipt, seen on _DISPLACED_STEPS steps over at least _DISPLACED_S (a node that lags
 # behind answers "no receipt" for a while), is the invoice signed again with a new
-# nonce (someone else used ours); receipts of the earlier variants still count.
+# nonce (someone else used ours); receipts of the earlier variants still count. If one
+# of them is mined after all (the node had lied or lagged), the transaction at the new
+# nonce is cancelled: record "<id>~cancel" replaces it with a 0-value transfer to the
+# plug's own address at that nonce and higher fees, advanced by step() like a payment.
+# Should the payment win that race anyway, the invoice was paid twice: the cancel
+# record ends "failed" and says so.
 # Replacement fees stop rising at chain.max_fee_per_gas (when set) and at
 # _MAX_FEE_GROWTH times the first variant's, and a replacement the balance cannot
 # cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
@@ -51,6 +56,7 @@ _UNFINISHED = ("prepared", "sent")
 _DISPLACED_STEPS = 3
 _DISPLACED_S = 120
 _MAX_FEE_GROWTH = 4
+_CANCEL = "~cancel"  # id suffix of a cancellation record
 
 
 class PaymentError(Exception):
@@ -367,7 +373,10 @@ class Payments:
             else:
                 gone[1] += 1
                 if gone[1] >= _DISPLACED_STEPS and now - gone[0] >= _DISPLACED_S:
-                    self._displaced(rec)
+                    if rec["id"].endswith(_CANCEL):
+                        self._cancel_lost(rec)
+                    else:
+                        self._displaced(rec)
             return
         rec.pop("gone", None)
         if rec["st"] == "prepared":
@@ -380,9 +389,14 @@ class Payments:
 
     def _mined(self, rec, r):
         rec.pop("gone", None)
-        if r["hash"] in rec.get("old", ()):
-            self._log("invoice %s: an earlier transaction %s was mined after all; nonce %d "
-                      "of the later one may be spent twice" % (rec["id"], r["hash"], rec["n"]))
+        if r["hash"] in rec.get("old", ()) and rec["id"] + _CANCEL not in self._recs:
+            self._log("invoice %s: an earlier transaction %s was mined after all; cancelling "
+                      "nonce %d" % (rec["id"], r["hash"], rec["n"]))
+            try:
+                self._cancel(rec)
+            except Exception as e:  # the payment is still confirmed; the risk is logged
+                self._log("invoice %s: nonce %d NOT cancelled (%s): it may pay twice"
+                          % (rec["id"], rec["n"], e))
         moved = rec["blk"] != r["block"] or rec["mined"] != r["hash"]
         if moved:
             rec["blk"] = r["block"]
@@ -409,6 +423,33 @@ class Payments:
             self._log("invoice %s: FAILED in block %d, invoice released" % (rec["id"], r["block"]))
         self._save()
         self._event(rec["st"], rec)
+
+    def _cancel(self, rec):
+        """Replace the transaction at rec's later nonce by a 0-value one to ourselves."""
+        last = rec["v"][-1]["fee"]
+        if len(last) == 1:
+            fees = {"gasPrice": _bump(last[0])}
+        else:
+            fees = {"maxFeePerGas": _bump(last[0]), "maxPriorityFeePerGas": _bump(last[1])}
+        c = {"id": rec["id"] + _CANCEL, "st": "prepared", "from": rec["from"],
+             "acct": rec["acct"], "to": rec["from"], "amt": 0, "tok": None, "memo": "",
+             "n": rec["n"], "gas": 21000, "v": [], "hash": None, "mined": None, "blk": None,
+             "err": None, "att": 1, "t": self.clock.time(), "tb": 0, "ch": None}
+        tx = self._tx(c, fees)
+        tx["gas"] = 21000
+        self._add_variant(c, tx)
+        self._recs[c["id"]] = c
+        self._save()
+        self._event("prepared", c)
+        self._broadcast(c)
+
+    def _cancel_lost(self, rec):
+        rec["st"] = "failed"
+        rec["err"] = ("nonce %d was mined without this cancellation: invoice %s was PAID "
+                      "TWICE" % (rec["n"], rec["id"][:-len(_CANCEL)]))
+        self._save()
+        self._log(rec["err"])
+        self._event("failed", rec)
 
     def _displaced(self, rec):
         self._log("invoice %s: nonce %d was used by another transaction; signing again"
