@@ -2,7 +2,7 @@
 # the MicroPython unix port. One case per stdin line: {"fmt", "decimals", "cap", "path"
 # (a file holding the reply's bytes, so the harness itself needs no more heap than the
 # plug's own HTTP buffer)}. Each reply goes the plug's real way: bytes ->
-# tariff._get_json -> Tariff.fetch_rates (format dispatch, parser, cap, Octopus pages).
+# provider.get_json -> Tariff.fetch_rates (format dispatch, parser, cap, Octopus pages).
 # Prints one line per case: "OK <n intervals>", "REFUSED <Type>" for the module's own
 # errors, or "CRASH <Type>: <msg>" for anything else (which the test fails on).
 import gc
@@ -10,7 +10,8 @@ import json
 import sys
 
 from plug import rates
-from plug.tariff import Tariff, TariffError
+from plug.provider import TariffError
+from plug.tariff import Tariff
 
 QUOTE_SIGNER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil #1, the quote key
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -2,7 +2,7 @@
 
 Rates: 1200 replies (300 per format: native, octopus, awattar, energy-charts), each a
 hypothesis-generated well-formed reply, a structural mutation of a real-shaped sample
-from tests/data/ or a byte-level mutation of one. Each goes bytes -> tariff._get_json ->
+from tests/data/ or a byte-level mutation of one. Each goes bytes -> provider.get_json ->
 Tariff.fetch_rates, in one MicroPython process per format. The rule: a reply either
 parses into a valid schedule (sorted, disjoint, integer, under the owner's cap) or is
 refused with TariffError / RateError (ValueError); never another exception, never a

@@ -257,7 +257,8 @@ PRELUDE = """
 import gc, json, time
 from plug import http_client
 from plug.store import Store
-from plug.tariff import Tariff, TariffError, http_get
+from plug.provider import TariffError, http_get
+from plug.tariff import Tariff
 from plug.billing import Billing
 class Clock:
     t = 820540800 + 600   # 2026-01-01T00:10:00Z in plug time

@@ -213,7 +213,7 @@ print(json.dumps([len(tf.sched), tf.current()['payee'], tf.rate_at(820540800 + 1
 
 
 def test_descriptor_checks_on_cpython():
-    from plug.tariff import TariffError, check_descriptor
+    from plug.provider import TariffError, check_descriptor
 
     pc = cfg("http://x")["provider"]
     good = {"name": "E", "payee": PAYEE, "chain_id": 31337, "currency": "native",

@@ -9,7 +9,8 @@ import os
 import pytest
 
 from plug.store import Store
-from plug.tariff import Tariff, TariffError
+from plug.provider import TariffError
+from plug.tariff import Tariff
 from tools import mp
 from tools.paths import ROOT
 from tools.tariff_server import TariffServer

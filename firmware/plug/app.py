@@ -213,7 +213,7 @@ class Plug:
         """A new config must reach its chain and accept its provider, or it rolls back."""
         from plug.chain import Chain
         from plug.rpc import RPC
-        from plug.tariff import check_descriptor, check_token_decimals, http_get
+        from plug.provider import check_descriptor, check_token_decimals, http_get
 
         ch = cfg["chain"]
         chain = Chain(RPC(ch["rpc_urls"], retries=1), ch["chain_id"], ch["eip1559"])
@@ -385,7 +385,7 @@ class Plug:
             if cfg["url"] and left <= 0:
                 left = cfg["interval_s"]
                 try:
-                    from plug.tariff import http_get
+                    from plug.provider import http_get
 
                     self.apply_config(http_get(cfg["url"]))
                 except ConfigError as e:

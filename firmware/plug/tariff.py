@@ -1,21 +1,13 @@
-# The energy provider and the rate in force: provider descriptor, rate cache, policy.
+# The rate in force: the approved providers over time, the rate cache and the owner's
+# policy where no rate is known (the descriptor and its checks: provider.py).
 #
-# Provider descriptor (JSON at config["provider"]["url"]):
-#   {"name": "Example Energy", "payee": "0x...", "chain_id": 31337,
-#    "currency": "native" | {"address": "0x...", "decimals": 6, "symbol": "EURC"},
-#    "rates": {"url": "http://...", "format": "native"|"octopus"|"awattar"|"energy-charts"},
-#    "quote_signer": "0x..."}           (required for the native format)
-# The payee must be in config["provider"]["approved_payees"], the chain id must be the
-# configured chain's and a token must be in approved_tokens; the fiat formats need a
-# token (a 1:1 fiat-backed stablecoin). A refused descriptor is reported and the last
-# approved provider stays in force. A new provider (an approved change of payee, chain
-# id, token, decimals, quote signer or rates format) takes effect at the end of the
-# rate interval in force when it is accepted (the next interval boundary): energy
-# before that is priced and paid as before. A new name, symbol or rates URL updates
-# the provider in place (a rates URL that carries the date is not a new provider
-# every refresh). Providers are numbered (pid) in approval order and a number is
-# never reused; the oldest are dropped once no kept rate interval falls in their time
-# and they ended two settlement periods ago.
+# A new provider (an approved change of payee, chain id, token, decimals, quote signer
+# or rates format) takes effect at the end of the rate interval in force when it is
+# accepted (the next interval boundary): energy before that is priced and paid as
+# before. A new name, symbol or rates URL updates the provider in place (a rates URL
+# that carries the date is not a new provider every refresh). Providers are numbered
+# (pid) in approval order and a number is never reused; the oldest are dropped once no
+# kept rate interval falls in their time and they ended two settlement periods ago.
 #
 # Rates are cached (durably, store name "tariff") as [start, end, rate_per_kwh] in
 # plug time and refreshed one refresh period ahead of the end of the known rates,
@@ -35,156 +27,16 @@
 # decimals() call) before a descriptor is accepted; a mismatch is refused.
 # Every refusal (network, HTTP status, size, JSON, field, signature, cap, deadline) is
 # kept in `reports` as (plug time, reason) and logged as "[tariff] ...".
-#
-# HTTP (plug.http_client): every request has a timeout per read and an overall deadline
-# (default 2 x timeout + 1 s) checked after every chunk read, at most 40 header lines
-# and 4 KB of headers, no redirects, at most MAX_BODY bytes.
-import json
-
 from plug import rates
+from plug.provider import (TariffError, check_descriptor, check_token_decimals, get_json,
+                           http_get, same_provider)
 from plug.rates import RateError
 
-_FORMATS = ("native", "octopus", "awattar", "energy-charts")
 _MAX_PAGES = 4  # Octopus pagination: pages followed per refresh
 _MAX_REPORTS = 8
 _MAX_HELD = 4  # rate gaps remembered as reported
 _MAX_BACKOFF = 3600
 _WINDOWED = ("awattar", "energy-charts")  # serve from now on unless asked with start=
-
-
-class TariffError(Exception):
-    """A provider or rates reply the plug refuses; the message says why."""
-
-
-def _addr(v, what):
-    if not isinstance(v, str) or len(v) != 42 or v[:2] not in ("0x", "0X"):
-        raise TariffError("descriptor: %s must be a 0x address, got %r" % (what, v))
-    try:
-        int(v[2:], 16)
-    except ValueError:
-        raise TariffError("descriptor: %s is not hex: %r" % (what, v))
-    return v
-
-
-def _approved(addr, approved):
-    return addr.lower() in [a.lower() for a in approved]
-
-
-def check_descriptor(d, provider_cfg, chain_id):
-    """The descriptor as the plug keeps it, or TariffError naming the refused field:
-    {"name", "payee", "token" (None = native), "decimals", "symbol", "rates_url",
-     "format", "signer"}."""
-    if not isinstance(d, dict):
-        raise TariffError("descriptor: not a JSON object")
-    name = d.get("name")
-    if not isinstance(name, str) or not 0 < len(name) <= 64:
-        raise TariffError("descriptor: name must be a string of 1..64 characters")
-    payee = _addr(d.get("payee"), "payee")
-    if not _approved(payee, provider_cfg.get("approved_payees", ())):
-        raise TariffError("descriptor: payee %s is not approved by the owner" % payee)
-    cid = d.get("chain_id")
-    if type(cid) is not int or cid != chain_id:
-        raise TariffError("descriptor: chain id %r is not the configured chain %d"
-                          % (cid, chain_id))
-    cur = d.get("currency")
-    if cur == "native":
-        token, decimals, symbol = None, 18, "native"
-    elif isinstance(cur, dict):
-        token = _addr(cur.get("address"), "currency.address")
-        if not _approved(token, provider_cfg.get("approved_tokens", ())):
-            raise TariffError("descriptor: token %s is not approved by the owner" % token)
-        decimals, symbol = cur.get("decimals"), cur.get("symbol")
-        if type(decimals) is not int or not 0 <= decimals <= 36:
-            raise TariffError("descriptor: currency.decimals must be an integer 0..36")
-        if not isinstance(symbol, str) or not 0 < len(symbol) <= 11:
-            raise TariffError("descriptor: currency.symbol must be 1..11 characters")
-    else:
-        raise TariffError("descriptor: currency must be \"native\" or "
-                          "{address, decimals, symbol}")
-    rt = d.get("rates")
-    if not isinstance(rt, dict):
-        raise TariffError("descriptor: rates must be {url, format}")
-    url, fmt = rt.get("url"), rt.get("format")
-    if not isinstance(url, str) or len(url) > 200 or not (url.startswith("http://")
-                                                         or url.startswith("https://")):
-        raise TariffError("descriptor: rates.url must be an http(s) URL")
-    if fmt not in _FORMATS:
-        raise TariffError("descriptor: rates.format %r is not one of %s"
-                          % (fmt, ", ".join(_FORMATS)))
-    if fmt != "native" and token is None:
-        raise TariffError("descriptor: %s prices are fiat; settle in an approved stablecoin" % fmt)
-    signer = d.get("quote_signer")
-    if fmt == "native" or signer is not None:
-        signer = _addr(signer, "quote_signer")
-    return {"name": name, "payee": payee, "chain_id": cid, "token": token,
-            "decimals": decimals, "symbol": symbol, "rates_url": url, "format": fmt,
-            "signer": signer}
-
-
-def check_token_decimals(d, decimals_of):
-    """TariffError unless the descriptor's token has the decimals it claims on chain
-    (decimals_of(address) -> int, e.g. Chain.erc20_decimals). Native: nothing to read."""
-    tok = d["token"]
-    if tok is None:
-        return
-    try:
-        got = decimals_of(tok)
-    except Exception as e:  # node away or not a token: the claim is unchecked
-        raise TariffError("descriptor: cannot read decimals() of token %s (%s)" % (tok, e))
-    if got != d["decimals"]:
-        raise TariffError("descriptor: token %s has %d decimals on chain, the descriptor "
-                          "says %d" % (tok, got, d["decimals"]))
-
-
-def _lower(v):
-    return v.lower() if isinstance(v, str) else v
-
-
-def same_provider(a, b):
-    """True if descriptors a and b are one provider: same payee, chain, token, decimals,
-    quote signer and rates format (name, symbol and rates URL may differ)."""
-    for k in ("payee", "token", "signer"):
-        if _lower(a.get(k)) != _lower(b.get(k)):
-            return False
-    # a descriptor kept before chain_id was recorded is of the configured chain
-    ca, cb = a.get("chain_id"), b.get("chain_id")
-    if ca is not None and cb is not None and ca != cb:
-        return False
-    return a.get("decimals") == b.get("decimals") and a.get("format") == b.get("format")
-
-
-def http_get(url, limit=rates.MAX_BODY, timeout=10, deadline_s=None):
-    """Body of a 200 reply, at most `limit` bytes, all of it within `deadline_s` seconds
-    (default 2 * timeout + 1), or TariffError with the reason."""
-    from plug import http_client
-
-    try:
-        status, body = http_client.request(
-            "GET", url, timeout_s=timeout,
-            deadline_ms=None if deadline_s is None else int(deadline_s * 1000),
-            max_body_bytes=limit)
-    except http_client.ReplyError as e:
-        raise TariffError("reply from %s refused: %s" % (url, e))
-    except OSError as e:
-        raise TariffError("no reply from %s (%s)" % (url, e))
-    except ValueError as e:
-        raise TariffError("cannot fetch %s: %s" % (url, e))
-    if 300 <= status < 400:
-        raise TariffError("HTTP %d from %s: redirect refused (configure the final URL)"
-                          % (status, url))
-    if status != 200:
-        raise TariffError("HTTP %d from %s" % (status, url))
-    return body
-
-
-def _get_json(get, url):
-    body = get(url)
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise TariffError("malformed JSON from %s" % url)
-    except (RuntimeError, MemoryError):  # nesting too deep for the parser or the heap
-        raise TariffError("JSON from %s is nested too deeply" % url)
 
 
 def _with_start(url, since, per_s):
@@ -331,7 +183,7 @@ class Tariff:
         return min(_MAX_BACKOFF, self.pcfg.get("refresh_s", 900), 15 << min(self._fails, 8))
 
     def refresh_descriptor(self, now):
-        d = check_descriptor(_get_json(self.get, self.pcfg["url"]), self.pcfg, self.chain_id)
+        d = check_descriptor(get_json(self.get, self.pcfg["url"]), self.pcfg, self.chain_id)
         cur = self.current()
         if cur == d:
             self._check_decimals(d, now, True)
@@ -396,7 +248,7 @@ class Tariff:
         if fmt == "native":
             from plug import rates_native
 
-            q = _get_json(self.get, d["rates_url"])
+            q = get_json(self.get, d["rates_url"])
             sched, issued = rates_native.parse(q, self.chain_id, d["token"] or "native", dec,
                                                d["signer"], cap)
             if issued < self.issued:
@@ -407,15 +259,15 @@ class Tariff:
 
         if fmt == "awattar":
             url = _with_start(d["rates_url"], since, 1000)
-            return rates_fiat.parse_awattar(_get_json(self.get, url), dec, cap)[0], None
+            return rates_fiat.parse_awattar(get_json(self.get, url), dec, cap)[0], None
         if fmt == "energy-charts":
-            obj = _get_json(self.get, _with_start(d["rates_url"], since, 1))
+            obj = get_json(self.get, _with_start(d["rates_url"], since, 1))
             return rates_fiat.parse_energy_charts(obj, dec, cap)[0], None
         # octopus: follow `next` for a few pages; open-ended rates run to a horizon
         horizon = now + 2 * self.pcfg.get("refresh_s", 900)
         url, out = d["rates_url"], []
         for _ in range(_MAX_PAGES):
-            page, url = rates_fiat.parse_octopus(_get_json(self.get, url), dec, horizon, cap)
+            page, url = rates_fiat.parse_octopus(get_json(self.get, url), dec, horizon, cap)
             out = page + out  # later pages are older
             if not url:
                 break
