@@ -11,6 +11,7 @@ NODESTAMP := node_modules/.setup-done
 .PHONY: setup test bench mpy demo faults lint flash deploy clean
 
 setup: $(PYSTAMP) $(NODESTAMP)
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 
 $(PYSTAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +47,7 @@ flash: setup
 	$(PY) -m esptool --chip esp32 --port $(PORT) erase_flash
 	$(PY) -m esptool --chip esp32 --port $(PORT) --baud 460800 write_flash -z 0x1000 $(FIRMWARE)
 
-# make deploy PORT=/dev/ttyUSB0 BOARD=shelly_ade7953
+# make deploy PORT=/dev/ttyUSB0 BOARD=shelly_ade7953 [CA=roots.pem]
 deploy: setup mpy
 	$(VENV)/bin/plugctl deploy --port $(PORT) --board $(BOARD) $(if $(CA),--ca $(CA))
 
