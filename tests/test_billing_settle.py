@@ -165,6 +165,21 @@ def test_a_credit_at_negative_prices_carries_into_the_next_payment(tmp_path):
     assert bil.lines("M1/A") == []
 
 
+def test_after_a_credit_the_next_payment_waits_for_the_minimum_or_a_new_period(tmp_path):
+    bil, st = plug(str(tmp_path), min_amount=100_000)
+    bil.bill("M1/A", [(0, 60, 10**9)], flat(-1000))
+    bil.bill("M1/A", [(60, 120, 10**6)], lambda t0, t1: [(t0, t1, None, 0)])  # a closed gap
+    bil.bill("M1/A", [(120, 180, 10**9)], flat(-999))
+    assert st.prepare(86400) == []  # in credit at the period's end: a new period starts
+    assert [(ln[0], ln[1], ln[2], ln[4], ln[6:]) for ln in bil.lines("M1/A")] == [
+        (60, 120, 10**6, 0, ["unpriced"]), (0, 180, 2 * 10**9, -1999, [])]  # folded apart
+    bil.bill("M1/A", [(86400, 86460, 10**9)], flat(2000))  # net +1 base unit
+    assert st.prepare(86460) == [] and st.prepare(2 * 86400 - 1) == []  # not worth a fee
+    (inv,) = st.prepare(2 * 86400)
+    assert inv["amount"] == 1 and (inv["t0"], inv["t1"]) == (0, 86460)
+    assert sum(it[1] for it in inv["items"]) == 3 * 10**9 + 10**6  # all the energy
+
+
 def test_a_channel_in_credit_lowers_the_wallets_payment(tmp_path):
     bil, st = plug(str(tmp_path))
     bil.bill("M1/A", [(0, 60, 10**9)], flat(-30_000))  # 1 kWh consumed at -0.03/kWh

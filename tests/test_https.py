@@ -41,6 +41,21 @@ def pki(tmp_path_factory):
         _openssl("x509", "-req", "-in", leaf + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
                  "-CAcreateserial", "-out", leaf + ".pem", "-days", "1", "-extfile",
                  leaf + ".ext", cwd=d)
+    # root 1's certificate for localhost that ran out in 2020 (`openssl ca` sets the dates)
+    os.makedirs(os.path.join(d, "db"))
+    open(os.path.join(d, "db", "index.txt"), "w").close()
+    with open(os.path.join(d, "db", "serial"), "w") as f:
+        f.write("1000\n")
+    with open(os.path.join(d, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = db/index.txt\nserial = db/serial\n"
+                "new_certs_dir = db\ndefault_md = sha256\npolicy = p\ncopy_extensions = copy\n"
+                "[p]\ncommonName = supplied\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "expired.key", "-out",
+             "expired.csr", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+             cwd=d)
+    _openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca1.pem", "-keyfile", "ca1.key",
+             "-in", "expired.csr", "-out", "expired.pem", "-startdate", "20200101000000Z",
+             "-enddate", "20200102000000Z", cwd=d)
     return d
 
 
@@ -130,6 +145,7 @@ def test_a_server_the_ca_vouches_for_is_read_within_the_deadline(pki, ca_file, m
 @pytest.mark.parametrize("leaf, why", [
     ("foreign", "not correctly signed by the trusted CA"),  # someone else's certificate
     ("other_name", "Common Name (CN) does not match"),  # our CA, another host name
+    ("expired", "validity has expired"),  # our CA, our host name, out of date
 ])
 def test_a_server_the_ca_does_not_vouch_for_gets_nothing(pki, ca_file, mpy_dirs, leaf, why):
     srv = Server(pki, leaf)
@@ -153,6 +169,10 @@ def test_without_ca_certificates_https_is_refused_before_connecting(pki, tmp_pat
         srv.close()
     assert missing[0] == "OSError" and "no CA certificates on the plug" in missing[1]
     assert garbage[0] == "OSError" and "is not usable" in garbage[1]
+    big = tmp_path / "big.der"
+    big.write_bytes(b"\x00" * 16385)
+    (res,) = plug_get(mpy_dirs, str(big), srv.port)
+    assert res[0] == "OSError" and "over 16384 bytes" in res[1]
     assert srv.seen == []
 
 
@@ -172,11 +192,16 @@ def test_a_bundle_of_roots_is_accepted_and_bad_files_are_refused_on_the_host(pki
     finally:
         srv.close()
     assert res[:2] == [200, '{"a": true}']
-    for text in ("not a certificate\n", ""):
-        bad = tmp_path / "bad.pem"
-        bad.write_text(text)
+    bad = tmp_path / "bad.der"
+    key_der = subprocess.run(["openssl", "pkey", "-in", os.path.join(pki, "ca1.key"),
+                              "-outform", "DER"], check=True, capture_output=True).stdout
+    for data in (b"not a certificate\n", b"", b"\x30\x03abc", key_der):  # framing is not enough
+        bad.write_bytes(data)
         with pytest.raises(DeployError, match="no certificates"):
             ca_der(str(bad))
+    bad.write_bytes(der * 12)  # a whole system bundle would not fit the plug's heap
+    with pytest.raises(DeployError, match="the plug takes 16384"):
+        ca_der(str(bad))
 
 
 def test_deploy_stages_ca_der_beside_main_py(pki):

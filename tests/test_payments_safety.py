@@ -36,57 +36,67 @@ def test_a_node_that_answers_no_receipt_does_not_make_the_plug_pay_twice(tmp_pat
     assert devnet.balance(PAYEE) == AMOUNT and devnet.nonce(plug.address) == 1
 
 
-def _signed_again_after_a_lie(tmp_path, d):
+def _signed_again_after_a_lie(tmp_path, d, confirmations=1):
     """A payment mined at nonce 0 that a lying node made the plug sign again at nonce 1
     (pending: the devnet does not automine)."""
-    plug = Plug(tmp_path / "s", config(d.url))
+    plug = Plug(tmp_path / "s", config(d.url, chain={"confirmations": confirmations}))
     d.fund(plug.address, 10**18)
     d.mine()
     plug.records("p = make(ST)\np.pay('C-1', %r, %d)\n" % (PAYEE, AMOUNT))
     d.mine()  # nonce 0 is mined: the payment landed
-    with HostileRPC(upstream=d.url) as h:  # a node that keeps saying "no receipt"
-        url = h.url("null_receipt", ["eth_getTransactionReceipt"])
-        out = plug.run("clock = ManualClock()\np = make(ST, clock, urls=[%r])\n"
-                       "for i in range(5):\n    p.step()\n    clock.t += 61\n"
-                       "show(p.get('C-1'))\n" % url)
+    out = _steps(plug, d, "null_receipt", ["eth_getTransactionReceipt"], 5,
+                 "show(p.get('C-1'))\n")
     rec = json.loads(out.splitlines()[-1])
     assert rec["n"] == 1 and rec["st"] == "sent"  # taken as displaced: signed again
     assert d.rpc("eth_getTransactionCount", plug.address, "pending") == "0x2"
     return plug
 
 
+def _steps(plug, d, mode, methods, n, then="", start="None"):
+    """n steps a minute apart through a node misbehaving per `mode` on `methods`."""
+    with HostileRPC(upstream=d.url) as h:
+        return plug.run("clock = ManualClock(%s)\np = make(ST, clock, urls=[%r])\n"
+                        "for i in range(%d):\n    p.step()\n    clock.t += 61\n%s"
+                        % (start, h.url(mode, methods), n, then))
+
+
+@pytest.mark.parametrize("confirmations", [1, 3])
 def test_a_first_transaction_mined_after_all_cancels_the_one_signed_again(tmp_path,
-                                                                          devnet_factory):
+                                                                          devnet_factory,
+                                                                          confirmations):
     d = devnet_factory(automine=False)
-    plug = _signed_again_after_a_lie(tmp_path, d)
+    plug = _signed_again_after_a_lie(tmp_path, d, confirmations)
     # an honest node shows the first transaction's receipt: the second must never land
-    recs = {r["id"]: r for r in plug.records("clock = ManualClock(10**6)\n"
-                                             "p = make(ST, clock)\np.step()\n")}
-    d.mine()
-    assert d.balance(PAYEE) == AMOUNT and d.nonce(plug.address) == 2  # paid once
-    assert recs["C-1"]["st"] == "confirmed" and recs["C-1"]["mined"] != recs["C-1"]["hash"]
-    cancel = recs["C-1~cancel"]
+    recs = {r["id"]: r for r in plug.records("p = make(ST)\np.step()\n")}
+    assert recs["C-1"]["st"] == ("confirmed" if confirmations == 1 else "sent")
+    assert recs["C-1"]["mined"] != recs["C-1"]["hash"]
+    cancel = recs["C-1~cancel1"]
     assert (cancel["n"], cancel["to"], cancel["amt"], cancel["st"]) == (1, plug.address, 0,
                                                                           "sent")
+    # the node lies again while the payment waits for its confirmations, for deadlines
+    # on end: the payment is not sent or re-signed at nonce 1 over its cancellation
+    out = _steps(plug, d, "null_receipt", ["eth_getTransactionReceipt"], 4,
+                 start="ManualClock().t + 7200")
+    assert "invoice C-1: " not in out  # neither re-signed nor sent: no fee war either
+    d.mine(confirmations)
+    assert d.balance(PAYEE) == AMOUNT and d.nonce(plug.address) == 2  # paid once
     recs = {r["id"]: r for r in plug.records("p = make(ST)\nsettle(p)\n")}
-    assert recs["C-1~cancel"]["st"] == "confirmed"
+    assert recs["C-1"]["st"] == recs["C-1~cancel1"]["st"] == "confirmed"
 
 
 def test_a_cancellation_that_loses_the_race_says_the_invoice_was_paid_twice(tmp_path,
                                                                            devnet_factory):
     d = devnet_factory(automine=False)
     plug = _signed_again_after_a_lie(tmp_path, d)
-    with HostileRPC(upstream=d.url) as h:  # the cancellation cannot be broadcast...
-        url = h.url("http500", ["eth_sendRawTransaction"])
-        plug.run("clock = ManualClock(10**6)\np = make(ST, clock, urls=[%r])\np.step()\n"
-                 % url)
+    # the cancellation cannot be broadcast...
+    _steps(plug, d, "http500", ["eth_sendRawTransaction"], 1)
     d.mine()  # ...and the transaction signed again is mined
     assert d.balance(PAYEE) == 2 * AMOUNT
-    out = plug.run("clock = ManualClock(10**6)\np = make(ST, clock)\n"
+    out = plug.run("clock = ManualClock(ManualClock().t + 3600)\np = make(ST, clock)\n"
                    "for i in range(4):\n    p.step()\n    clock.t += 61\n"
-                   "show(p.get('C-1~cancel'))\n")
+                   "show(p.get('C-1~cancel1'))\n")
     cancel = json.loads(out.splitlines()[-1])
-    assert cancel["st"] == "failed" and "invoice C-1 was PAID TWICE" in cancel["err"]
+    assert cancel["st"] == "failed" and "the invoice was PAID TWICE" in cancel["err"]
     assert "PAID TWICE" in out
 
 

@@ -51,13 +51,19 @@ def ca_der(path):
         data = b"".join(ssl.PEM_cert_to_DER_cert(b.decode("ascii")) for b in blocks)
     if FIRMWARE not in sys.path:
         sys.path.append(FIRMWARE)
-    from plug.http_client import der_certs
+    from plug.http_client import MAX_CA_BYTES, der_certs
 
     try:
-        if not der_certs(data):
+        certs = der_certs(data)
+        if not certs:
             raise ValueError("empty")
-    except ValueError as e:
+        for der in certs:  # an X.509 certificate, not just DER framing
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
+    except (ValueError, ssl.SSLError) as e:
         raise DeployError("%s: no certificates (%s)" % (path, e))
+    if len(data) > MAX_CA_BYTES:
+        raise DeployError("%s: %d bytes of certificates, the plug takes %d: keep only the "
+                          "roots your servers need" % (path, len(data), MAX_CA_BYTES))
     return data
 
 

@@ -45,6 +45,7 @@ _MAX_LINES = const(40)  # header lines after the status line
 _MAX_DIGITS = const(9)  # of Content-Length
 _ETIMEDOUT = const(110)
 CA_FILE = "ca.der"  # on the flash, beside main.py
+MAX_CA_BYTES = const(16384)  # a few roots; a whole system bundle would not fit the heap
 
 
 class ReplyError(OSError):
@@ -173,10 +174,12 @@ def _tls_context():
 
     try:
         with open(CA_FILE, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_CA_BYTES + 1)
     except OSError:
         raise OSError("https: no CA certificates on the plug (%s): the server cannot be "
                       "checked, so nothing is sent" % CA_FILE)
+    if len(data) > MAX_CA_BYTES:
+        raise OSError("https: %s is over %d bytes" % (CA_FILE, MAX_CA_BYTES))
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = tls.CERT_REQUIRED
     try:

@@ -26,12 +26,13 @@
 # Only when the account's mined nonce has passed ours and none of our variants has a
 # receipt, seen on _DISPLACED_STEPS steps over at least _DISPLACED_S (a node that lags
 # behind answers "no receipt" for a while), is the invoice signed again with a new
-# nonce (someone else used ours); receipts of the earlier variants still count. If one
-# of them is mined after all (the node had lied or lagged), the transaction at the new
-# nonce is cancelled: record "<id>~cancel" replaces it with a 0-value transfer to the
-# plug's own address at that nonce and higher fees, advanced by step() like a payment.
-# Should the payment win that race anyway, the invoice was paid twice: the cancel
-# record ends "failed" and says so.
+# nonce (someone else used ours); receipts (status 1) of the earlier variants still
+# count. If one of them is mined after all (the node had lied or lagged), the
+# transaction at the new nonce is cancelled: the payment's own variants are never sent
+# again, and record "<id>~cancel<nonce>" replaces them with a 0-value transfer to the
+# plug's own address at that nonce and higher fees (above chain.max_fee_per_gas if need
+# be: it costs 21000 gas), advanced by step() like a payment. Should the payment win
+# that race anyway, the cancel record ends "failed" and says the invoice was PAID TWICE.
 # Replacement fees stop rising at chain.max_fee_per_gas (when set) and at
 # _MAX_FEE_GROWTH times the first variant's, and a replacement the balance cannot
 # cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
@@ -274,10 +275,10 @@ class Payments:
             raise SpendRefused("balance of %s is %d wei, needs %d (amount + gas + floor %d)"
                                % (rec["from"], bal, need, floor))
 
-    def _add_variant(self, rec, tx):
+    def _add_variant(self, rec, tx, capped=True):
         cap = self.max_fee_cap
         fee = tx.get("maxFeePerGas", tx.get("gasPrice"))
-        if cap is not None and fee > cap:
+        if capped and cap is not None and fee > cap:
             raise SpendRefused("fee %d wei/gas is over the configured cap %d" % (fee, cap))
         raw = self.wallet.sign_transaction(tx, rec["acct"])
         h = _hex(eth.transaction_hash(raw))
@@ -348,9 +349,13 @@ class Payments:
         return changed
 
     def _find_receipt(self, rec):
-        for h in [v["h"] for v in reversed(rec["v"])] + rec.get("old", []):
+        for h in [v["h"] for v in reversed(rec["v"])]:
             r = self.chain.receipt(h)
             if r is not None:
+                return r
+        for h in rec.get("old", ()):  # an earlier nonce that reverted paid nothing
+            r = self.chain.receipt(h)
+            if r is not None and r["status"] == 1:
                 return r
         return None
 
@@ -358,6 +363,8 @@ class Payments:
         r = self._find_receipt(rec)
         if r is not None:
             self._mined(rec, r)
+            return
+        if rec.get("cx"):  # its nonce is being cancelled: only a receipt moves it now
             return
         mined_nonce = self.chain.nonce(rec["from"], "latest")
         if mined_nonce > rec["n"]:
@@ -373,7 +380,7 @@ class Payments:
             else:
                 gone[1] += 1
                 if gone[1] >= _DISPLACED_STEPS and now - gone[0] >= _DISPLACED_S:
-                    if rec["id"].endswith(_CANCEL):
+                    if "of" in rec:
                         self._cancel_lost(rec)
                     else:
                         self._displaced(rec)
@@ -389,14 +396,14 @@ class Payments:
 
     def _mined(self, rec, r):
         rec.pop("gone", None)
-        if r["hash"] in rec.get("old", ()) and rec["id"] + _CANCEL not in self._recs:
+        if r["hash"] in rec.get("old", ()) and not rec.get("cx"):
             self._log("invoice %s: an earlier transaction %s was mined after all; cancelling "
                       "nonce %d" % (rec["id"], r["hash"], rec["n"]))
             try:
                 self._cancel(rec)
-            except Exception as e:  # the payment is still confirmed; the risk is logged
-                self._log("invoice %s: nonce %d NOT cancelled (%s): it may pay twice"
-                          % (rec["id"], rec["n"], e))
+            except Exception as e:  # the payment is still confirmed; the risk is shown
+                rec["err"] = "nonce %d NOT cancelled (%s): it may pay twice" % (rec["n"], e)
+                self._log("invoice %s: %s" % (rec["id"], rec["err"]))
         moved = rec["blk"] != r["block"] or rec["mined"] != r["hash"]
         if moved:
             rec["blk"] = r["block"]
@@ -431,22 +438,42 @@ class Payments:
             fees = {"gasPrice": _bump(last[0])}
         else:
             fees = {"maxFeePerGas": _bump(last[0]), "maxPriorityFeePerGas": _bump(last[1])}
-        c = {"id": rec["id"] + _CANCEL, "st": "prepared", "from": rec["from"],
-             "acct": rec["acct"], "to": rec["from"], "amt": 0, "tok": None, "memo": "",
-             "n": rec["n"], "gas": 21000, "v": [], "hash": None, "mined": None, "blk": None,
-             "err": None, "att": 1, "t": self.clock.time(), "tb": 0, "ch": None}
+        c = {"id": "%s%s%d" % (rec["id"], _CANCEL, rec["n"]), "of": rec["id"],
+             "st": "prepared", "from": rec["from"], "acct": rec["acct"], "to": rec["from"],
+             "amt": 0, "tok": None, "memo": "", "n": rec["n"], "gas": 21000, "v": [],
+             "hash": None, "mined": None, "blk": None, "err": None, "att": 1,
+             "t": self.clock.time(), "tb": 0, "ch": None}
         tx = self._tx(c, fees)
         tx["gas"] = 21000
-        self._add_variant(c, tx)
+        self._add_variant(c, tx, capped=False)
+        rec["cx"] = True
+        for v in rec["v"]:
+            v.pop("raw", None)  # the payment at this nonce is never sent again
         self._recs[c["id"]] = c
         self._save()
         self._event("prepared", c)
         self._broadcast(c)
 
     def _cancel_lost(self, rec):
+        """The cancellation's nonce was used by another transaction: which one?"""
+        pay = self._recs.get(rec["of"])
+        r = None
+        for v in pay["v"] if pay else ():
+            r = self.chain.receipt(v["h"])
+            if r is not None:
+                break
+        if pay and r is None:
+            rec.pop("gone", None)  # neither receipt yet: a node behind; look again
+            return
         rec["st"] = "failed"
-        rec["err"] = ("nonce %d was mined without this cancellation: invoice %s was PAID "
-                      "TWICE" % (rec["n"], rec["id"][:-len(_CANCEL)]))
+        if r is None:
+            rec["err"] = "nonce %d was used by another transaction" % rec["n"]
+        elif r["status"] == 1:
+            rec["err"] = ("nonce %d was mined as invoice %s's payment %s: the invoice was "
+                          "PAID TWICE" % (rec["n"], rec["of"], r["hash"]))
+        else:
+            rec["err"] = ("nonce %d was mined as invoice %s's payment %s, which reverted: "
+                          "paid once" % (rec["n"], rec["of"], r["hash"]))
         self._save()
         self._log(rec["err"])
         self._event("failed", rec)

@@ -22,9 +22,10 @@
 # minute; a share of 0 % means only the period rule applies), or once
 # settlement.max_period_s has passed since the start of its oldest unsettled line. A
 # group whose amount is 0 at its period end is closed without a payment. A group whose
-# amount is below 0 (energy at negative prices) carries its credit: its lines fold into
-# one line per channel (so the billing state stays small) and later energy pays it off;
-# the first payment after that covers the whole span.
+# amount is below 0 at its period end (energy at negative prices) carries its credit:
+# its priced lines fold into one line per channel (so the billing state stays small),
+# a new period starts (state "credit": {"<account>/<pid>": time}) and later energy pays
+# the credit off; the payment that follows covers the whole span.
 #
 # Invoice ids are "<seq>-<account>" with seq a counter kept in the billing state: it
 # is assigned in the same write that moves the lines, so an id never changes across
@@ -170,18 +171,23 @@ class Settlement:
         made = []
         closed = []
         folded = False
+        credit = st.setdefault("credit", {})
         for (acct, pid), g in sorted(self._groups().items()):
             lines = [ln for ls in g.values() for ln in ls]
             amount = sum(ln[4] for ln in lines)
             t0 = min(ln[0] for ln in lines)
             t1 = max(ln[1] for ln in lines)
+            ck = "%d/%d" % (acct, pid)
             by_amount = thr is not None and amount > 0 and amount >= thr
-            by_period = now - t0 >= period
+            by_period = now - max(t0, credit.get(ck, t0)) >= period
             if not (by_amount or by_period):
                 continue
             if amount < 0:
-                folded = self._fold(g, pid) or folded
+                self._fold(g, pid)
+                credit[ck] = now
+                folded = True
                 continue
+            credit.pop(ck, None)
             if len(g) > _MAX_ITEMS:
                 raise ValueError("settle: more than %d channels in one payment" % _MAX_ITEMS)
             for key in g:  # these lines leave the billing ledger
@@ -211,17 +217,15 @@ class Settlement:
         return made
 
     def _fold(self, g, pid):
-        """A credit carries: each channel's lines of the group become one line with their
-        span, energy, mean rate and amount. True if anything changed."""
-        changed = False
+        """A credit carries: each channel's priced lines of the group become one line
+        with their span, energy, mean rate and amount (unpriced lines stay as they are)."""
         st = self.billing.state["lines"]
         for key, ls in g.items():
-            if len(ls) < 2:
-                continue
-            one = [min(ln[0] for ln in ls), max(ln[1] for ln in ls)]
-            st[key] = [ln for ln in st[key] if ln[5] != pid] + [one + list(_sum_lines(ls)) + [pid]]
-            changed = True
-        return changed
+            ls = [ln for ln in ls if len(ln) == 6]
+            if len(ls) > 1:
+                one = [min(ln[0] for ln in ls), max(ln[1] for ln in ls)]
+                st[key] = ([ln for ln in st[key] if ln[5] != pid or len(ln) > 6]
+                           + [one + list(_sum_lines(ls)) + [pid]])
 
     def _log(self, msg):
         if self.log:
