@@ -158,6 +158,32 @@ def test_a_server_the_ca_does_not_vouch_for_gets_nothing(pki, ca_file, mpy_dirs,
     assert srv.seen == []  # not a byte of the request
 
 
+def test_a_server_that_trickles_its_handshake_is_given_up_at_the_deadline(ca_file, mpy_dirs):
+    """A peer (or someone on the LAN in front of it) that sends the TLS handshake a byte at
+    a time, each well within the read timeout: only the overall deadline stops it."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KB...
+            while not stop.wait(TRICKLE_S):
+                conn.sendall(b"\x02")  # ...that comes a byte at a time
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        (res,) = plug_get(mpy_dirs, ca_file, srv.getsockname()[1], (("/ok", 2500),))
+    finally:
+        stop.set()
+        srv.close()
+    assert res[0] == "ReplyError" and "not complete within 2 s" in res[1], res
+    assert 2450 <= res[2] < 3200
+
+
 def test_without_ca_certificates_https_is_refused_before_connecting(pki, tmp_path, mpy_dirs):
     srv = Server(pki, "good")
     bad = tmp_path / "garbage.der"

@@ -49,7 +49,6 @@ def test_renames_and_dated_rates_urls_update_the_provider_in_place(mpy_dirs, tmp
         c = cfg(ts.url + "/provider.json", 900, fallback="rate", fallback_rate_per_kwh=100000)
         code = """
 import json, os, gc
-import requests
 from plug.store import Store
 from plug.tariff import Tariff
 from plug.billing import Billing
@@ -81,6 +80,7 @@ for k in range(672):   # a week, every 15 minutes
     gc.collect()   # as the app's money loop does after each step
 week = [len(tf.providers), tf.base, tf.current()['name'], tf.current()['rates_url'],
         state_bytes(), sorted(pids), [r[1] for r in tf.reports]]
+import requests   # the test's own client, not the plug's: loaded after the week
 r = requests.post(%r + '/_control', data=json.dumps({'schedule': json.loads(%r)}))
 r.close()
 clock.t += 900

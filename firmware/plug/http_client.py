@@ -102,6 +102,27 @@ class _Conn:
             raise self.late()
         return left
 
+    def send(self, data):
+        """Write all of data by the deadline (TLS on MicroPython: the handshake runs here)."""
+        if not _MP:
+            self.s.settimeout(self.wait_ms / 1000)
+            self.s.sendall(data)
+            return
+        self.poll.modify(self.s, select.POLLIN | select.POLLOUT)
+        try:
+            while data:
+                n = self.s.write(data)
+                if n is None:  # would block, or TLS has to read first
+                    if not self.poll.poll(min(self.left(), self.wait_ms)):
+                        self.left()
+                        raise OSError(_ETIMEDOUT)
+                elif n < len(data):
+                    data = memoryview(data)[n:]
+                else:
+                    data = None
+        finally:
+            self.poll.modify(self.s, select.POLLIN)
+
     def into(self, mv):
         """Bytes read into mv (whatever has arrived, at least one), 0 at EOF."""
         while True:
@@ -137,11 +158,9 @@ def _connect(host, port, tls, wait_s):
         if ctx is None:  # CPython (host tools): the system's CA store
             import ssl
 
-            ctx = ssl.create_default_context()
-        try:
-            return ctx.wrap_socket(s, server_hostname=host)
-        except ValueError as e:  # mbedtls: the certificate was refused
-            raise OSError("https: certificate of %s refused: %s" % (host, str(e).strip()))
+            return ssl.create_default_context().wrap_socket(s, server_hostname=host)
+        s.setblocking(False)  # the handshake runs in _Conn.send, within the deadline
+        return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
     except BaseException:
         s.close()
         raise
@@ -254,15 +273,23 @@ def _head(c, scratch, max_header_bytes, max_body_bytes):
             raise ReplyError("Transfer-Encoding not supported")
 
 
-def _body(c, scratch, rest, length, cap):
-    if length is None:  # up to EOF
-        buf = bytearray(rest)
-        while len(buf) <= cap:
-            n = c.into(scratch)
+def _body(c, rest, length, cap):
+    if length is None:  # up to EOF: 2 KB first, then room for the cap in one step
+        got = len(rest)
+        buf = bytearray(max(got, min(cap + 1, 2048)))
+        buf[:got] = rest
+        while True:
+            if got == len(buf):
+                if got > cap:
+                    raise ReplyError("reply is over the %d byte limit" % cap)
+                big = bytearray(cap + 1)
+                big[:got] = buf
+                buf = big
+            n = c.into(memoryview(buf)[got:])
             if not n:
+                buf[got:] = b""
                 return buf
-            buf.extend(scratch[:n])
-        raise ReplyError("reply is over the %d byte limit" % cap)
+            got += n
     buf = bytearray(length)
     got = min(len(rest), length)
     buf[:got] = rest[:got]
@@ -294,14 +321,15 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
         data += body
     s = _connect(host, port, tls, min(timeout_s, deadline_ms / 1000))
     try:
-        if _MP:
-            s.write(data)  # waits at most the connect timeout
-        else:
-            s.sendall(data)
-        data = None
         c = _Conn(s, timeout_s, start, deadline_ms)
+        try:
+            c.send(data)
+        except ValueError as e:  # mbedtls refused the server's certificate
+            raise OSError("https: certificate of %s refused: %s" % (host, str(e).strip()))
+        data = None
         scratch = memoryview(bytearray(_CHUNK))
         status, length, rest = _head(c, scratch, max_header_bytes, max_body_bytes)
-        return status, _body(c, scratch, rest, length, max_body_bytes)
+        scratch = None
+        return status, _body(c, rest, length, max_body_bytes)
     finally:
         s.close()
