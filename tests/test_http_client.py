@@ -58,7 +58,7 @@ CASES = [
     ("/ok", 2, 3000, 16384, ["ok", 200, '{"a": true}']),
     ("/ok?a=1&b=x", 2, 3000, 16384, ["ok", 200, '{"a": true}']),
     ("/lf", 2, 3000, 16384, ["ok", 200, "{}"]),
-    ("/eof", 2, 3000, 16384, ["ok", 200, "x" * 3000]),
+    ("/eof", 2, 3000, 16384, ["ok", 200, "3000 x 'x'"]),
     ("/extra", 2, 3000, 16384, ["ok", 200, "{}"]),
     ("/redirect", 2, 3000, 16384, ["ok", 302, ""]),
     ("/status500", 2, 3000, 16384, ["ok", 500, "{}"]),
@@ -98,7 +98,9 @@ for path, timeout, deadline, cap in CASES:
     try:
         st, b = hc.request('POST', BASE + path, '{"q": 1}', {'X-Test': 'yes'}, timeout, deadline,
                            4096, cap)
-        r = ['ok', st, bytes(b).decode()]
+        body = bytes(b).decode()  # a long one is kept short: res lives on the 64 KB heap
+        r = ['ok', st, body if len(body) <= 64 else '%%d x %%r' %% (len(body), body[0])]
+        body = b = None
     except hc.ReplyError as e:
         r = ['refused', str(e)]
     except OSError as e:

@@ -100,8 +100,8 @@ class Server:
 
 PLUG = """
 import json, time
-from plug import http_client as hc
-hc.CA_FILE = %r
+from plug import http_client as hc, tls_ca
+tls_ca.CA_FILE = %r
 out = []
 for path, deadline in %r:
     t = time.ticks_ms()
@@ -156,6 +156,23 @@ def test_a_server_the_ca_does_not_vouch_for_gets_nothing(pki, ca_file, mpy_dirs,
     assert res[0] == "OSError" and "certificate of localhost refused" in res[1], res
     assert why in res[1], res
     assert srv.seen == []  # not a byte of the request
+
+
+def test_refused_handshakes_leave_no_socket_open(pki, ca_file, mpy_dirs):
+    srv = Server(pki, "foreign")
+    code = ("import os, gc\nfrom plug import http_client as hc, tls_ca\ntls_ca.CA_FILE = %r\n"
+            "fds = lambda: len(os.listdir('/proc/self/fd'))\nbefore = fds()\n"
+            "for i in range(8):\n    try:\n"
+            "        hc.request('GET', 'https://localhost:%d/ok', timeout_s=2)\n"
+            "    except OSError as e:\n        err = str(e)\n"
+            "gc.collect()\nprint(before, fds(), err)\n" % (ca_file, srv.port))
+    try:
+        out = mp.run(code, heap="128k", path_dirs=mpy_dirs, timeout=60)
+    finally:
+        srv.close()
+    before, after, err = out.strip().splitlines()[-1].split(" ", 2)
+    assert "certificate of localhost refused" in err
+    assert before == after  # a wrong certificate, retried, does not use up the sockets
 
 
 def test_a_server_that_trickles_its_handshake_is_given_up_at_the_deadline(ca_file, mpy_dirs):

@@ -51,7 +51,7 @@ def ca_der(path):
         data = b"".join(ssl.PEM_cert_to_DER_cert(b.decode("ascii")) for b in blocks)
     if FIRMWARE not in sys.path:
         sys.path.append(FIRMWARE)
-    from plug.http_client import MAX_CA_BYTES, der_certs
+    from plug.tls_ca import MAX_CA_BYTES, der_certs
 
     try:
         certs = der_certs(data)

@@ -12,9 +12,9 @@
 # to EOF, at most max_body_bytes. No redirects (a 3xx is returned as its status), no chunked or
 # other transfer encodings (refused: an HTTP/1.0 request should not get one). https on
 # MicroPython checks the server's certificate chain, validity dates and host name
-# against the CA certificates in CA_FILE (DER certificates one after another, written
-# by `plugctl deploy --ca`); without that file https is refused, never sent unchecked
-# (the clock must be set, from NTP, for the dates to pass). The socket is always closed.
+# against the CA certificates on the flash (plug/tls_ca.py); without them https is
+# refused, never sent unchecked (the clock must be set, from NTP, for the dates to
+# pass). The socket is always closed.
 # A refused reply raises ReplyError (an OSError); network errors and a quiet peer (no
 # byte for timeout_s) raise OSError; a bad URL ValueError.
 # The name lookup (getaddrinfo) is the one wait no timeout bounds.
@@ -44,8 +44,6 @@ _CHUNK = const(512)
 _MAX_LINES = const(40)  # header lines after the status line
 _MAX_DIGITS = const(9)  # of Content-Length
 _ETIMEDOUT = const(110)
-CA_FILE = "ca.der"  # on the flash, beside main.py
-MAX_CA_BYTES = const(16384)  # a few roots; a whole system bundle would not fit the heap
 
 
 class ReplyError(OSError):
@@ -108,7 +106,8 @@ class _Conn:
             self.s.settimeout(self.wait_ms / 1000)
             self.s.sendall(data)
             return
-        self.poll.modify(self.s, select.POLLIN | select.POLLOUT)
+        # POLLOUT only: a TLS socket whose handshake waits to read polls for that itself
+        self.poll.modify(self.s, select.POLLOUT)
         try:
             while data:
                 n = self.s.write(data)
@@ -147,69 +146,29 @@ class _Conn:
 
 
 def _connect(host, port, tls, wait_s):
-    ctx = _tls_context() if tls and _MP else None
+    """(socket to use, the plain socket under it): a failed TLS handshake leaves the plain
+    one open, so both are closed."""
+    ctx = None
+    if tls and _MP:
+        from plug import tls_ca
+
+        ctx = tls_ca.context()
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
     try:
         s.settimeout(wait_s)
         s.connect(ai[-1])
         if not tls:
-            return s
+            return s, s
         if ctx is None:  # CPython (host tools): the system's CA store
             import ssl
 
-            return ssl.create_default_context().wrap_socket(s, server_hostname=host)
+            return ssl.create_default_context().wrap_socket(s, server_hostname=host), s
         s.setblocking(False)  # the handshake runs in _Conn.send, within the deadline
-        return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
+        return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False), s
     except BaseException:
         s.close()
         raise
-
-
-def der_certs(data):
-    """The DER certificates of a CA file, one bytes each; ValueError if it is not a run
-    of DER SEQUENCEs."""
-    out = []
-    i = 0
-    while i < len(data):
-        if data[i] != 0x30 or i + 2 > len(data):
-            raise ValueError("not a DER certificate at byte %d" % i)
-        n = data[i + 1]
-        hdr = 2
-        if n & 0x80:
-            hdr += n & 0x7F
-            if not 1 <= n & 0x7F <= 3 or i + hdr > len(data):
-                raise ValueError("bad DER length at byte %d" % i)
-            n = int.from_bytes(data[i + 2:i + hdr], "big")
-        if i + hdr + n > len(data):
-            raise ValueError("truncated DER certificate at byte %d" % i)
-        out.append(data[i:i + hdr + n])
-        i += hdr + n
-    return out
-
-
-def _tls_context():
-    import tls
-
-    try:
-        with open(CA_FILE, "rb") as f:
-            data = f.read(MAX_CA_BYTES + 1)
-    except OSError:
-        raise OSError("https: no CA certificates on the plug (%s): the server cannot be "
-                      "checked, so nothing is sent" % CA_FILE)
-    if len(data) > MAX_CA_BYTES:
-        raise OSError("https: %s is over %d bytes" % (CA_FILE, MAX_CA_BYTES))
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = tls.CERT_REQUIRED
-    try:
-        certs = der_certs(data)
-        for c in certs:
-            ctx.load_verify_locations(c)
-    except ValueError as e:
-        raise OSError("https: %s is not usable: %s" % (CA_FILE, e))
-    if not certs:
-        raise OSError("https: %s holds no certificate" % CA_FILE)
-    return ctx
 
 
 def _digits(b):
@@ -319,7 +278,7 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
     data = (head + "\r\n").encode()
     if body:
         data += body
-    s = _connect(host, port, tls, min(timeout_s, deadline_ms / 1000))
+    s, raw = _connect(host, port, tls, min(timeout_s, deadline_ms / 1000))
     try:
         c = _Conn(s, timeout_s, start, deadline_ms)
         try:
@@ -333,3 +292,4 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
         return status, _body(c, rest, length, max_body_bytes)
     finally:
         s.close()
+        raw.close()
