@@ -401,8 +401,9 @@ class Payments:
                       "nonce %d" % (rec["id"], r["hash"], rec["n"]))
             try:
                 self._cancel(rec)
-            except Exception as e:  # the payment is still confirmed; the risk is shown
-                rec["err"] = "nonce %d NOT cancelled (%s): it may pay twice" % (rec["n"], e)
+            except Exception as e:  # the payment is still confirmed; the risk stays shown
+                rec["err"] = rec["cxerr"] = ("nonce %d NOT cancelled (%s): it may pay twice"
+                                             % (rec["n"], e))
                 self._log("invoice %s: %s" % (rec["id"], rec["err"]))
         moved = rec["blk"] != r["block"] or rec["mined"] != r["hash"]
         if moved:
@@ -416,7 +417,7 @@ class Payments:
                 return
         if r["status"] == 1:
             rec["st"] = "confirmed"
-            rec["err"] = None
+            rec["err"] = rec.get("cxerr")
             for v in rec["v"]:
                 v.pop("raw", None)  # never broadcast again: keep the store (and heap) small
             self._log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
