@@ -284,15 +284,6 @@ bil.bill('M1/A', [(t0, t0 + 600, 10**9)], tf.segments)
 before = snap()
 tf.timeout = 2      # seconds per read: the trickled bytes come faster than that
 tf.deadline_s = 3   # seconds per request
-get = tf.get
-took = []
-def timed(url):
-    t = time.ticks_ms()
-    try:
-        return get(url)
-    finally:
-        took.append(time.ticks_diff(time.ticks_ms(), t))
-tf.get = timed
 res = []
 # the config pull URL (app.py) goes through the same http_get
 control(misbehave=['header_trickle'], target='all')

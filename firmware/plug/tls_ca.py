@@ -1,6 +1,7 @@
 # The CA certificates the plug checks https servers against (plug/http_client.py):
 # CA_FILE on the flash, DER certificates one after another, at most MAX_CA_BYTES, as
-# `plugctl deploy --ca roots.pem` writes it. Loaded for https requests only.
+# `plugctl deploy --ca roots.pem` writes it (a deploy restarts the plug, so it is read
+# once). Loaded for https requests only.
 CA_FILE = "ca.der"  # on the flash, beside main.py
 MAX_CA_BYTES = 16384  # a few roots; a whole system bundle would not fit the heap
 
@@ -27,8 +28,14 @@ def der_certs(data):
     return out
 
 
+_made = None  # (CA_FILE, context): the file is read and parsed once per boot
+
+
 def context():
     """An mbedtls client context that requires a certificate chain to CA_FILE's roots."""
+    global _made
+    if _made is not None and _made[0] == CA_FILE:
+        return _made[1]
     import tls
 
     try:
@@ -49,4 +56,5 @@ def context():
         raise OSError("https: %s is not usable: %s" % (CA_FILE, e))
     if not certs:
         raise OSError("https: %s holds no certificate" % CA_FILE)
+    _made = (CA_FILE, ctx)
     return ctx
