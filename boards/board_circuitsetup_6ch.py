@@ -121,6 +121,12 @@ def front_ends(clk=None):
     return fes
 
 
+def relays():
+    """No outputs: this board only measures (CT clamps around wires it cannot switch); the
+    plug's /switch and /status show every channel as "measurement only"."""
+    return {}
+
+
 def factory_config():
     chans = {}
     gains = channel_gains()

@@ -152,6 +152,12 @@ class CTGroup:
             raise
 
 
+def relays():
+    """No outputs: this board only measures (CT clamps around wires it cannot switch); the
+    plug's /switch and /status show every channel as "measurement only"."""
+    return {}
+
+
 def factory_config():
     _, cts = _pins()
     max_a = _b.option(settings(), "max_current_a", MAX_CURRENT, lo=0.1, hi=200)

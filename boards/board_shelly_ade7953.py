@@ -14,7 +14,23 @@
 #   Device M1, channels A and B as the chip names them; which ADE channel is which output
 #   and which reads negative changed between production batches (ESPHome's device notes),
 #   so check with a known load: `plug.channels()` must show it as import (W > 0).
-# Pinouts: ESPHome device pages for the Shelly Pro 2 PM and the Shelly Plus 2PM.
+#   Plus 2PM v0.1.9 also: button GPIO4 (inverted, pull-up), LED GPIO0 (inverted), NTC on
+#   GPIO35 (ADC, 10 kOhm fixed to 3.3 V, 10 kOhm NTC to ground, B ~3350).
+# Pinouts: ESPHome device pages for the Shelly Pro 2 PM and the Shelly Plus 2PM
+# (devices.esphome.io, esphome/esphome-devices src/docs/devices/Shelly-Plus-2PM: relay 1
+# GPIO13, relay 2 GPIO12, temperature GPIO35 on PCB v0.1.9); Tasmota's Shelly Pro driver
+# (xdrv_88_esp32_shelly_pro: "SPI to control one 74HC595 for relays/leds").
+#
+# Outputs (plug/outputs.py): relays() maps output 1 and 2 to their channels: Pro 2PM
+# M1/A -> QA, M2/A -> QB of the 74HC595 (the byte is kept here and shifted out whole);
+# Plus 2PM M1/A -> GPIO13, M1/B -> GPIO12 (which ADE channel is which output varies by
+# batch, see above: swap with "relay_pins": [12, 13] in board.json). temperature() reads
+# the Plus 2PM's NTC; the Pro 2PM's sensor pin is not verified, so it reports none.
+# Above TEMP_LIMIT_C (80 C, as ESPHome's Shelly examples trip) every output opens until
+# the board is TEMP_HYST_C cooler. buttons(): the Plus 2PM's switch inputs SW1 GPIO5 and
+# SW2 GPIO18 toggle output 1 and 2 (as ESPHome's page wires them); the Pro 2PM's inputs
+# are not wired here. led(): Pro 2PM green = an output on, blue = all off, red = alert;
+# Plus 2PM LED GPIO0 (inverted) on while an output is on, blinking on alert.
 #
 # board.json on the flash (all optional):
 #   {"variant": "pro2pm" | "plus2pm", "invert": ["M1/A", ...] (replaces the default),
@@ -38,6 +54,18 @@ VARIANTS = {
 _SR_RELAYS_ON_LEDS_OFF = 0x1F  # 74HC595: QA, QB relays on; QC-QE (inverted LEDs) off
 _RESET_RELEASE_MS = 100
 _SETTINGS = None
+TEMP_LIMIT_C = 80
+TEMP_HYST_C = 10
+# the ADE7953's IRMS at full-scale input is 9032007 LSB; at the driver's 100000 LSB/A:
+FULL_SCALE_A = 90.0
+_NTC_PIN = 35  # Plus 2PM v0.1.9
+_NTC_R_FIXED = 10000.0
+_NTC_R25 = 10000.0
+_NTC_B = 3350.0
+_SW_PINS = (5, 18)  # Plus 2PM v0.1.9 switch inputs
+_LED_PIN = 0  # Plus 2PM, inverted
+_SR_LEDS = {"off": 2, "on": 3, "alert": 4}  # Pro 2PM 74HC595 QC blue, QD green, QE red
+_out = {}  # what relays() and temperature() drive, filled by front_ends()
 
 
 def settings():
@@ -86,16 +114,83 @@ def front_ends(clk=None):
         for k in range(len(v["chips"])):
             code, _, chans = v["chips"][k]
             fes.append(ADE7953(ADE7953SPI(spi, cs[k]), code, chans, max_current=max_a))
+        _out["sr"] = [spi, latch, _SR_RELAYS_ON_LEDS_OFF if out_on else 0x1C]
         if out_on:
             _shift_out(spi, latch, _SR_RELAYS_ON_LEDS_OFF)
     else:
         i2c = machine.I2C(0, scl=Pin(v["scl"]), sda=Pin(v["sda"]), freq=v["freq"])
         for code, _, chans in v["chips"]:
             fes.append(ADE7953(ADE7953I2C(i2c), code, chans, max_current=max_a))
+        pins = s.get("relay_pins", v["relays"])
         if out_on:
-            for p in v["relays"]:
-                Pin(p, Pin.OUT, value=1)
-    return _apply_invert(fes, invert)
+            _out["pins"] = [Pin(p, Pin.OUT, value=1) for p in pins]
+        else:
+            _out["pins"] = [Pin(p, Pin.OUT) for p in pins]
+        _out["keys"] = [code + "/" + c for code, _, cc in v["chips"] for c in cc]
+    fes = _apply_invert(fes, invert)
+    for fe in fes:
+        fe.full_scale_a = FULL_SCALE_A  # spikes: only readings beyond it are impossible
+    return fes
+
+
+def relays():
+    """{channel key: set(on)}: output 1 and output 2 (built by front_ends())."""
+    if "sr" in _out:
+        name, v = variant()
+        keys = [code + "/" + cc[0] for code, _, cc in v["chips"]]
+        return {keys[0]: lambda on: _sr_bit(0, on), keys[1]: lambda on: _sr_bit(1, on)}
+    if "pins" in _out:
+        return dict(zip(_out["keys"], [p.value for p in _out["pins"]]))
+    return {}
+
+
+def buttons():
+    """{key: pressed()}: the Plus 2PM's switch inputs, one per output."""
+    if "pins" not in _out:
+        return {}
+    from machine import Pin
+
+    pins = [Pin(p, Pin.IN) for p in _SW_PINS]
+    return dict(zip(_out["keys"], [p.value for p in pins]))
+
+
+def led(state):
+    """Show "on", "off" or "alert" on the board's LEDs."""
+    if "sr" in _out:
+        sr = _out["sr"]
+        sr[2] = (sr[2] | 0x1C) & ~(1 << _SR_LEDS[state])  # LEDs are inverted: 0 lights
+        _shift_out(sr[0], sr[1], sr[2])
+    elif "pins" in _out:
+        from machine import Pin
+
+        p = _out.get("led")
+        if p is None:
+            p = _out["led"] = Pin(_LED_PIN, Pin.OUT, value=1)
+        p.value(0 if state == "on" else 1 - p.value() if state == "alert" else 1)
+
+
+def _sr_bit(bit, on):
+    sr = _out["sr"]
+    sr[2] = (sr[2] | (1 << bit)) if on else (sr[2] & ~(1 << bit))
+    _shift_out(sr[0], sr[1], sr[2])
+
+
+def temperature():
+    """The board's temperature in C from its NTC (Plus 2PM), None without one."""
+    if "pins" not in _out:
+        return None
+    import math
+
+    adc = _out.get("adc")
+    if adc is None:
+        import machine
+
+        adc = _out["adc"] = machine.ADC(machine.Pin(_NTC_PIN), atten=machine.ADC.ATTN_11DB)
+    v = adc.read_uv() / 1e6
+    if not 0.01 < v < 3.2:
+        return None  # open or shorted sensor
+    r = _NTC_R_FIXED * v / (3.3 - v)
+    return 1 / (1 / 298.15 + math.log(r / _NTC_R25) / _NTC_B) - 273.15
 
 
 def _shift_out(spi, latch, byte):

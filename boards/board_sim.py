@@ -6,12 +6,20 @@
 #   {"speed": 600, "start": <plug s>, "anchor": <unix s>, "load": SPEC, "seed": 1,
 #    "factory": {config overrides a new plug ships with: rpc, provider, http port},
 #    "network": "up", "ap": {"ssid": "home", "password": "secret"}}
-# "network" and "ap" are read afresh each time the Wi-Fi is looked at, so they can be
-# changed while the plug runs. Without "network" the station is the host's loopback,
-# always up. "up": the access point "ap" accepts its own credentials (any, without
-# "ap"); "down": no access point in range; "bad_password": it refuses every password.
+# "network", "ap", "temp_c" and "buttons" are read afresh while the plug runs (the Wi-Fi
+# when it is looked at, the others at most every 0.2 s), so they can be changed live.
+# Without "network" the station is the host's loopback, always up. "up": the access point
+# "ap" accepts its own credentials (any, without "ap"); "down": no access point in range;
+# "bad_password": it refuses every password.
 # Sim time is start + (now - anchor) x speed, so it keeps running while the plug is
 # "unplugged", like a real-time clock, and a restart never moves it backwards.
+#
+# Outputs: every channel has a simulated relay (relays()); an open one makes its load draw
+# nothing, so the chip meters nothing and the true energy stops. The board's temperature
+# sensor reads sim.json's "temp_c" (default 35 C); above TEMP_LIMIT_C the plug switches
+# every output off until it is TEMP_HYST_C cooler. sim.json's "buttons": {"M1/A": true}
+# holds that channel's button down (each press toggles its output); led_state() is what
+# the status LED shows ("on", "off", "alert").
 #
 # SPEC: comma-separated KEY=LOAD, for example
 #   M1/A=8A,M1/B=fridge,M2/1=4A@0.9ind,M2/2=pv:6A,M2/3=0.5A@0.6cap,M1/B=off
@@ -26,6 +34,14 @@ NAME = "sim"
 DEFAULT_LOAD = "M1/A=8A,M1/B=fridge,M2/1=4A@0.9ind~h3,M2/2=pv:6A,M2/3=0.5A@0.6cap"
 CHANNELS = (("M1", ("A", "B")), ("M2", ("1", "2", "3")))
 _UNIX_2000 = 946684800
+# Next to sim.json, one per chip: what its energy registers handed the plug and the energy
+# the loads drew, summed over every boot (sim.chip record_to; tools/faults.py reads it).
+ENERGY_LOG = "sim_energy_%s.bin"
+TEMP_LIMIT_C = 90  # as the Shelly Plus/Pro 2PM's stock over-temperature cut-off
+TEMP_HYST_C = 15
+# the drivers' full scale at their default scaling: the ADE7953's IRMS at full-scale input
+# (9032007 LSB at 100000 LSB/A), the ATM90E32's 16-bit Irms register (0.001 A/LSB)
+FULL_SCALE_A = {"M1": 90.0, "M2": 65.5}
 
 
 def _settings():
@@ -124,6 +140,8 @@ def hardware():
         c = clock()
         m1 = ADE7953Sim(c, [loads["M1/A"], loads["M1/B"]], mains, seed=seed)
         m2 = ATM90E32Sim(c, [loads["M2/1"], loads["M2/2"], loads["M2/3"]], mains, seed=seed + 1)
+        for dev, chip in (("M1", m1), ("M2", m2)):
+            chip.record_to(ENERGY_LOG % dev)  # the simulator's energy log, every boot
         _hw = {
             "chips": {"M1": m1, "M2": m2},
             "loads": loads,
@@ -149,7 +167,8 @@ def reference(key):
     load model, for calibrating the plug at its REPL as a person would with a real one."""
     hw = hardware()
     load, mains = hw["loads"][key], hw["mains"]
-    on = load.is_on(clock().monotonic())
+    chip, i = _chip_index(key)
+    on = chip.channels[i].relay and load.is_on(clock().monotonic())
     return mains.vrms(), load.irms() if on else 0.0, load.power(mains) if on else 0.0
 
 
@@ -160,7 +179,57 @@ def true_energy_uwh(key):
 
 
 def front_ends(clk=None):
-    return hardware()["front_ends"]
+    fes = hardware()["front_ends"]
+    for fe in fes:
+        fe.full_scale_a = FULL_SCALE_A[fe.device_code]
+    return fes
+
+
+def relays():
+    """{channel key: set(on)} for every channel with an output relay: all of them here."""
+    out = {}
+    for dev, codes in CHANNELS:
+        for i in range(len(codes)):
+            out[dev + "/" + codes[i]] = _relay(dev, i)
+    return out
+
+
+def _relay(dev, i):
+    return lambda on: hardware()["chips"][dev].set_relay(i, on)
+
+
+_live = [None, {}]  # [ticks_ms read, sim.json]
+_led = ["off"]
+
+
+def _live_settings():
+    now = time.ticks_ms()
+    if _live[0] is None or time.ticks_diff(now, _live[0]) > 200:
+        _live[0], _live[1] = now, _settings()
+    return _live[1]
+
+
+def temperature():
+    """The board's temperature in C: sim.json's "temp_c", default 35."""
+    t = _live_settings().get("temp_c", 35)
+    return float(t) if isinstance(t, (int, float)) else None
+
+
+def buttons():
+    """{key: pressed()}: one button per output, held down by sim.json's "buttons"."""
+    return dict((key, _button(key)) for key in relays())
+
+
+def _button(key):
+    return lambda: (_live_settings().get("buttons") or {}).get(key) is True
+
+
+def led(state):
+    _led[0] = state
+
+
+def led_state():
+    return _led[0]
 
 
 def factory_config():

@@ -145,7 +145,8 @@ class FrontEnd:
                     raise ValueError("%s %.4f of %s/%s outside %.1f..%.1f: check the reference"
                                      % (k, v, self.device_code, code, GAIN_MIN, GAIN_MAX))
                 if k == "phase_deg" and not -PHASE_MAX_DEG <= v <= PHASE_MAX_DEG:
-                    raise ValueError("phase_deg %.3f of %s/%s outside +-%.1f degrees"
+                    raise ValueError("phase_deg %.3f of %s/%s outside +-%.1f degrees: a CT "
+                                     "lags a degree or two; check the reference PF and the CT"
                                      % (v, self.device_code, code, PHASE_MAX_DEG))
                 if k == "i_offset" and not 0.0 <= v <= 0.05 * self.max_current:
                     raise ValueError("i_offset %.4f A of %s/%s outside 0..%.3f A (5%% of rated)"

@@ -4,6 +4,11 @@ The URL path picks the misbehaviour: http://127.0.0.1:PORT/<mode>[/<method>,<met
 applies <mode> to the listed JSON-RPC methods (all if none are listed) and forwards
 every other call to the upstream node (anvil), so a test can poison just the receipts
 of an otherwise real chain. Modes are the keys of MODES.
+
+A lying node, switched at run time: `h.lie = "ahead"` (or another of LIES, None for the
+truth) makes the plain proxy URL (`h.base`) lie about what the chain holds while it
+forwards everything else: nonces 1000 ahead or a few behind, receipts for transactions
+it swallowed, another chain id, or malformed replies. `h.lied` counts the lies told.
 """
 
 import json
@@ -127,10 +132,56 @@ def read_request(sock, timeout=5):
     return path, body
 
 
+AHEAD = 1000  # "ahead": eth_getTransactionCount + this
+BEHIND = 3  # "behind": eth_getTransactionCount - this
+# "malformed": these MODES in turn, for every call
+MALFORMED = ("not_json", "wrong_id", "bad_hex", "huge_hex", "neither", "wrong_type", "deep",
+             "negative", "error_bad", "array", "float")
+
+
+def _lie(h, req, forward):
+    """The reply (bytes) of a lying node to `req`, or None to forward it honestly."""
+    method = req.get("method")
+    lie = h.lie
+    if lie in ("ahead", "behind") and method == "eth_getTransactionCount":
+        up = forward()
+        n = int(up["result"], 16)
+        n = n + AHEAD if lie == "ahead" else max(0, n - BEHIND)
+        return _ok(dict(up, result=hex(n)))
+    if lie == "fake_receipt":
+        if method == "eth_sendRawTransaction":  # swallowed: "sent", never mined
+            from eth_hash.auto import keccak
+
+            raw = bytes.fromhex(req["params"][0][2:])
+            h.swallowed.append("0x" + keccak(raw).hex())
+            return _ok(_env(req, result=h.swallowed[-1]))
+        if method == "eth_getTransactionReceipt":
+            up = forward()
+            if up.get("result") is None:
+                blk = h._forward(json.dumps({"jsonrpc": "2.0", "id": 1,
+                                             "method": "eth_blockNumber",
+                                             "params": []}).encode())
+                return _ok(_env(req, result={"transactionHash": req["params"][0],
+                                             "status": "0x1", "blockNumber": blk["result"]}))
+            return _ok(up)
+    if lie == "wrong_chain" and method == "eth_chainId":
+        return _ok(_env(req, result="0x1"))
+    if lie == "malformed":
+        mode = MALFORMED[h.lied % len(MALFORMED)]
+        return MODES[mode](req, forward)
+    return None
+
+
+LIES = ("ahead", "behind", "fake_receipt", "wrong_chain", "malformed")
+
+
 class HostileRPC:
     def __init__(self, upstream=None):
         self.upstream = upstream
         self.requests = 0
+        self.lie = None  # one of LIES: the plain proxy lies so (see _lie)
+        self.lied = 0
+        self.swallowed = []  # hashes of transactions "fake_receipt" did not forward
         self.server = serve(self._handle)
         self.port = self.server.server_address[1]
         self.base = "http://127.0.0.1:%d" % self.port
@@ -172,7 +223,16 @@ class HostileRPC:
             req = json.loads(body)
         except ValueError:
             req = {}
-        if mode == "proxy" or (methods and req.get("method") not in methods):
+        if mode == "proxy" and self.lie:
+            try:
+                out = _lie(self, req, lambda: self._forward(body))
+            except (OSError, ValueError, KeyError, TypeError):
+                return  # upstream away: the client sees a closed connection
+            if out is None:
+                out = _ok(self._forward(body))
+            else:
+                self.lied += 1
+        elif mode == "proxy" or (methods and req.get("method") not in methods):
             out = _ok(self._forward(body))
         elif mode == "close":
             return

@@ -50,7 +50,7 @@ def config(url, **over):
 class Plug:
     """A plug state dir with a provisioned key; .run(code) runs device code on it."""
 
-    def __init__(self, state, cfg, key=None, seed=None, heap="128k"):
+    def __init__(self, state, cfg, key=None, seed=None, heap="256k"):
         from plug.wallet import provisioning_text
 
         self.state = str(state)

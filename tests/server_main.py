@@ -64,7 +64,7 @@ def metrics(req):
 
 
 srv = server.Server(max_request_bytes=int(sys.argv[2]) if len(sys.argv) > 2 else 2048,
-                    max_connections=4, timeout_s=2)
+                    max_connections=4, timeout_s=2, head_timeout_s=1)
 srv.route("GET", "/status", status)
 srv.route("GET", "/query", lambda req: req.query)
 srv.route("POST", "/echo", echo)

@@ -547,3 +547,43 @@ print((st["device"]["board"], sorted(st["channels"]), st["faulty"],
     assert keys == ["M1/1", "M1/2", "M1/3", "M2/4", "M2/5", "M2/6"]
     assert faulty == {} and amps == pytest.approx(20, rel=0.06) and counted
     assert wdts == 0  # the watchdog starts with the app's tasks, not at boot
+
+
+def test_shelly_relays_drive_each_output_alone(tmp_path):
+    # issue 13: Pro 2PM outputs through the 74HC595 (QA relay 1, QB relay 2, LEDs kept
+    # off), Plus 2PM through GPIO13/GPIO12; CircuitSetup has none (measurement only)
+    got = run(tmp_path, SHELLY_PRO + """
+rel = board.relays()
+rel["M1/A"](False)
+a = sr.outputs
+rel["M2/A"](False)
+b = sr.outputs
+rel["M1/A"](True)
+c = sr.outputs
+board.led("on")
+print((sorted(rel), a, b, c, sr.outputs, [fe.full_scale_a for fe in fes]))
+""")
+    # LEDs inverted on QC-QE: "on" lights the green one (QD) only
+    assert got == (["M1/A", "M2/A"], 0x1E, 0x1C, 0x1D, 0x15, [90.0, 90.0])
+    got = run(tmp_path, """
+import machine
+from sim.clock import SimClock
+from sim.ade7953_sim import ADE7953Sim
+from sim.load import Load
+chip = ADE7953Sim(SimClock(0, 0), [Load(1.0), Load(1.0)], seed=5)
+machine.hw.i2c_chip(chip, scl=25, sda=26, address=0x38)
+import board_shelly_ade7953 as board
+import board_circuitsetup_6ch
+fes = board.front_ends()
+rel = board.relays()
+rel["M1/B"](False)
+board.led("on")
+led = [machine.hw.level(0)]
+board.led("alert")
+led.append(machine.hw.level(0))
+board.led("alert")
+led.append(machine.hw.level(0))
+print((sorted(rel), machine.hw.level(13), machine.hw.level(12),
+       board_circuitsetup_6ch.relays(), sorted(board.buttons()), led))
+""", settings={"variant": "plus2pm"})
+    assert got == (["M1/A", "M1/B"], 1, 0, {}, ["M1/A", "M1/B"], [0, 1, 0])

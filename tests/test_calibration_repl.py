@@ -149,3 +149,41 @@ def test_zero_removes_no_load_noise_and_energy_creep(plug):
     plug.reset_prompt()
     plug.command("plug.chips['M1'].set_load(0, Load(0.0))")
     assert creep(plug, "M1/A") < 3300
+
+
+def test_messages_say_what_happened_and_what_to_check(plug):
+    # cal.show() only displays: no calibration session starts
+    seen = len(plug.screen)
+    show(plug)
+    assert "calibration started" not in plug.screen[seen:]
+
+    # M1/B carries a PF 0.8 load: a PF 0.5 reference would need a correction no CT lag
+    # explains; refused with what to check, and nothing changes
+    phase = 'meter.front_end("M1").calibration()["B"]["phase_deg"]'
+    before = value(plug, phase)
+    out = plug.command('cal.phase("M1/B", pf=0.5)')
+    assert re.match(r"CalibrationError: M1/B reads PF 0\.7\d\d against the reference's 0\.500: "
+                    r"that needs a phase correction of -2\d\.\d degrees", out.splitlines()[-1]), out
+    assert "beyond the +-5.0" in out and "pf= is what the reference meter shows" in out, out
+    assert 'load="capacitive"' in out and "nothing changed" in out, out
+    assert "ValueError" not in out
+    assert value(plug, phase) == before
+
+    # undo names what it reverted, offsets included, and says when there is nothing left
+    plug.command("plug.chips['M1'].set_load(0, Load(0.0))")
+    try:
+        # offsets 0 through the config path (saved), then zero finds the no-load noise
+        plug.command('cal.apply_config({"M1/A": {"i_offset_ua": 0, "p_offset_mw": 0}})')
+        plug.command('cal.zero("M1/A")')
+        out = plug.command("cal.undo()")
+        assert re.match(r"undone: M1/A i_offset 0\.0000 A \(was 0\.00\d\d A\), "
+                        r"M1/A p_offset 0\.000 W \(was [-\d.]+ W\)$", out), out
+        out = plug.command("cal.undo()")  # the offsets saved before apply_config's save
+        assert out.startswith("back to the calibration saved before the last cal.save(): "
+                              "M1/A i_offset "), out
+        assert "cal.save() keeps it" in out
+        out = plug.command("cal.undo()")
+        assert out.startswith("nothing to undo: already back"), out
+        assert plug.command("cal.undo()") == out
+    finally:
+        plug.command("plug.chips['M1'].set_load(0, Load(5.0))")

@@ -2,6 +2,8 @@
 pays its provider on chain. Only the ports, /tmp paths and --speed are changed, and waits
 for each background service are put between the steps, as a person would wait."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -44,7 +46,7 @@ def with_ports(text, ports):
 
 def script(steps, ports, tmp):
     rpc, tariff, http = ("http://127.0.0.1:%d" % p for p in ports)
-    tty = str(tmp / "plug1.tty")
+    tty = str(tmp / "work" / "plug1.tty")  # the README writes into work/
     out = ["set -e", "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT", WAIT]
     for step in steps:
         cmd = step.strip()
@@ -109,9 +111,16 @@ def test_readme_steps_make_a_plug_that_bills_and_pays(tmp_path):
     assert "config v1" in status and "Example Energy" in status and PAYEE in status, status
     assert "None" not in status, status
     assert int(re.search(r"payments: (\d+) confirmed", status).group(1)) >= 1, status
-    rows = [r.split(",") for r in s["ledger"].splitlines()[1:]]
-    paid = sum(int(r[6]) for r in rows if r[8] == "confirmed")
-    assert paid > 0 and all(r[7] == PAYEE for r in rows), s["ledger"]
-    assert (tmp_path / "day.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(io.StringIO(s["ledger"])))  # columns by name
+    paid = sum(int(r.get("amount_base_units") or r["amount"]) for r in rows
+               if r["state"] == "confirmed")
+    assert paid > 0 and all(r["payee"] == PAYEE for r in rows), s["ledger"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["start_utc"]) and
+               re.fullmatch(r"\d+\.\d{3}", r["energy_wh"]) and r["currency"] == "ETH"
+               for r in rows), s["ledger"]  # ISO-8601 UTC, Wh, the currency's unit
+    assert re.search(r"balance \d+\.\d+ ETH", status) and "0/0" not in status, status
+    assert (tmp_path / "work" / "day.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "work" / "owner.key").exists()
+    assert not [f for f in os.listdir(tmp_path) if f.endswith((".key", ".json", ".png"))]
     received = int(json.loads(s["received"])["result"], 16) - ANVIL_START_BALANCE
     assert received >= paid > 0

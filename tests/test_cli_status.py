@@ -1,4 +1,5 @@
-"""`plugctl status` shows the tariff in force and never prints "None"."""
+"""`plugctl status` shows the tariff in force, amounts in the currency's unit (base units
+with --raw), every figure labelled, and never prints "None"."""
 
 from tools.client import status_text
 
@@ -25,15 +26,37 @@ def plug_status(provider, balance=None, accrued=None):
 
 def test_status_shows_the_rate_in_force_in_currency_units():
     prov = {"provider": "Example Energy", "name": "Example Energy", "payee": PAYEE,
-            "token": None, "currency": "ETH", "decimals": 18,
+            "token": None, "currency": "native", "decimals": 18,
             "rate_per_kwh": 10**15, "intervals": 1, "reports": []}
-    text = status_text(plug_status(prov, {"native": 10 * 10**18}, {"0/0": 5}))
+    st = plug_status(prov, {"native": 9996115151577067360}, {"0/0": 445691426000000})
+    text = status_text(st)
     line = text.splitlines()[1]
-    assert line == ("provider Example Energy  payee %s  rate 0.001 ETH/kWh "
-                    "(1000000000000000 base units)" % PAYEE)
-    assert "balance native 10000000000000000000" in text
-    assert "accrued 0/0 5" in text
-    assert "None" not in text and "{" not in text
+    assert line == "provider Example Energy  payee %s  rate 0.001 ETH/kWh" % PAYEE
+    assert "balance 9.996115 ETH  pays for M1/A" in text
+    assert "billed, not yet invoiced: 0.0004457 ETH (wallet 0)" in text
+    assert "payments: 0 confirmed, 0 pending, 0 failed" in text
+    assert "None" not in text and "{" not in text and "0/0" not in text
+    raw = status_text(st, raw=True)
+    assert "rate 1000000000000000 wei/kWh" in raw
+    assert "balance 9996115151577067360 wei" in raw and "445691426000000 wei (wallet 0)" in raw
+
+
+def test_status_in_a_token_with_its_symbol_and_decimals():
+    tok = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    prov = {"provider": "Example Energy", "name": "Example Energy", "payee": PAYEE,
+            "token": tok, "currency": "USDC", "decimals": 6, "rate_per_kwh": 245000,
+            "intervals": 1, "reports": []}
+    st = plug_status(prov, {"native": 10**18, "token": 12400000}, {"0/0": 1234})
+    st["payments"]["failed"] = [{"id": "3-0", "state": "failed", "to": PAYEE, "amount": 2500000,
+                                 "token": tok, "hash": "0x" + "ab" * 32, "nonce": 2,
+                                 "error": "receipt status 0"}]
+    text = status_text(st)
+    assert "rate 0.245 USDC/kWh" in text
+    assert "balance 1.00 ETH, 12.40 USDC" in text
+    assert "billed, not yet invoiced: 0.001234 USDC (wallet 0)" in text
+    assert ("  failed payment 3-0  2.50 USDC to %s  0x%s  error: receipt status 0"
+            % (PAYEE, "ab" * 32)) in text
+    assert "balance 1000000000000000000 wei, 12400000 USDC base units" in status_text(st, True)
 
 
 def test_status_before_any_tariff_says_none_yet_and_why():
@@ -44,7 +67,8 @@ def test_status_before_any_tariff_says_none_yet_and_why():
     text = status_text(plug_status(prov))
     assert "provider none yet  payee none yet  rate none yet" in text
     assert "last report: provider refused: descriptor: payee" in text
-    assert "balance unknown" in text and "accrued 0" in text
+    assert "balance unknown (not read from the chain yet)" in text
+    assert "billed, not yet invoiced: nothing" in text
     assert "None" not in text
 
 
@@ -53,4 +77,26 @@ def test_status_from_a_plug_without_the_rate_fields():
             "reports": []}
     text = status_text(plug_status(prov, {"native": 0}))
     assert "provider Example Energy  payee %s  rate none yet" % PAYEE in text
+    assert "None" not in text
+
+
+def test_status_labels_outputs_runway_and_alerts():
+    prov = {"provider": "Example Energy", "name": "Example Energy", "payee": PAYEE,
+            "token": None, "currency": "native", "decimals": 18, "rate_per_kwh": 10**15,
+            "intervals": 1, "reports": []}
+    st = plug_status(prov, {"native": 10**18})
+    st["device"]["temperature_c"] = 41.25
+    st["outputs"] = {"M1/A": {"relay": True, "on": False, "want": True, "reason": "overheat"},
+                     "M2/1": {"relay": False, "on": None, "reason": "measurement only"}}
+    st["runway"] = [{"account": 0, "balance": 10**18, "spent_24h": 10**16,
+                     "runway_s": 100 * 86400}]
+    st["alerts"] = [{"kind": "wallet_cannot_pay", "account": 0, "invoice": "5-0",
+                     "amount_due": 3 * 10**15, "since": None, "error": "balance too low",
+                     "supply": "at_risk"}]
+    text = status_text(st)
+    assert "board temperature 41.2 C" in text
+    assert "outputs: M1/A off (overheat)" in text and "M2/1" not in text.split("outputs:")[1]
+    assert "lasts 100 days at the last 24 h's spend (0.01 ETH)" in text
+    assert ("ALERT wallet 0 cannot pay invoice 5-0 (0.003 ETH): balance too low; "
+            "supply at_risk") in text
     assert "None" not in text

@@ -74,6 +74,14 @@ BAD = [
      "between 1 and 100"),
     ({"channels": {"M1/A": {"account": 256}}}, "channels.M1/A.account", "between 0 and 255"),
     ({"channels": {"M%d/A" % i: {} for i in range(17)}}, "channels", "more than 16 entries"),
+    # outputs (issue 13)
+    ({"channels": {"M1/A": {"power_on": "last"}}}, "channels.M1/A.power_on",
+     "one of off, on, restore_last"),
+    ({"control": {"token_sha256": "ab" * 31}}, "control.token_sha256", "64 lower-case hex"),
+    ({"control": {"token_sha256": "AB" * 32}}, "control.token_sha256", "64 lower-case hex"),
+    ({"protect": {"max_power_w": -1}}, "protect.max_power_w", "between 0 and 100000"),
+    ({"protect": {"hold_s": 1.5}}, "protect.hold_s", "must be an integer"),
+    ({"supply": {"on_unpaid": "stop"}}, "supply.on_unpaid", "one of keep, cut"),
 ]
 
 GOOD = [
@@ -91,6 +99,8 @@ GOOD = [
     {"channels": {"M1/A": {"name": "Fridge \u00e9\u00e8", "max_current_a": 100,
                            "account": 255}, "M2/3": {}}},
     {"wifi": {"ssid": "s" * 32, "password": "p\u00fc" * 32}},
+    {"control": {"token_sha256": "0f" * 32}, "protect": {"max_power_w": 3500, "hold_s": 0},
+     "supply": {"on_unpaid": "cut", "grace_s": 0}},
 ]
 
 
@@ -139,7 +149,7 @@ def test_good_configs_are_accepted_with_defaults_filled_in(answers, i):
         elif section == "channels":
             for key, ch in fields.items():
                 full = cfg["channels"][key]
-                assert set(full) == {"name", "max_current_a", "account"}
+                assert set(full) == {"name", "max_current_a", "account", "power_on"}
                 for k, v in ch.items():
                     assert full[k] == v
         else:

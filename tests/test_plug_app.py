@@ -78,18 +78,48 @@ def test_status_has_what_the_owner_needs(plug):
 
 
 def test_plugctl_ledger_csv_lists_paid_invoices(plug):
-    out = plugctl("ledger", plug.url, "--csv")
-    lines = out.strip().splitlines()
-    assert lines[0].startswith("invoice,t_start,t_end,channel,energy_mwh")
-    paid = [ln for ln in lines[1:] if ",confirmed," in ln]
-    assert paid and all(ln.split(",")[3] in ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
-                        for ln in paid)
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(plugctl("ledger", plug.url, "--csv"))))
+    paid = [r for r in rows if r["state"] == "confirmed"]
+    assert paid and all(r["channel"] in ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3") for r in paid)
+    assert all(r["start_utc"].endswith("Z") and float(r["energy_wh"]) >= 0 for r in paid), paid
 
 
 def test_plugctl_plot_writes_a_png(plug, tmp_path):
     out = tmp_path / "day.png"
     plugctl("plot", plug.url, str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_plot_shows_clock_times_units_channels_and_payments(plug):
+    import re
+
+    from tools import ledger_view, plot
+
+    led = ledger_view.fetch(plug.get)
+    fig = plot.figure(plug.status(), led)
+    fig.canvas.draw()
+    power, energy, cost = fig.axes
+    assert power.get_ylabel().startswith("power (W)")
+    assert energy.get_ylabel() == "energy billed (kWh)"
+    assert cost.get_ylabel() == "cost (ETH)"  # the currency's unit, not base units
+    assert cost.get_xlabel().startswith("time of day")
+    ticks = [t.get_text() for t in cost.get_xticklabels()]
+    assert sum(bool(re.fullmatch(r"\d\d:\d\d", t)) for t in ticks) >= 3, ticks  # clock times
+    title = fig._suptitle.get_text()
+    assert "Plug sim " + plug.address[:6] in title and "payments confirmed" in title, title
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", title), title  # the period
+    paid = [p for p in led["payments"] if p["st"] in ("sent", "confirmed")]
+    marks = [t.get_text() for t in cost.texts]
+    assert paid and len(marks) == len(paid) and all(m.endswith(" ETH") for m in marks), marks
+    legend = [t.get_text() for t in energy.get_legend().get_texts()]
+    assert len(legend) == 5 and all("import" in x and "export" in x for x in legend), legend
+    pv = [x for x in legend if x.startswith("M2/2")]
+    assert pv and "export 0.000 kWh" not in pv[0], legend  # the PV inverter's export shows
+    dots = [ln.get_ydata()[0] for ln in power.get_lines() if ln.get_marker() == "o"]
+    assert min(dots) < -100, dots  # its live power: below 0, exporting
 
 
 def test_metrics_are_prometheus_text(plug):

@@ -110,13 +110,13 @@ def test_raw_repl_protocol_byte_by_byte(plug):
     plug.send("\x01")
     plug.expect("\r\nraw REPL; CTRL-B to exit\r\n>")
     plug.send("print(7 * 6)\x04")
-    assert plug.expect("\x04>") == "OK42\n\x04\x04>"
+    assert plug.expect("\x04>") == "OK42\r\n\x04\x04>"  # cooked, as an ESP32 sends it
     plug.send("print('partial')\n1/0\x04")
     out = plug.expect("\x04>")
-    assert out.startswith("OKpartial\n\x04Traceback (most recent call last):\r\n")
+    assert out.startswith("OKpartial\r\n\x04Traceback (most recent call last):\r\n")
     assert out.endswith("ZeroDivisionError: divide by zero\r\n\x04>")
     plug.send("junk\x03print(1)\x04")  # Ctrl-C clears the buffer
-    assert plug.expect("\x04>") == "OK1\n\x04\x04>"
+    assert plug.expect("\x04>") == "OK1\r\n\x04\x04>"
     # raw-paste: window 128 (0x80 0x00), one extra window up front, \x01 per window used
     plug.send("\x05A\x01")
     assert plug.expect("\x01") == "R\x01"
@@ -125,7 +125,7 @@ def test_raw_repl_protocol_byte_by_byte(plug):
     plug.send(src)
     assert plug.expect("\x01\x01") == "\x01\x01"
     plug.send("\x04")
-    assert plug.expect("\x04>") == "\x04sum 40\n\x04\x04>"
+    assert plug.expect("\x04>") == "\x04sum 40\r\n\x04\x04>"
     plug.send("\x05A\x01")
     plug.expect("\x01")
     plug.expect("\x01")
@@ -178,7 +178,7 @@ def test_app_log_lines_wait_while_a_raw_session_is_open(plug):
         plug.expect("raw REPL; CTRL-B to exit\r\n>")
         plug.settle(1.2)  # more than two log lines' time
         plug.send("print('clean')\x04")
-        assert plug.expect("\x04>") == "OKclean\n\x04\x04>"  # no log line in the frame
+        assert plug.expect("\x04>") == "OKclean\r\n\x04\x04>"  # no log line in the frame
         plug.send("\x02")
         held = plug.expect(re.compile(r"(\[tick\] \d+\r\n){2,}"))
         assert held.startswith("\r\n[tick] ")  # printed right after leaving raw mode

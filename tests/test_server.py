@@ -109,6 +109,10 @@ def test_each_bad_request_gets_its_4xx_with_a_reason(srv):
     st_, _, body = get(srv, "/echo", "POST", b"x" * 3000)
     assert st_ == 413 and b"2048" in body
     assert get(srv, "/echo", "POST", b"{not json")[0] == 400
+    # nesting is refused before the parser runs (plug/jsonlimit.py), not parsed into 1000
+    # lists on a 64 KB heap
+    st_, _, body = get(srv, "/echo", "POST", b"[" * 1000 + b"]" * 1000)
+    assert st_ == 400 and b"nested deeper than 8 levels" in body, body
     assert get(srv, "/teapot")[:1] == (422,)
     assert raw(srv, b"GET /" + b"a" * 600 + b" HTTP/1.1\r\n\r\n")[0] == 414
     assert raw(srv, b"GET /status HTTP/1.1\r\n" + b"X-A: b\r\n" * 40 + b"\r\n")[0] == 431
@@ -200,21 +204,57 @@ def _wait_for(cond, timeout=10):
         time.sleep(0.05)
 
 
-def test_connections_beyond_the_limit_get_503_without_hurting_the_others(srv):
+def test_idle_connections_are_evicted_for_newcomers_and_busy_slots_get_503(srv):
+    before = status(srv)["stats"]
     idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(4)]
     try:
-        seen = set()
-        deadline = time.monotonic() + 1.5  # the idle ones are cut off after 2 s
-        while 503 not in seen and time.monotonic() < deadline:
-            seen.add(raw(srv, b"GET /status HTTP/1.1\r\n\r\n")[0])
-            time.sleep(0.05)
-        assert 503 in seen, seen
+        time.sleep(0.3)  # all four hold a slot
+        # the newcomer takes the slot of the oldest idle connection, which is told why
+        assert get(srv, "/status")[0] == 200
+        idle[0].settimeout(5)
+        told = idle[0].recv(4096)
+        assert told.startswith(b"HTTP/1.1 408 ") and b"evicted" in told, told
+        assert get(srv, "/status")[0] == 200
     finally:
         for s in idle:
             s.close()
-    _wait_for(lambda: get(srv, "/status")[0] == 200)
+    # four slots running their handlers are not evicted: a newcomer gets 503
+    results = []
+    busy = [threading.Thread(target=lambda: results.append(get(srv, "/slow?ms=3000")[0]))
+            for _ in range(4)]
+    for t in busy:
+        t.start()
+    time.sleep(0.5)  # all four are in their handler (a newcomer before that evicts one)
+    seen = set()
+    deadline = time.monotonic() + 2
+    while 503 not in seen and time.monotonic() < deadline:
+        seen.add(raw(srv, b"GET /status HTTP/1.1\r\n\r\n")[0])
+        time.sleep(0.05)
+    for t in busy:
+        t.join(30)
+    assert 503 in seen and results == [200] * 4, (seen, results)
     _wait_for(lambda: status(srv)["active"] == 1)  # only the request asking
-    assert status(srv)["stats"]["rejected"] >= 1
+    after = status(srv)["stats"]
+    assert after["rejected"] > before["rejected"] and after["evicted"] > before["evicted"]
+
+
+def test_four_slowloris_clients_do_not_hold_the_server(srv):
+    """Four clients trickling header lines (reconnecting at once when cut) used to hold
+    all four slots: nearly every other request got 503. Now their heads are cut off at
+    the header deadline and the oldest slow one is evicted for a newcomer."""
+    from tools.slowloris import Slowloris, probe
+
+    url = "http://127.0.0.1:%d" % srv.port
+    with Slowloris("127.0.0.1", srv.port, clients=4, period_s=0.2) as atk:
+        time.sleep(0.5)  # all four are in
+        fig = probe(url + "/status", seconds=6, interval_s=0.1)
+        posted = get(srv, "/echo", "POST", b'{"owner": "still gets in"}')
+    print("slowloris on the test server: %s, attack %s" % (fig, atk.stats))
+    assert fig["answered"] >= 0.9 * fig["probes"], fig
+    assert posted[0] == 200 and json.loads(posted[2])["json"] == {"owner": "still gets in"}
+    assert atk.stats["cut"] >= 4, atk.stats  # the slow ones were cut off, over and over
+    _wait_for(lambda: status(srv)["active"] == 1)
+    assert srv.proc.poll() is None
 
 
 def test_urllib_client_and_many_sequential_requests_leave_the_heap_steady(srv):

@@ -42,6 +42,18 @@ def test_a_state_of_a_fifth_of_the_heap_saves_and_loads(micropython, tmp_path):
     # the encoded state is streamed to the flash, never held whole in the heap
     got = run(micropython, tmp_path,
               "import gc\nobj = {'recs': ['0x' + '%064x' % i for i in range(140)]}\n"
-              "gc.collect()\ns.save('x', obj)\nobj = None\ngc.collect()\n"
-              "r = s.load('x')['recs']\nprint([len(r), r[139][-3:]])")
+              "gc.collect()\ns.save('payments', obj)\nobj = None\ngc.collect()\n"
+              "r = s.load('payments')['recs']\nprint([len(r), r[139][-3:]])")
     assert got == [140, "08b"]
+
+
+def test_a_save_over_its_bound_is_refused_and_the_good_copy_stays(micropython, tmp_path):
+    got = run(micropython, tmp_path,
+              "from plug.store import StoreError, bound\n"
+              "s.save('boots', {'v': 1})\n"
+              "try:\n    s.save('boots', {'v': 'x' * bound('boots')})\n"
+              "except StoreError as e:\n    print(repr(str(e)))\n")
+    assert "boots:" in got and "more than the 4096 this file may hold" in got
+    assert run(micropython, tmp_path, "print(Store(%r).load('boots'))" % str(tmp_path)) == \
+        {"v": 1}
+    assert not (tmp_path / "boots.tmp").exists()

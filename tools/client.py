@@ -1,82 +1,200 @@
-"""Read a plug over HTTP: plugctl status URL | ledger URL [--csv] | plot URL out.png."""
+"""Read a plug over HTTP: plugctl status URL | ledger URL [--csv|--json] | plot URL out.png.
+
+Amounts are shown in the currency's unit (`9.996115 ETH`, `12.40 USDC`; `--raw`: base
+units), energy in Wh, plug time as local dates (tools/units.py). A URL that is not a
+plug's, or a plug that does not answer, is one line on stderr and exit status 1.
+"""
 
 import argparse
 import json
+import os
 import sys
+import urllib.error
+import urllib.parse
 import urllib.request
+
+from . import units
+
+NONE_YET = "none yet"
+
+
+class PlugUnreachable(Exception):
+    """The plug's URL is wrong or it does not answer: the message says what to check."""
+
+
+def check_url(url):
+    """`url` if it is an http(s)://host[:port] URL, else PlugUnreachable saying why."""
+    p = urllib.parse.urlsplit(url)
+    if p.scheme not in ("http", "https") or not p.hostname:
+        host = url.split("/")[0]
+        if "://" not in url and ("." in host or ":" in host or host == "localhost"):
+            hint = "did you mean http://%s ?" % url
+        else:
+            hint = "give the plug's address, e.g. http://192.168.1.50 or http://127.0.0.1:8081"
+        raise PlugUnreachable("%r is not an http:// URL: %s" % (url, hint))
+    try:
+        p.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise PlugUnreachable("%r: the port must be a number from 1 to 65535" % url)
+    return url
 
 
 def get(url, path, timeout=10):
-    with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout) as r:
-        return r.read().decode()
+    full = check_url(url).rstrip("/") + path
+    try:
+        with urllib.request.urlopen(full, timeout=timeout) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        hint = ("is this a plug's address?" if e.code == 404 else
+                "the plug is in safe mode (plugctl status shows why)" if e.code == 503 else
+                "the plug refused the request")
+        raise PlugUnreachable("%s answered HTTP %d %s: %s" % (full, e.code, e.reason, hint))
+    except OSError as e:  # URLError, a timeout, a connection reset
+        raise unreachable(url, e)
 
 
-NONE_YET = "none yet"
+def unreachable(url, e):
+    """PlugUnreachable for the OSError (URLError) `e` met while asking `url`."""
+    why = getattr(e, "reason", None) or e
+    if isinstance(why, ConnectionRefusedError):
+        why = "connection refused (is the plug running, and is the port right?)"
+    elif isinstance(why, TimeoutError) or "timed out" in str(why):
+        why = "no answer (timed out)"
+    elif isinstance(why, OSError) and why.strerror:
+        why = why.strerror
+    return PlugUnreachable("cannot reach %s: %s" % (url, why))
+
+
+def get_json(url, path, timeout=10):
+    body = get(url, path, timeout)
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise PlugUnreachable("%s%s did not answer JSON: is this a plug's address?"
+                              % (url.rstrip("/"), path))
 
 
 def _or(value, missing=NONE_YET):
     return missing if value is None else value
 
 
-def _amounts(d):
-    """{"native": 5, "token": 7} -> "native 5, token 7"; {} or None -> "0" or "unknown"."""
-    if d is None:
-        return "unknown"
-    if not isinstance(d, dict):
-        return str(d)
-    return ", ".join("%s %s" % (k, _or(v, "unknown")) for k, v in sorted(d.items())) or "0"
-
-
 def _units(amount, decimals):
     """Base units as an exact decimal in whole units: (1500, 3) -> "1.5"."""
-    from decimal import Decimal
-
-    text = format(Decimal(amount).scaleb(-decimals), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return units.exact(amount, decimals)
 
 
-def provider_text(prov):
+def provider_text(prov, raw=False, native="ETH"):
     """The tariff in force as one line; a field the plug does not know (yet) reads
     "none yet", with the plug's last report on why when it has no provider."""
     name = prov.get("name") or prov.get("provider")
-    rate = prov.get("rate_per_kwh")
-    cur = prov.get("currency")
-    dec = prov.get("decimals")
-    if rate is None:
-        rate_s = NONE_YET
-    elif isinstance(cur, str) and cur and type(rate) is int and type(dec) is int:
-        rate_s = "%s %s/kWh (%d base units)" % (_units(rate, dec), cur, rate)
-    else:
-        rate_s = "%s base units/kWh" % rate
-    line = "provider %s  payee %s  rate %s" % (_or(name), _or(prov.get("payee")), rate_s)
+    cur = units.provider_currency(prov, native)
+    line = "provider %s  payee %s  rate %s" % (_or(name), _or(prov.get("payee")),
+                                               units.rate(prov.get("rate_per_kwh"), cur, raw))
     reports = prov.get("reports") or []
     if name is None and reports:
         line += "\n  last report: %s" % reports[-1]
     return line
 
 
-def status_text(st):
+def _balance(bal, prov, native, raw):
+    """{"native": wei, "token": units} -> "9.996115 ETH, 12.40 USDC"."""
+    if not isinstance(bal, dict):
+        return "unknown (not read from the chain yet)"
+    parts = []
+    for k, v in sorted(bal.items()):
+        cur = units.native(native) if k == "native" else units.currency_of(
+            prov.get("token") if isinstance(prov, dict) else None, prov, native)
+        parts.append(units.amount(v, cur, raw) if v is not None else "unknown")
+    return ", ".join(parts) or "unknown"
+
+
+def _duration(s):
+    if not isinstance(s, int):
+        return "?"
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d >= 2:
+        return "%d days" % d
+    return ("%dd %dh %dm" % (d, h, m) if d else "%dh %dm %ds" % (h, m, s) if h else
+            "%dm %ds" % (m, s) if m else "%ds" % s)
+
+
+def status_text(st, raw=False, native="ETH"):
     dev = st.get("device", {})
-    lines = ["plug  config v%s  uptime %ss  free heap %s B%s" % (
-        _or(dev.get("config_version"), "?"), _or(dev.get("uptime_s"), "?"),
-        _or(dev.get("free_heap"), "?"), "  SAFE MODE" if dev.get("safe_mode") else "")]
-    prov = st.get("provider")
-    if isinstance(prov, dict):
-        lines.append(provider_text(prov))
-    lines.append("%-8s %8s %8s %9s %6s %12s %12s" % ("channel", "V", "A", "W", "PF",
-                                                     "import Wh", "export Wh"))
+    prov = st.get("provider") if isinstance(st.get("provider"), dict) else None
+    t = dev.get("time")
+    lines = ["plug %s  config v%s  plug time %s  uptime %s  free heap %s bytes%s" % (
+        _or(dev.get("board"), "?"), _or(dev.get("config_version"), "?"),
+        units.local(t, "%Y-%m-%d %H:%M:%S %Z") if isinstance(t, int) else "?",
+        _duration(dev.get("uptime_s")), _or(dev.get("free_heap"), "?"),
+        "  SAFE MODE" if dev.get("safe_mode") else "")]
+    if dev.get("owner"):
+        lines.append("owner %s" % dev["owner"])
+    if isinstance(dev.get("temperature_c"), (int, float)):
+        lines.append("board temperature %.1f C" % dev["temperature_c"])
+    for key, label in (("config_error", "config error"), ("ledger_error", "ledger error"),
+                       ("last_error", "last error")):
+        if dev.get(key):
+            lines.append("%s: %s" % (label, dev[key]))
+    net = dev.get("network")
+    if isinstance(net, dict) and net.get("link") not in (None, "up", "off"):
+        lines.append("network %s (ssid %s, down %ss)%s" % (
+            net.get("link"), _or(net.get("ssid"), "?"), _or(net.get("down_s"), "?"),
+            ": %s" % net["error"] if net.get("error") else ""))
+    if prov is not None:
+        lines.append(provider_text(prov, raw, native))
+    lines.append("%-8s %8s %8s %9s %6s %12s %12s %12s" % (
+        "channel", "volts", "amps", "watts", "PF", "import Wh", "export Wh", "unbilled Wh"))
     for key, ch in sorted(st.get("channels", {}).items()):
-        lines.append("%-8s %8.1f %8.3f %9.1f %6.2f %12.3f %12.3f%s" % (
-            key, ch["V"], ch["A"], ch["W"], ch["PF"], ch["import_uwh"] / 1e6,
-            ch["export_uwh"] / 1e6, "  FAULT" if ch.get("fault") else ""))
+        lines.append("%-8s %8.1f %8.3f %9.1f %6.2f %12s %12s %12s%s" % (
+            key, ch["V"], ch["A"], ch["W"], ch["PF"], units.wh_from_uwh(ch["import_uwh"]),
+            units.wh_from_uwh(ch["export_uwh"]), units.wh_from_uwh(ch.get("unbilled_uwh") or 0),
+            "  FAULT" if ch.get("fault") else ""))
+    relays = [(k, o) for k, o in sorted((st.get("outputs") or {}).items())
+              if isinstance(o, dict) and o.get("relay")]
+    if relays:
+        lines.append("outputs: " + ", ".join("%s %s%s" % (
+            k, "on" if o.get("on") else "off", "" if o.get("reason") in ("on", "off") else
+            " (%s)" % o.get("reason")) for k, o in relays))
+    cur = units.provider_currency(prov, native)
+    runway = {r.get("account"): r for r in st.get("runway") or [] if isinstance(r, dict)}
     for w in st.get("wallets", []):
-        lines.append("wallet %s  balance %s  (%s)" % (w["address"], _amounts(w.get("balance")),
-                                                      ", ".join(w.get("channels", []))))
+        r = runway.get(w.get("account")) or {}
+        lines.append("wallet %s %s  balance %s  pays for %s%s" % (
+            w.get("account", "?"), w["address"], _balance(w.get("balance"), prov, native, raw),
+            ", ".join(w.get("channels", [])) or "no channel",
+            "  lasts %s at the last 24 h's spend (%s)" % (
+                _duration(r["runway_s"]), units.amount(r.get("spent_24h"), cur, raw))
+            if isinstance(r.get("runway_s"), int) else ""))
+    for a in st.get("alerts") or []:
+        if not isinstance(a, dict):
+            continue
+        since = a.get("since")
+        when = " since %s" % units.local(since) if isinstance(since, int) else ""
+        if a.get("kind") == "node_unreachable":
+            what = "the chain's node does not answer%s: %s" % (when, a.get("error"))
+        else:
+            what = "wallet %s cannot pay invoice %s (%s)%s: %s; supply %s" % (
+                a.get("account"), a.get("invoice"), units.amount(a.get("amount_due"), cur, raw),
+                when, a.get("error"), a.get("supply"))
+        lines.append("ALERT %s" % what)
     pays = st.get("payments")
     if pays is not None:
-        lines.append("payments: %d confirmed, %d pending, accrued %s" % (
+        lines.append("payments: %d confirmed, %d pending, %d failed" % (
             len(pays.get("confirmed", [])), len(pays.get("pending", [])),
-            _amounts(pays.get("accrued", {}))))
+            len(pays.get("failed", []))))
+        accrued = pays.get("accrued") or {}
+        lines.append("billed, not yet invoiced: %s" % (", ".join(
+            "%s (wallet %s)" % (units.amount(v, cur, raw), k.split("/")[0])
+            for k, v in sorted(accrued.items())) or "nothing"))
+        for state in ("pending", "failed"):
+            for p in pays.get(state, []):
+                pc = units.currency_of(p.get("token"), prov, native)
+                lines.append("  %s payment %s  %s to %s  %s%s" % (
+                    state, p.get("id"), units.amount(p.get("amount"), pc, raw), p.get("to"),
+                    p.get("hash") or "not sent yet",
+                    "  error: %s" % p["error"] if p.get("error") else ""))
     return "\n".join(lines)
 
 
@@ -94,49 +212,69 @@ def billed_series(led):
 
 
 def plot(url, out):
-    import matplotlib
+    """Draw the plug's billed power, energy and cost per channel over the time of day,
+    with its payments, to the PNG `out` (tools/plot.py)."""
+    from . import ledger_view
+    from . import plot as draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series = billed_series(json.loads(get(url, "/ledger")))
-    if not series:
-        raise SystemExit("plugctl plot: nothing billed yet at %s" % url)
-    t0 = min(p[0][0] for p in series.values())
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    for key, pts in sorted(series.items()):
-        t, e, cost, ce, cc = [], [], [], 0.0, 0
-        for t_end, kwh, amount in pts:
-            ce += kwh
-            cc += amount
-            t.append((t_end - t0) / 3600)
-            e.append(ce)
-            cost.append(cc)
-        ax1.step(t, e, where="post", label=key)
-        ax2.step(t, cost, where="post", label=key)
-    ax1.set_ylabel("energy billed (kWh)")
-    ax2.set_ylabel("cost (base units)")
-    ax2.set_xlabel("hours")
-    for ax in (ax1, ax2):
-        ax.grid(True)
-    ax1.legend()
-    fig.tight_layout()
+    status = get_json(url, "/status")
+    led = ledger_view.fetch(lambda path: get(url, path))
+    try:
+        fig = draw.figure(status, led)
+    except ValueError as e:
+        raise SystemExit("plugctl plot: %s at %s: let it meter and bill a while" % (e, url))
     fig.savefig(out, dpi=100)
 
 
+def _writable_dir(path):
+    """Refuse at once (before fetching and drawing) a file that cannot be written."""
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise SystemExit("plugctl plot: %s: no such directory" % d)
+    if not os.access(d, os.W_OK):
+        raise SystemExit("plugctl plot: %s: not writable" % d)
+
+
 def cli(cmd, argv):
-    ap = argparse.ArgumentParser(prog="plugctl " + cmd)
-    ap.add_argument("url")
+    desc = {"status": "Show a plug's meters, tariff, wallets and payments (GET /status).",
+            "ledger": "Print a plug's invoices and payments (GET /ledger).",
+            "plot": "Plot a plug's energy per channel and cost over time to a PNG."}[cmd]
+    ap = argparse.ArgumentParser(prog="plugctl " + cmd, description=desc)
+    ap.add_argument("url", help="the plug's HTTP address, e.g. http://127.0.0.1:8081")
+    if cmd in ("status", "ledger"):
+        ap.add_argument("--raw", action="store_true",
+                        help="amounts in base units (wei, token base units) instead of "
+                             "ETH, USDC, ...")
+        ap.add_argument("--native", default="ETH", metavar="SYMBOL",
+                        help="symbol of the chain's native coin (default ETH)")
     if cmd == "ledger":
-        ap.add_argument("--csv", action="store_true")
+        g = ap.add_mutually_exclusive_group()
+        g.add_argument("--csv", action="store_true",
+                       help="CSV, one row per invoice and channel, ISO-8601 UTC times")
+        g.add_argument("--json", action="store_true", help="the plug's /ledger as JSON")
     if cmd == "plot":
-        ap.add_argument("out")
+        ap.add_argument("out", help="PNG file to write")
     a = ap.parse_args(argv)
-    if cmd == "status":
-        print(status_text(json.loads(get(a.url, "/status"))))
-    elif cmd == "ledger":
-        sys.stdout.write(get(a.url, "/ledger" + ("?format=csv" if a.csv else "")))
-    else:
-        plot(a.url, a.out)
-        print("wrote", a.out)
+    try:
+        check_url(a.url)
+        if cmd == "status":
+            print(status_text(get_json(a.url, "/status"), a.raw, a.native))
+        elif cmd == "ledger":
+            from . import ledger_view
+
+            led = ledger_view.fetch(lambda path: get(a.url, path))
+            if a.json:
+                print(json.dumps(led, indent=1))
+                return 0
+            prov = get_json(a.url, "/status").get("provider")
+            if a.csv:
+                sys.stdout.write(ledger_view.csv_text(led, prov, a.native))
+            else:
+                print(ledger_view.text(led, prov, a.native, a.raw))
+        else:
+            _writable_dir(a.out)
+            plot(a.url, a.out)
+            print("wrote", a.out)
+    except PlugUnreachable as e:
+        raise SystemExit("plugctl %s: %s" % (cmd, e))
     return 0

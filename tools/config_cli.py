@@ -30,11 +30,29 @@ def canonical(version, cfg, plug):
 
 
 def read_key(path):
-    with open(path) as f:
-        key = f.read().strip()
+    try:
+        with open(path) as f:
+            key = f.read().strip()
+    except FileNotFoundError:
+        raise SystemExit("owner key %s: no such file (make one with `plugctl owner new --out "
+                         "%s`)" % (path, path))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit("owner key %s: cannot read it (%s)" % (path, getattr(e, "strerror",
+                                                                           None) or e))
     if not key.startswith("0x") or len(key) != 66:
         raise SystemExit("%s: not a 0x-prefixed 32-byte hex key" % path)
     return key
+
+
+def read_json(path, what):
+    """The JSON in `path`, or SystemExit saying what is wrong with the file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise SystemExit("%s %s: no such file" % (what, path))
+    except ValueError as e:
+        raise SystemExit("%s %s: not JSON: %s" % (what, path, e))
 
 
 def sign_envelope(cfg, version, key, plug):
@@ -83,8 +101,12 @@ def check_before_signing(cfg, version, plug):
 def plug_exec(port, code):
     """Run `code` at the plug's REPL; the plug's refusal (the exception it raised) becomes
     SystemExit with just its message, e.g. "plug refused: ConfigError: envelope..."."""
-    from .deploy import DeployError, mpremote
+    from .deploy import DeployError, check_port, mpremote
 
+    try:
+        check_port(port)
+    except DeployError as e:
+        raise SystemExit(str(e))
     try:
         return mpremote(port, "exec", code, capture=True)
     except DeployError as e:
@@ -133,37 +155,61 @@ def schema_lines(spec, path=""):
 
 
 def cli(cmd, argv):
-    ap = argparse.ArgumentParser(prog="plugctl " + cmd)
-    sub = ap.add_subparsers(dest="action", required=True)
+    port_help = "the plug's serial port (/dev/ttyUSB0) or a virtual plug's --serial link"
     if cmd == "owner":
-        p = sub.add_parser("new")
-        p.add_argument("--out", required=True)
-        p = sub.add_parser("address")
-        p.add_argument("--key", required=True)
-        p = sub.add_parser("provision")
-        p.add_argument("--port", required=True)
+        ap = argparse.ArgumentParser(prog="plugctl owner", description="The owner's key (it "
+                                     "signs the plug's configs) and recording the owner on a "
+                                     "new plug.")
+        sub = ap.add_subparsers(dest="action", required=True, metavar="ACTION")
+        p = sub.add_parser("new", help="create an owner key file (0600); prints its address",
+                           description="Create an owner key in a file only you can read and "
+                                       "print its address. Keep it off the plug.")
+        p.add_argument("--out", required=True, metavar="FILE", help="key file to create")
+        p = sub.add_parser("address", help="print the address of an owner key",
+                           description="Print the address of an owner key.")
+        p.add_argument("--key", required=True, metavar="FILE", help="owner key file")
+        p = sub.add_parser("provision", help="record the first owner on a new plug (serial)",
+                           description="Record the plug's first owner over serial (physical "
+                                       "access). Later owners arrive only in a config the "
+                                       "current owner signed.")
+        p.add_argument("--port", required=True, help=port_help)
         g = p.add_mutually_exclusive_group(required=True)
-        g.add_argument("--key")
-        g.add_argument("--address")
+        g.add_argument("--key", metavar="FILE", help="owner key file (its address is recorded)")
+        g.add_argument("--address", help="the owner's address, if the key is elsewhere")
     else:
-        p = sub.add_parser("sign")
-        p.add_argument("--key", required=True)
-        p.add_argument("--plug", required=True, help="the plug's wallet address (account 0)")
-        p.add_argument("--version", type=int, required=True)
-        p.add_argument("config")
-        p.add_argument("--out")
-        p = sub.add_parser("push")
+        ap = argparse.ArgumentParser(prog="plugctl config", description="The plug's "
+                                     "configuration: signed by the owner, pushed over HTTP or "
+                                     "serial.")
+        sub = ap.add_subparsers(dest="action", required=True, metavar="ACTION")
+        p = sub.add_parser("sign", help="sign a config for one plug (checked first)",
+                           description="Sign a config with the owner's key for one plug, "
+                                       "after checking it as the plug would.")
+        p.add_argument("--key", required=True, metavar="FILE", help="owner key file")
+        p.add_argument("--plug", required=True, metavar="ADDRESS",
+                       help="the plug's wallet address (account 0: plugctl wallet address)")
+        p.add_argument("--version", type=int, required=True, metavar="N",
+                       help="config version, higher than the one in force")
+        p.add_argument("config", help="config JSON file (fields: plugctl config schema)")
+        p.add_argument("--out", metavar="FILE", help="envelope file to write (default: print)")
+        p = sub.add_parser("push", help="apply a signed envelope (HTTP or serial)",
+                           description="Apply a signed envelope: POST /config over HTTP, or "
+                                       "plug.apply_config() over serial.")
         g = p.add_mutually_exclusive_group(required=True)
-        g.add_argument("--port")
-        g.add_argument("--url")
-        p.add_argument("envelope")
-        sub.add_parser("schema")
+        g.add_argument("--port", help=port_help)
+        g.add_argument("--url", help="the plug's HTTP address, e.g. http://127.0.0.1:8081")
+        p.add_argument("envelope", help="envelope file from `plugctl config sign`")
+        sub.add_parser("schema", help="print every config field with its type and default",
+                       description="Print every config field with its type, range and "
+                                   "default.")
     a = ap.parse_args(argv)
     from eth_account import Account
 
     if cmd == "owner" and a.action == "new":
         acct = Account.create()
-        fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(a.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise SystemExit("%s exists; not overwritten (it may hold an owner key)" % a.out)
         with os.fdopen(fd, "w") as f:
             f.write("0x" + bytes(acct.key).hex() + "\n")
         print(acct.address)
@@ -173,11 +219,7 @@ def cli(cmd, argv):
         addr = a.address or Account.from_key(read_key(a.key)).address
         sys.stdout.write(plug_exec(a.port, "print(plug.provision_owner(%r))" % addr))
     elif a.action == "sign":
-        with open(a.config) as f:
-            try:
-                cfg = json.load(f)
-            except ValueError as e:
-                raise SystemExit("%s: not JSON: %s" % (a.config, e))
+        cfg = read_json(a.config, "config")
         try:
             plug = check_before_signing(cfg, a.version, a.plug)
         except ValueError as e:
@@ -190,12 +232,18 @@ def cli(cmd, argv):
         else:
             print(text)
     elif a.action == "push":
-        with open(a.envelope) as f:
-            env = json.load(f)
+        env = read_json(a.envelope, "envelope")
         if a.port:
             sys.stdout.write(push_serial(a.port, env))
         else:
-            status, body = push_http(a.url, env)
+            from .client import PlugUnreachable, check_url, unreachable
+
+            try:
+                status, body = push_http(check_url(a.url), env)
+            except PlugUnreachable as e:
+                raise SystemExit("plugctl config push: %s" % e)
+            except OSError as e:
+                raise SystemExit("plugctl config push: %s" % unreachable(a.url, e))
             print(status, body)
             return 0 if status == 200 else 1
     else:

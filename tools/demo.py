@@ -45,6 +45,11 @@ def billed_per_channel(led):
 
 
 def main(argv=None):
+    import signal
+
+    # SIGTERM unwinds the World as Ctrl-C does: anvil, servers and plug stop, and its
+    # /tmp/plug-world-* folder goes
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     t0 = time.time()
     day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400  # yesterday, 00:00 UTC
 

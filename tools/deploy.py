@@ -29,7 +29,16 @@ class DeployError(RuntimeError):
     pass
 
 
+def check_port(port):
+    """DeployError unless `port` (a device path) exists: mpremote's own message for a
+    missing port blames another program holding it."""
+    if port.startswith("/") and not os.path.exists(port):
+        raise DeployError("no serial port at %s: is the plug connected, or `plugctl sim "
+                          "--serial %s` running?" % (port, port))
+
+
 def mpremote(port, *args, capture=False, timeout=300, resume=True):
+    check_port(port)
     argv = [executable("mpremote"), "connect", port] + (["resume"] if resume else []) + list(args)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if r.returncode:
@@ -76,7 +85,7 @@ def stage(board, ca=None):
     if not os.path.exists(board_mpy):
         names = sorted(n[6:-4] for n in os.listdir(os.path.join(src, "boards"))
                        if n.startswith("board_"))
-        raise SystemExit("no board %r; boards: %s" % (board, ", ".join(names)))
+        raise SystemExit("plugctl deploy: no board %r; boards: %s" % (board, ", ".join(names)))
     out = tempfile.mkdtemp(prefix="plug-flash-")
     shutil.copytree(os.path.join(src, "lib"), os.path.join(out, "lib"))
     shutil.copytree(os.path.join(src, "firmware", "plug"), os.path.join(out, "plug"))
@@ -95,6 +104,7 @@ def deploy(port, board, reset=True, log=print, chunk=2048, ca=None):
     (raw REPL, no soft reset), in chunks the plug's heap can take."""
     from mpremote.transport_serial import SerialTransport
 
+    check_port(port)
     flash = stage(board, ca)
     try:
         files = [(d, f) for d, _, fs in sorted(os.walk(flash)) for f in sorted(fs)]
@@ -142,15 +152,37 @@ def reset_plug(port):
                    capture_output=True, timeout=30)
 
 
+def boards():
+    """The board names in boards/ (board_<name>.py)."""
+    from .paths import BOARDS
+
+    return sorted(n[6:-3] for n in os.listdir(BOARDS)
+                  if n.startswith("board_") and n.endswith(".py"))
+
+
 def cli(cmd, argv):
-    ap = argparse.ArgumentParser(prog="plugctl " + cmd)
-    ap.add_argument("--port", required=True, help="serial port or virtual plug's pty link")
+    desc = ("Compile the firmware with mpy-cross and copy it to a plug over its serial "
+            "port, then restart the plug." if cmd == "deploy" else
+            "Open a plug's serial REPL (mpremote, no soft reset; Ctrl-] leaves).")
+    ap = argparse.ArgumentParser(prog="plugctl " + cmd, description=desc)
+    ap.add_argument("--port", required=True,
+                    help="serial port (/dev/ttyUSB0) or a virtual plug's --serial link")
     if cmd == "deploy":
-        ap.add_argument("--board", required=True)
-        ap.add_argument("--no-reset", action="store_true")
-        ap.add_argument("--ca", help="CA certificates (PEM or DER) for https servers")
+        names = boards()
+        ap.add_argument("--board", required=True, choices=names, metavar="NAME",
+                        help="the board module to install: %s (sim: the virtual plug)"
+                             % ", ".join(names))
+        ap.add_argument("--no-reset", action="store_true",
+                        help="do not restart the plug after copying")
+        ap.add_argument("--ca", metavar="CERTS.pem",
+                        help="CA certificates (PEM or DER) the plug checks https servers "
+                             "against; without it the plug refuses https URLs")
     a = ap.parse_args(argv)
     if cmd == "repl":
+        try:
+            check_port(a.port)
+        except DeployError as e:
+            raise SystemExit("plugctl repl: %s" % e)
         os.execv(executable("mpremote"), ["mpremote", "connect", a.port, "resume", "repl"])
     try:
         deploy(a.port, a.board, reset=not a.no_reset, ca=a.ca)

@@ -1,10 +1,11 @@
 """A local Ethereum devnet: anvil on a free loopback port.
 
-    python -m tools.devnet [--chain-id N] [--fund ADDRESS=ETH ...] [--no-mining]
+    plugctl devnet [--port N] [--chain-id N] [--fund ADDRESS=ETH ...] [--no-mining]
 
 starts anvil, waits until it answers, funds the given addresses (ETH as a decimal,
-exact to the wei) and keeps running until Ctrl-C or SIGTERM, then stops anvil.
-Tests use the Devnet class through the `devnet` fixture.
+exact to the wei; nothing is funded without --fund) and keeps running until Ctrl-C or
+SIGTERM, then stops anvil. A port another program holds is refused (PortTaken) before
+anvil starts. Tests use the Devnet class through the `devnet` fixture.
 """
 
 import argparse
@@ -34,6 +35,27 @@ class RPCError(Exception):
     pass
 
 
+class PortTaken(OSError):
+    """Something already listens on the port asked for."""
+
+
+def check_port_free(port, host="127.0.0.1", what="port"):
+    """PortTaken unless `port` can be bound on `host` (a port left in TIME_WAIT by an
+    earlier server counts as free, as it does for anvil and Python's servers)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            import errno
+
+            if e.errno != errno.EADDRINUSE:
+                raise PortTaken("%s %d on %s: cannot listen (%s)" % (what, port, host,
+                                                                    e.strerror or e))
+            raise PortTaken("%s %d on %s is taken: stop what holds it, or pick another port"
+                            % (what, port, host))
+
+
 class Devnet:
     def __init__(self, chain_id=31337, port=None, automine=True, block_time=None,
                  base_fee=None, extra_args=()):
@@ -56,6 +78,9 @@ class Devnet:
             argv += ["--no-mining"]
         if self.base_fee is not None:
             argv += ["--block-base-fee-per-gas", str(self.base_fee)]
+        # a second anvil on a taken port would fail, yet the first one would answer
+        # _wait_ready: refuse the port before starting
+        check_port_free(self.port)
         # own process group: stop() can reach the anvil binary behind npm's launcher
         self.proc = subprocess.Popen(argv + self.extra_args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
@@ -178,25 +203,36 @@ def fund_spec(spec):
 
 def _stop(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup
-    raise SystemExit(0)  # unwinds through Devnet.__exit__, which stops anvil
+    raise SystemExit(0)  # unwinds through main's finally (or Devnet.__exit__): stops anvil
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--chain-id", type=int, default=31337)
-    ap.add_argument("--port", type=int)
-    ap.add_argument("--no-mining", action="store_true")
-    ap.add_argument("--fund", action="append", default=[], type=fund_spec, metavar="ADDRESS=ETH")
+    ap = argparse.ArgumentParser(
+        prog="plugctl devnet", description="Run a local Ethereum chain (anvil) on loopback "
+        "until Ctrl-C or SIGTERM. Its accounts are anvil's well-known test accounts; other "
+        "addresses get ETH only with --fund.")
+    ap.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    ap.add_argument("--chain-id", type=int, default=31337, help="chain id (default 31337)")
+    ap.add_argument("--no-mining", action="store_true",
+                    help="do not mine transactions as they arrive (mine with anvil_mine)")
+    ap.add_argument("--fund", action="append", default=[], type=fund_spec, metavar="ADDRESS=ETH",
+                    help="give ADDRESS this much ETH (exact decimal; default 10); repeatable")
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
-    with Devnet(a.chain_id, a.port, automine=not a.no_mining) as d:
+    try:
+        d = Devnet(a.chain_id, a.port, automine=not a.no_mining)
+        d.start()
+    except (PortTaken, RuntimeError) as e:
+        raise SystemExit("plugctl devnet: %s" % e)
+    try:  # SIGTERM (SystemExit) and Ctrl-C unwind through here, which stops anvil
         for addr, wei in a.fund:
             d.fund(addr, wei)
         print("devnet: chain %d on %s" % (d.chain_id, d.url), flush=True)
-        try:
-            d.proc.wait()
-        except KeyboardInterrupt:
-            pass
+        d.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        d.stop()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,21 @@
   confirmed records, no payment left unfinished, every bill priced at the quoted rates,
   billed + unbilled == metered energy, no cut losing more than one checkpoint interval
   plus one read of the meter (plus one more for a checkpoint write cut short), exactly
-  one complete config in force (version and content).
+  one complete config in force (version and content), and no restored or reported
+  total above what the channel's chip ever handed out (the sim's energy log, exact).
 - network: the RPC node hangs (SIGSTOP) and is down (stopped, restarted on its port with
   its chain state), the tariff server answers 500 and is down, each for hours of plug
   time. Checked: energy keeps rising in /status throughout, billing and payments catch
   up afterwards, nothing paid twice.
 - load: N plugs metering and paying against one anvil and one tariff server at once.
 - inputs: runs the fuzz, config-envelope and garbage-HTTP tests and counts their cases.
+- lying: the plug's RPC node lies for about a minute (nonces 1000 ahead and 3 behind,
+  receipts for transactions it swallowed, another chain id, malformed replies), then
+  answers honestly. Checked: every invoice made by then paid on chain exactly once within
+  5 minutes, nothing to an unapproved address, the payments store under its bound.
+- slowloris: four clients trickle header lines at one plug's HTTP server for 25 s,
+  reconnecting whenever cut off. Checked: /status answers at least 9 probes in 10, the
+  owner's POST /config goes in during the attack, energy keeps rising.
 
 Prints the figures in a few lines; exits 1 if an invariant broke.
 """
@@ -42,6 +50,7 @@ KEYS = ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
 CHECKPOINT_S = 300
 READ_S = 10
 MIN_REAL_MS = 20  # the meter reads at most every 20 ms of real time (meter.py)
+SIM_PASSES = 16  # read times the sim's energy log keeps (boards/sim/chip.py _PASSES)
 
 
 def fault_config(plug, version, **over):
@@ -122,12 +131,9 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
     speed = 86400 / day_s
     # one read of the meter in plug time: its interval, or 20 ms of real time when faster
     read_s = max(READ_S, speed * MIN_REAL_MS / 1000)
-    # one interval, the read in flight, and two more reads for a loaded host that stalled
-    # the plug's loop for a moment (at these speeds 20 ms of real time is a read)
-    allowed_s = CHECKPOINT_S + 3 * read_s
     fig = {"cuts": 0, "cuts_after_pending": 0, "cuts_in_config_apply": 0, "cuts_mid_write": 0,
-           "read_s": round(read_s, 1), "max_checkpoint_age_s": 0, "lost_wh": 0.0,
-           "max_loss_intervals": 0.0, "late_reads": 0}
+           "read_s": round(read_s, 1), "max_checkpoint_age_s": 0, "max_read_gap_s": 0,
+           "lost_wh": 0.0, "max_loss_intervals": 0.0, "late_reads": 0, "totals_checked": 0}
     problems = []
     # blocks every second, so a payment stays pending long enough to cut power under it
     with World(DAY, RATES, log=log, block_time=1) as w:
@@ -169,7 +175,6 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
             if kind == "write":  # the cut falls while the plug writes a file
                 _wait_for(lambda b=booted: _tmp_files(flash, b), 3 * gap, poll=0.0005)
             p.kill()
-            t_kill = audit.sim_now(p.state)
             since, booted = booted, time.time()
             fig["cuts"] += 1
             # where the cut really fell, from the plug's flash
@@ -187,40 +192,60 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
                 fig["cuts_mid_write"] += 1
                 landed.append("file write")
                 write_s = read_s
-            ck, t_ck = audit.read_checkpoint(p.state)
+            ck, _ = audit.read_checkpoint(p.state)
+            t_ck = _last_read_in_checkpoint(p.state)  # its "now" moves with billing too
+            handed, passes = read_sim_energy(p.state)  # the plug is dead: final
+            if ck is not None:  # exact: what the dead plug's chips ever handed it
+                problems += _invented(k + 1, "restored", {c: (v, None) for c, v in ck.items()},
+                                      handed)
+                fig["totals_checked"] += len(ck)
             if post is not None:
                 th.join(5)
                 code = post.get("r", (None,))[0]
                 if code == 200:
                     acked = max(acked, max(attempted))
             st2 = wait_up(p)
+            # read after st2, so it holds everything that st2's totals can come from
+            problems += _invented(k + 1, "/status after the reboot shows",
+                                  {c: (ch["import_uwh"], ch["export_uwh"])
+                                   for c, ch in st2["channels"].items()},
+                                  read_sim_energy(p.state)[0])
+            fig["totals_checked"] += 2 * len(st2["channels"])
             p.vplug.attach()  # keep the plug's console log (detached for mpremote)
             problems += config_problems(st2, acked, attempted)
-            if st is None or ck is None:
+            if st is None or ck is None or not passes:
                 continue
             fig["late_reads"] += st["device"].get("late_reads", 0)
-            # what the cut cost: energy at the cut (extrapolated from the last /status a
-            # moment before) minus what the plug restored
+            # How old the restored checkpoint was at the plug's last read (the energy
+            # log's times of its last passes, exact). The meter checkpoints at its first
+            # pass an interval after the last checkpoint, so the age is at most one interval
+            # plus two passes: the one that checkpointed (its read and the check after it)
+            # and the read in flight, whose checkpoint the cut may have torn. A pass is
+            # normally one read_s; a loaded host (or an ESP32's blocked loop) stretches it,
+            # and the bound follows the longest pass the plug really took since that
+            # checkpoint's read (a reboot in between: the time it was off). +1: whole seconds.
+            after = [t for t in passes if t >= t_ck]
+            pass_s = max([read_s] + [b - a for a, b in zip(after, after[1:])])
+            age = passes[-1] - t_ck
+            allowed_s = CHECKPOINT_S + 2 * pass_s + 1
+            # what the cut cost (a figure): the energy of that age at the power seen before
             pw = import_power(st)
-            at_kill = import_total(st) + pw * (t_kill - st["device"]["time"]) / 0.0036
             restored = sum(ck.values())
-            lost = max(0.0, at_kill - restored)
+            lost = max(0.0, pw * age / 0.0036)
             fig["lost_wh"] += lost / 1e6
-            age = t_kill - t_ck
             fig["max_checkpoint_age_s"] = max(fig["max_checkpoint_age_s"], int(age))
+            fig["max_read_gap_s"] = max(fig["max_read_gap_s"], int(pass_s))
             # in checkpoint intervals, not counting a write cut short
             loss_iv = (lost / pw * 0.0036 - write_s) / CHECKPOINT_S if pw > 0 else 0.0
             fig["max_loss_intervals"] = max(fig["max_loss_intervals"], loss_iv)
-            log("cut %d (%s, landed: %s): checkpoint %.0f s old, %.1f Wh lost (%.2f intervals)"
-                % (k + 1, kind, ", ".join(landed) or "-", age, lost / 1e6, loss_iv))
-            if age > allowed_s + write_s:  # the energy since that checkpoint is what was lost
-                problems.append("cut %d (%s): restored checkpoint %.0f s old, %.1f Wh lost "
-                                "(allowed: one %d s checkpoint interval + three %.0f s reads + "
-                                "%.0f s for a write cut short)"
-                                % (k + 1, kind, age, lost / 1e6, CHECKPOINT_S, read_s, write_s))
-            if restored > at_kill + pw * read_s / 0.0036:
-                problems.append("cut %d: restored %d uWh, more than the %d uWh metered"
-                                % (k + 1, restored, at_kill))
+            log("cut %d (%s, landed: %s): checkpoint %.0f s old at the last read (passes up "
+                "to %.0f s), %.1f Wh lost (%.2f intervals)"
+                % (k + 1, kind, ", ".join(landed) or "-", age, pass_s, lost / 1e6, loss_iv))
+            if age > allowed_s:  # the energy since that checkpoint is what was lost
+                problems.append("cut %d (%s): restored checkpoint %.0f s older than the last "
+                                "read, %.1f Wh lost (allowed: one %d s checkpoint interval + two "
+                                "passes of up to %.0f s)"
+                                % (k + 1, kind, age, lost / 1e6, CHECKPOINT_S, pass_s))
             if import_total(st2) < restored:
                 problems.append("cut %d: after the reboot /status shows %d uWh, the checkpoint "
                                 "held %d" % (k + 1, import_total(st2), restored))
@@ -240,6 +265,47 @@ def power_cuts(cuts=50, day_s=80, seed=1, log=print):
         fig.update(_money(w, [p], problems, int(fig["lost_wh"] * 1e6)))
         save_console(p, log)
     return fig, problems
+
+
+def read_sim_energy(state):
+    """The virtual plug's energy log (boards/board_sim.py ENERGY_LOG, sim/chip.py
+    record_to), written inside each energy register read before the plug sees the value:
+    ({channel key: (import, export, true import, true export)} uWh, what each channel's
+    energy registers ever handed the plug and what its load drew, summed over every boot;
+    [plug times of the plug's last passes over its first chip, oldest first])."""
+    import struct
+
+    out, passes = {}, []
+    for dev in sorted({key.split("/")[0] for key in KEYS}):
+        codes = [key for key in KEYS if key.startswith(dev + "/")]
+        with open(os.path.join(state, "sim_energy_%s.bin" % dev), "rb") as f:
+            v = struct.unpack("<%dd%di" % (4 * len(codes), SIM_PASSES), f.read())
+        for i, key in enumerate(codes):
+            out[key] = tuple(v[4 * i:4 * i + 4])
+        if not passes:
+            passes = [t for t in v[4 * len(codes):] if t]
+    return out, passes
+
+
+def _last_read_in_checkpoint(state):
+    """Plug time of the last read the energy checkpoint holds (its channels' last-read
+    times; the checkpoint's own "now" also moves when billing reads the clock)."""
+    data = audit.flash_load(state, "ledger")
+    return max(rec[2] for rec in data["ch"].values()) if data else None
+
+
+def _invented(cut, what, totals, handed):
+    """Problems for every total (import, export or None) above what that channel's chip
+    ever handed the plug: energy the plug would have invented. Exact: the plug converts
+    register LSBs to uWh rounding down, so only float rounding (< 1 uWh) separates them."""
+    probs = []
+    for key in sorted(totals):
+        for d, name in ((0, "import"), (1, "export")):
+            got = totals[key][d]
+            if got is not None and got > handed[key][d] + 1:
+                probs.append("cut %d: %s %s %s %d uWh, more than the %.1f uWh its chip ever "
+                             "handed out" % (cut, what, key, name, got, handed[key][d]))
+    return probs
 
 
 def _wait_for(cond, timeout, poll=0.002):
@@ -279,10 +345,14 @@ def _post_into(out, p, env):
 
 
 def _post(p, env):
+    """(status, body) of POST /config, or (None, why) when no whole reply came: a power
+    cut mid-reply (a short body is http.client.IncompleteRead) is an outcome, not a crash."""
+    import http.client
+
     try:
         return p.post_config(env)
-    except (OSError, ValueError) as e:
-        return None, str(e)
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        return None, "%s: %s" % (type(e).__name__, e)
 
 
 def settle_pending(p, timeout):
@@ -301,7 +371,9 @@ def _quiet(snap, txs):
         return False
     addr = {x["address"].lower() for x in snap["status"].get("wallets", [])}
     mined = sum(1 for t in txs if t["ok"] and t["from"] in addr)
-    confirmed = sum(1 for r in recs if r["st"] == "confirmed") + len(snap.get("paid_ids", []))
+    # the ledger lists the history too: ids it lists and ids kept by number overlap
+    confirmed = len({r["id"] for r in recs if r["st"] == "confirmed"}
+                    | set(snap.get("paid_ids", [])))
     return mined == confirmed
 
 
@@ -476,6 +548,138 @@ def _cpu_load():
         return 0.0
 
 
+# ---- slowloris ---------------------------------------------------------------------------
+
+
+def slowloris(seconds=25, clients=4, log=print):
+    """`clients` slow clients trickle header lines at the plug's HTTP server for `seconds`
+    (reconnecting as soon as they are cut off) while /status is probed twice a second and
+    the owner pushes a new config half-way. Returns (figures, problems)."""
+    from .slowloris import Slowloris, probe
+
+    problems = []
+    with World(DAY, RATES, log=log) as w:
+        p = w.add_plug("lan", speed=240, deploy=False)
+        provision(p)
+        e0 = import_total(p.status())
+        posted = {}
+
+        def owner_posts():
+            time.sleep(seconds / 2)
+            posted["code"], posted["body"] = p.post_config(p.sign(fault_config(p, 2), 2))
+
+        with Slowloris("127.0.0.1", p.http_port, clients=clients, period_s=0.5) as atk:
+            time.sleep(1)
+            owner = threading.Thread(target=owner_posts, daemon=True)
+            owner.start()
+            fig = probe(p.url + "/status", seconds, interval_s=0.5)
+            owner.join(60)
+        fig["config_post"] = posted.get("code")
+        fig["attack_connections"] = atk.stats["connections"]
+        fig["attack_cut"] = atk.stats["cut"]
+        if fig["answered"] < 0.9 * fig["probes"]:
+            problems.append("/status answered %d of %d probes during the attack"
+                            % (fig["answered"], fig["probes"]))
+        if posted.get("code") != 200:
+            problems.append("the owner's POST /config during the attack got %s: %s"
+                            % (posted.get("code"), posted.get("body")))
+        st = try_status(p, 15)
+        if st is None or import_total(st) <= e0:
+            problems.append("energy did not rise through the attack")
+        elif posted.get("code") == 200:
+            problems += config_problems(st, 2, {1, 2})
+    return fig, problems
+
+
+# ---- lying node --------------------------------------------------------------------------
+
+# what the node does in turn, real seconds each (tests/hostile_rpc.py LIES)
+LIES = (("ahead", 20), ("fake_receipt", 10), ("behind", 10), ("wrong_chain", 5),
+        ("malformed", 5), ("ahead", 10))
+PAYMENTS_MAX_BYTES = 32768  # the payments store's bound (README, "Bounded state")
+
+
+def lying(day_s=80, lies=LIES, heal_s=300, log=print):
+    """A JSON-RPC node that lies, `lies` in turn (nonces 1000 ahead and 3 behind, receipts
+    for transactions it swallowed, another chain id, malformed replies), then answers
+    honestly. Checked: every invoice the plug made by then is paid on chain exactly once
+    within `heal_s` of honesty, nothing paid twice or to an address the owner did not
+    approve, the payments store under its bound throughout, and the usual money audit.
+    Returns (figures, problems)."""
+    if os.path.join(ROOT, "tests") not in sys.path:
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from hostile_rpc import HostileRPC
+
+    fig = {"lie_s": sum(s for _, s in lies)}
+    problems = []
+    with World(DAY, RATES, log=log) as w, HostileRPC(upstream=w.devnet.url) as node:
+        p = w.add_plug("lying", speed=86400 / day_s, deploy=False)
+        p.mpremote("plug.provision_owner(%r)" % w.owner_address)
+        env = p.sign(fault_config(p, 1, chain={"rpc_urls": [node.base]}), 1)
+        code, body = p.post_config(env)
+        if code != 200:
+            raise RuntimeError("config refused (%s): %s" % (code, body))
+        p.config_version = 1
+        addr = p.status()["wallets"][0]["address"].lower()
+        w.devnet.fund(addr, 10 * ETH)
+        flash = os.path.join(p.state, "state")
+        top = [0]
+
+        def watch(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                top[0] = max([top[0]] + [e.stat().st_size for e in os.scandir(flash)
+                                         if e.name.startswith("payments.")])
+                time.sleep(0.2)
+
+        deadline = time.monotonic() + 60
+        while not audit.chain_payments(w.devnet, w.payee) and time.monotonic() < deadline:
+            watch(1)  # honest first, until a payment lands
+        paid_before = len(audit.chain_payments(w.devnet, w.payee))
+        for lie, seconds in lies:
+            node.lie = lie
+            watch(seconds)
+        node.lie = None
+        honest = time.monotonic()
+        during = len(audit.chain_payments(w.devnet, w.payee)) - paid_before
+        made = (audit.flash_load(p.state, "billing") or {}).get("seq", 0)
+        paid = set()
+        while time.monotonic() - honest < heal_s:
+            paid = {t["memo"][0] for t in audit.chain_payments(w.devnet, w.payee)
+                    if t["ok"] and t["from"] == addr and not isinstance(t["memo"], str)}
+            if paid >= set(range(1, made + 1)):
+                break
+            watch(2)
+        fig.update({"lies_told": node.lied, "swallowed": len(node.swallowed),
+                    "invoices_at_honesty": made, "paid_during_lies": during,
+                    "healed_s": round(time.monotonic() - honest, 1),
+                    "store_max_bytes": top[0]})
+        missing = sorted(set(range(1, made + 1)) - paid)
+        if missing:
+            problems.append("invoices %s not paid on chain %d s after the node turned honest"
+                            % (missing, heal_s))
+        if top[0] > PAYMENTS_MAX_BYTES:
+            problems.append("the payments store reached %d bytes (bound %d)"
+                            % (top[0], PAYMENTS_MAX_BYTES))
+        for t in _sent_by(w.devnet, addr):
+            if t not in (w.payee.lower(), addr):
+                problems.append("the plug sent a transaction to %s, not an approved payee" % t)
+        p.vplug.detach()
+        fig.update(_money(w, [p], problems))
+        save_console(p, log)
+    return fig, problems
+
+
+def _sent_by(devnet, addr):
+    """The `to` of every transaction `addr` has on chain."""
+    out = []
+    for n in range(int(devnet.rpc("eth_blockNumber"), 16) + 1):
+        for tx in devnet.rpc("eth_getBlockByNumber", hex(n), True)["transactions"]:
+            if tx["from"].lower() == addr:
+                out.append((tx.get("to") or "").lower())
+    return out
+
+
 # ---- bad inputs --------------------------------------------------------------------------
 
 
@@ -525,7 +729,7 @@ def main(argv=None):
     ap.add_argument("--load-speed", type=float, default=240)
     ap.add_argument("--load-s", type=float, default=90)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", default="cuts,network,load,inputs")
+    ap.add_argument("--only", default="cuts,network,load,inputs,slowloris,lying")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     quiet = (lambda *x: None) if not a.verbose else print
@@ -534,6 +738,8 @@ def main(argv=None):
         "network": lambda: network(a.day_s, log=quiet),
         "load": lambda: load(a.plugs, a.load_speed, a.load_s, quiet),
         "inputs": lambda: bad_inputs(quiet),
+        "slowloris": lambda: slowloris(log=quiet),
+        "lying": lambda: lying(a.day_s, log=quiet),
     }
     broken = 0
     for name in a.only.split(","):

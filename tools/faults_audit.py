@@ -68,14 +68,15 @@ def chain_payments(devnet, payee):
 SNAPSHOT = """
 import json
 from plug import web
-class _Q:
-    query = {}
 import sys
-snap = {"status": plug.status(), "ledger": web.ledger(plug, _Q()),
-        "paid_ids": list(plug.payments._paid) if plug.payments else []}
-sys.stdout.write("SNAP")
-json.dump(snap, sys.stdout)
-print()
+sys.stdout.write('SNAP{"status": ')
+json.dump(plug.status(), sys.stdout)
+sys.stdout.write(', "paid_ids": ')
+json.dump(list(plug.payments._paid) if plug.payments else [], sys.stdout)
+sys.stdout.write(', "ledger": ')
+for chunk in web.ledger_chunks(web.Page(plug, 0, None)):  # the whole ledger, streamed
+    sys.stdout.write(chunk)
+print("}")
 """
 
 
@@ -176,7 +177,7 @@ def _check_plug(snap, ok_txs, lost_uwh=0):
         elif t["value"] != r["amt"]:
             probs.append("%s: payment %s records %d, chain shows %d" % (p.name, r["id"], r["amt"],
                                                                      t["value"]))
-    # the plug knows every invoice it paid: in full (the last 32) or by id (older ones)
+    # the plug knows every invoice it paid: in its ledger (live and history) or by id
     paid_ids = snap.get("paid_ids", [])
     known = {r["id"] for r in led["payments"]} | set(paid_ids)
     oldest = min((int(i.split("-")[0]) for i in paid_ids), default=0)

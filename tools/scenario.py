@@ -120,8 +120,17 @@ class PlugHandle:
     def status(self):
         return json.loads(self.get("/status"))
 
-    def ledger(self):
-        return json.loads(self.get("/ledger"))
+    def ledger(self, limit=200):
+        """The whole /ledger, read page by page (`next_offset`) into one object."""
+        led = json.loads(self.get("/ledger?limit=%d" % limit))
+        while led.get("next_offset") is not None:
+            more = json.loads(self.get("/ledger?offset=%d&limit=%d" % (led["next_offset"],
+                                                                      limit)))
+            for key in ("payments", "invoices", "unsettled"):
+                led[key] += more[key]
+            led["next_offset"] = more["next_offset"]
+            led["total"] = more["total"]
+        return led
 
     def post_config(self, envelope):
         req = urllib.request.Request(self.url + "/config", json.dumps(envelope).encode(),
@@ -198,9 +207,11 @@ class PlugHandle:
         self.vplug.kill()
 
     def stop(self):
+        from .simrun import power_off
+
         self._stop.set()
         self._thread.join(10)
-        self.vplug.stop()
+        power_off(self.vplug)
 
 
 class World:
@@ -219,10 +230,16 @@ class World:
         self.tmp = tempfile.mkdtemp(prefix="plug-world-")
 
     def __enter__(self):
-        self.devnet = Devnet(self.chain_id, block_time=self.block_time).start()
-        self.payee_start = self.devnet.balance(self.payee)
-        self.tariff = TariffServer(day_schedule(self.day_start, self.rates, self.payee,
-                                                self.chain_id)).start()
+        self.devnet = Devnet(self.chain_id, block_time=self.block_time)
+        try:
+            self.devnet.start()
+            self.payee_start = self.devnet.balance(self.payee)
+            self.tariff = TariffServer(day_schedule(self.day_start, self.rates, self.payee,
+                                                    self.chain_id)).start()
+        except BaseException:  # __exit__ does not run: leave nothing behind
+            self.devnet.stop()
+            self._cleanup()
+            raise
         return self
 
     def add_plug(self, name, speed=1440, load=None, deploy=True, heap=DEFAULT_HEAP):
@@ -239,5 +256,13 @@ class World:
                 p.stop()
             except Exception as e:  # keep stopping the rest
                 self.log("stop %s: %s" % (p.name, e))
-        self.tariff.stop()
-        self.devnet.stop()
+        try:
+            self.tariff.stop()
+            self.devnet.stop()
+        finally:
+            self._cleanup()
+
+    def _cleanup(self):
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)  # the plugs' flash, ttys, chain state

@@ -10,7 +10,9 @@ its serial REPL on a pty linked at PATH (connect with `plugctl repl --port PATH`
 freshly flashed plug with only MicroPython's REPL: `plugctl deploy --port PATH
 --board sim` puts the firmware on it (or pass --firmware to start with it there).
 When the process ends (machine.reset(), a soft reset) this supervisor boots it again,
-as a board restarts; killing the plug's process is a power cut. Ctrl-C stops all.
+as a board restarts; killing the plug's process is a power cut. Ctrl-C or SIGTERM
+stops all at once, as Ctrl-C at the plug's console would (power_off: the app saves its
+energy first).
 
 --rpc, --provider, --chain-id and --http-port are the factory settings the plug ships
 with (config version 0); the owner's signed config replaces them.
@@ -22,9 +24,9 @@ import os
 import signal
 import time
 
-from .vplug import VirtualPlug
+from .vplug import VirtualPlug, VirtualPlugError
 
-# The app as .mpy in RAM needs ~300 KB of heap on the 64-bit unix port (objects are twice
+# The app as .mpy in RAM needs ~340 KB of heap on the 64-bit unix port (objects are twice
 # the ESP32's size; see make bench), plus room for its state files.
 DEFAULT_HEAP = "1m"
 
@@ -143,6 +145,33 @@ def make_plug(state, serial, heap=DEFAULT_HEAP):
     return VirtualPlug(state, serial_link=serial, heap=heap, path_dirs=(rom(),))
 
 
+def power_off(plug, timeout=5.0):
+    """Stop the plug as Ctrl-C at its console would, promptly: SIGINT ends the app (it
+    checkpoints its energy as it stops) and main.py returns to the ROM's REPL, which a
+    second SIGINT ends, sent once the ROM's banner shows (or after 2 s); SIGKILL (a
+    power cut) if the process still runs after `timeout` seconds."""
+    if plug.alive:
+        try:
+            plug.attach()  # read the serial: the ROM's banner says the app has stopped
+            seen = len(plug.screen)
+        except (OSError, VirtualPlugError):
+            seen = None
+        os.kill(plug.pid, signal.SIGINT)
+        now = time.monotonic()
+        deadline, second = now + timeout, now + 2.0
+        while plug.alive and time.monotonic() < deadline:
+            if second is not None and (time.monotonic() > second or (
+                    seen is not None and "on the virtual plug" in plug.screen[seen:])):
+                try:
+                    os.kill(plug.pid, signal.SIGINT)
+                except (ProcessLookupError, TypeError):
+                    pass
+                second = None
+            time.sleep(0.02)
+    plug.kill()  # reaps it (SIGKILL only if it still runs) and closes the pty
+    return plug.returncode
+
+
 def supervise(plug, log=print, should_run=lambda: True):
     """Boot the plug, and boot it again whenever its process ends (a reset)."""
     plug.start()
@@ -158,19 +187,35 @@ def supervise(plug, log=print, should_run=lambda: True):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="plugctl sim", description=__doc__.splitlines()[0])
-    ap.add_argument("--state", required=True)
-    ap.add_argument("--board", default="sim")
-    ap.add_argument("--load", help="per-channel loads, e.g. M1/A=8A,M2/2=pv:6A")
-    ap.add_argument("--speed", type=float, default=1.0)
-    ap.add_argument("--start-unix", type=int, help="sim time at first boot (default: now)")
-    ap.add_argument("--rpc")
-    ap.add_argument("--chain-id", type=int)
-    ap.add_argument("--provider")
-    ap.add_argument("--http-port", type=int)
-    ap.add_argument("--serial", help="path to link the plug's serial pty at")
-    ap.add_argument("--heap", default=DEFAULT_HEAP)
-    ap.add_argument("--firmware", action="store_true", help="start with the firmware on it")
+    ap = argparse.ArgumentParser(prog="plugctl sim", description=__doc__.splitlines()[0]
+                                 + " Runs until Ctrl-C or SIGTERM.")
+    ap.add_argument("--state", required=True, metavar="DIR",
+                    help="the plug's flash: a directory (created if new; a new one holds "
+                         "only the REPL until `plugctl deploy`)")
+    ap.add_argument("--board", default="sim", choices=("sim",),
+                    help="board to simulate (only sim runs on this machine)")
+    ap.add_argument("--load", metavar="SPEC",
+                    help="per-channel loads, e.g. M1/A=8A,M1/B=fridge,M2/1=4A@0.9ind~h3,"
+                         "M2/2=pv:6A,M2/3=0.5A@0.6cap (kept in DIR/sim.json)")
+    ap.add_argument("--speed", type=float, default=1.0, metavar="N",
+                    help="sim time runs N times real time (default 1)")
+    ap.add_argument("--start-unix", type=int, metavar="T",
+                    help="sim time at first boot, Unix seconds (default: now)")
+    ap.add_argument("--rpc", metavar="URL",
+                    help="factory JSON-RPC node, e.g. http://127.0.0.1:8545 (the owner's "
+                         "config replaces it)")
+    ap.add_argument("--chain-id", type=int, metavar="N", help="factory chain id")
+    ap.add_argument("--provider", metavar="URL", help="factory provider descriptor URL")
+    ap.add_argument("--http-port", type=int, metavar="N",
+                    help="factory HTTP port of the plug's server (default 80)")
+    ap.add_argument("--serial", metavar="PATH",
+                    help="link the plug's serial port (a pty) at PATH, for plugctl repl, "
+                         "deploy, wallet, owner")
+    ap.add_argument("--heap", default=DEFAULT_HEAP, metavar="SIZE",
+                    help="MicroPython heap, e.g. 64k, 1m (default %s: the whole app as .mpy "
+                         "needs ~340 KB on this 64-bit port)" % DEFAULT_HEAP)
+    ap.add_argument("--firmware", action="store_true",
+                    help="put the firmware on the flash first (no deploy needed)")
     a = ap.parse_args(argv)
     if a.board != "sim":
         raise SystemExit("plugctl sim: only the sim board can run here (got %r)" % a.board)
@@ -180,6 +225,13 @@ def main(argv=None):
         try:
             check_load(a.load)
         except ValueError as e:
+            raise SystemExit("plugctl sim: %s" % e)
+    if a.http_port:
+        from .devnet import PortTaken, check_port_free
+
+        try:  # the plug would only log it, and serve nothing
+            check_port_free(a.http_port, "0.0.0.0", "--http-port")
+        except PortTaken as e:
             raise SystemExit("plugctl sim: %s" % e)
     os.makedirs(a.state, exist_ok=True)
     write_settings(a.state, a)
@@ -193,5 +245,5 @@ def main(argv=None):
     except KeyboardInterrupt:
         pass
     finally:
-        plug.stop()
+        power_off(plug)
     return 0

@@ -1,7 +1,7 @@
 """Reference tariff server: a provider descriptor and its rates in every format the plug reads.
 
-    python -m tools.tariff_server --schedule FILE --port N [--host 127.0.0.1]
-                                  [--format native] [--misbehave slow,500,...]
+    plugctl tariff-server --schedule FILE --port N [--host 127.0.0.1]
+                          [--format native] [--misbehave slow,500,...]
 
 Schedule file (JSON):
     {"provider": {"name": "Example Energy", "payee": "0x...", "chain_id": 31337,
@@ -397,17 +397,37 @@ class TariffServer:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--schedule", required=True)
-    ap.add_argument("--port", type=int, default=8080)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--format", choices=FORMATS)
-    ap.add_argument("--misbehave", default="", help="comma list of " + ", ".join(MISBEHAVIOURS))
+    ap = argparse.ArgumentParser(
+        prog="plugctl tariff-server", description="Serve a provider descriptor and its rates "
+        "in every format the plug reads (GET /provider.json, /rates/...), from a schedule file.")
+    ap.add_argument("--schedule", required=True, metavar="FILE",
+                    help="schedule JSON: provider, quote key and priced intervals "
+                         "(e.g. tests/data/tariff_schedule_open.json)")
+    ap.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ap.add_argument("--format", choices=FORMATS,
+                    help="rates format to serve (default: the schedule's, else native)")
+    ap.add_argument("--misbehave", default="", metavar="LIST",
+                    help="comma list of faults to play, for tests: " + ", ".join(MISBEHAVIOURS))
     a = ap.parse_args(argv)
-    with open(a.schedule) as f:
-        schedule = json.load(f)
+    try:
+        with open(a.schedule) as f:
+            schedule = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit("plugctl tariff-server: schedule %s: %s" % (a.schedule, e))
     mis = [m for m in a.misbehave.split(",") if m]
-    srv = TariffServer(schedule, a.host, a.port, a.format, mis)
+    bad = [m for m in mis if m not in MISBEHAVIOURS]
+    if bad:
+        raise SystemExit("plugctl tariff-server: --misbehave %s: unknown; known: %s"
+                         % (",".join(bad), ", ".join(MISBEHAVIOURS)))
+    try:
+        srv = TariffServer(schedule, a.host, a.port, a.format, mis)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SystemExit("plugctl tariff-server: schedule %s: missing or wrong %s"
+                         % (a.schedule, e))
+    except OSError as e:  # EADDRINUSE: "Address already in use"
+        raise SystemExit("plugctl tariff-server: cannot listen on %s:%d (%s): stop what holds "
+                         "the port, or pick another --port" % (a.host, a.port, e.strerror or e))
     print("tariff server on %s (format %s)" % (srv.url, srv.state.format), flush=True)
     try:
         srv.httpd.serve_forever()

@@ -18,9 +18,11 @@ to the REPL when main.py ends. `args` become sys.argv[1:]. Unless `path_dirs` is
 the device code comes from build/unix/ (.mpy, rebuilt when stale), with the flash and
 its lib/ first on sys.path as on the ESP32.
 
-The process's stdin/stdout/stderr are the MASTER side of a pty; the slave side is what a
-host opens (pyserial, mpremote), linked at `serial_link`. The slave is set raw (no echo,
-no line discipline), like a USB serial port. The working directory is `state_dir`, the
+The process's stdin is the MASTER side of a pty; the slave side is what a host opens
+(pyserial, mpremote), linked at `serial_link`. The slave is set raw (no echo, no line
+discipline), like a USB serial port. Its stdout/stderr reach the master through
+tools/vplug_serial.py, which sends "\n" as "\r\n" as an ESP32's UART does and shows a
+terminal that opens the port the prompt at once. The working directory is `state_dir`, the
 plug's flash. This object keeps a slave fd open, so the plug never sees a hang-up when
 clients come and go, and a thread drains output that nobody reads once more than
 `backlog` bytes wait, so the plug never blocks on a full pty (a UART drops bytes too).
@@ -44,6 +46,7 @@ import tty
 
 from . import mp
 from .paths import BUILD, DEVICE_DIRS, ROOT, executable
+from .vplug_serial import SerialLink
 
 BOOT = os.path.join(ROOT, "tools", "vplug_boot.py")
 _SCREEN_MAX = 1 << 20  # bytes of screen history kept
@@ -83,6 +86,7 @@ class VirtualPlug:
         self._proc = None
         self._keep = None  # our slave fd: keeps the pty up and is what the drain reads
         self._con = None  # the console's own fd for typing, as a second client would
+        self._link = None  # the plug's output -> the pty master (vplug_serial.SerialLink)
         self._attached = False
         self._screen = bytearray()
         self._mark = 0
@@ -146,13 +150,18 @@ class VirtualPlug:
         self._keep = slave
         self.slave_name = os.ttyname(slave)
         argv = [executable("micropython"), "-X", "heapsize=" + self.heap, BOOT]
+        # a local name: a kill() from another thread may clear self._link meanwhile
+        link = self._link = SerialLink(master, self.slave_name)
         try:
-            self._proc = subprocess.Popen(argv + list(self.args), stdin=master, stdout=master,
-                                          stderr=master, cwd=self.state_dir, env=env,
+            self._proc = subprocess.Popen(argv + list(self.args), stdin=master,
+                                          stdout=link.out_fd, stderr=link.out_fd,
+                                          cwd=self.state_dir, env=env,
                                           start_new_session=True, close_fds=True,
                                           preexec_fn=_die_with_parent)
-        finally:
-            os.close(master)
+        except BaseException:
+            self._close_pty()
+            raise
+        link.start()
         self.boots += 1
         if self.serial_link:
             tmp = self.serial_link + ".tmp%d" % os.getpid()
@@ -204,6 +213,9 @@ class VirtualPlug:
             self._stop_drain.set()
             self._thread.join(2)
             self._stop_drain = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
         for attr in ("_con", "_keep"):
             fd = getattr(self, attr)
             if fd is not None:
@@ -277,6 +289,8 @@ class VirtualPlug:
         if self.slave_name is None:
             raise VirtualPlugError("virtual plug not started")
         if self._con is None:
+            if self._link is not None:
+                self._link.ignore_open()  # the console is not a terminal arriving
             self._con = os.open(self.slave_name, os.O_RDWR | os.O_NOCTTY)
         self._attached = True
 

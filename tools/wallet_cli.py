@@ -52,21 +52,54 @@ def provision(port, rec):
 
 
 def cli(cmd, argv):
-    ap = argparse.ArgumentParser(prog="plugctl wallet")
-    sub = ap.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("new")
-    p.add_argument("--out", required=True)
-    p.add_argument("--accounts", type=int, default=1)
-    p = sub.add_parser("provision")
-    p.add_argument("--port", required=True)
-    p.add_argument("--file", required=True)
+    ap = argparse.ArgumentParser(prog="plugctl wallet", description="The plug's own wallet "
+                                 "(the keys it pays with), from the host.")
+    sub = ap.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = sub.add_parser("new", help="make a new seed in a file (0600) and print its addresses",
+                       description="Make a new wallet seed in a file only you can read, to "
+                                   "provision onto a plug; prints its addresses.")
+    p.add_argument("--out", required=True, metavar="FILE", help="wallet file to create")
+    p.add_argument("--accounts", type=int, default=1, metavar="N",
+                   help="how many addresses to print (accounts 0..N-1; default 1)")
+    p = sub.add_parser("provision", help="copy a wallet file onto a plug (imported at its "
+                                         "next boot)",
+                       description="Copy a wallet file onto a plug over serial and restart "
+                                   "it; the plug imports the wallet as it boots.")
+    p.add_argument("--port", required=True, help="the plug's serial port or --serial link")
+    p.add_argument("--file", required=True, help="wallet file from `plugctl wallet new`")
     p.add_argument("--replace", action="store_true",
                    help="replace a wallet the plug already has (its funds stay with the old key)")
-    sub.add_parser("address").add_argument("--port", required=True)
-    p = sub.add_parser("export")
-    p.add_argument("--port", required=True)
+    p = sub.add_parser("address", help="print the plug's wallet address (account 0)",
+                       description="Print the plug's wallet address (account 0): the one to "
+                                   "fund and to sign configs for.")
+    p.add_argument("--port", required=True, help="the plug's serial port or --serial link")
+    p = sub.add_parser("export", help="print the plug's wallet secret (needs --confirm EXPORT)",
+                       description="Print the plug's wallet secret. " + WARNING)
+    p.add_argument("--port", required=True, help="the plug's serial port or --serial link")
     p.add_argument("--confirm", default="", help="must be %s to print the secret" % EXPORT_CONFIRM)
     a = ap.parse_args(argv)
+    from .deploy import DeployError
+
+    try:
+        return _run(a)
+    except DeployError as e:
+        # export's output may hold the secret: name the failure only
+        raise SystemExit("plugctl wallet %s: %s" % (a.action, "mpremote failed" if
+                                                      a.action == "export" else _one_line(e)))
+
+
+def _one_line(e):
+    """mpremote's failure as one line: the plug's error if it raised one."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    errs = [x for x in lines if x.split(":")[0].endswith("Error")]
+    if errs:
+        hint = ("; is the firmware deployed (plugctl deploy)?"
+                if "NameError" in errs[-1] and "plug" in errs[-1] else "")
+        return "the plug answered %s%s" % (errs[-1], hint)
+    return lines[0] if lines else type(e).__name__
+
+
+def _run(a):
     from .deploy import mpremote
 
     if a.action == "new":
@@ -81,8 +114,12 @@ def cli(cmd, argv):
             print("account %d: %s" % (i, addr))
     elif a.action == "provision":
         with open(a.file) as f:
-            rec = json.load(f)
-        if rec.get("kind") not in ("seed", "key") or not isinstance(rec.get("secret"), str):
+            try:
+                rec = json.load(f)
+            except ValueError:
+                rec = None
+        if not isinstance(rec, dict) or rec.get("kind") not in ("seed", "key") or \
+                not isinstance(rec.get("secret"), str):
             raise SystemExit("%s: not a wallet file (kind seed|key and a hex secret)" % a.file)
         rec["replace"] = bool(a.replace)
         provision(a.port, rec)

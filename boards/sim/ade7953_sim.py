@@ -17,6 +17,7 @@ V_LSB = 26000.0
 I_LSB = 100000.0
 W_LSB = 154.0
 E_LSB_PER_WS = 154.0 * 154.0 / 3600.0
+_UWH_PER_LSB = 1.0 / (E_LSB_PER_WS * 0.0036)  # 1e6 / 154^2
 _PGA = (1, 2, 4, 8, 16, 22, 22, 22)
 _GAIN_ONE = 0x400000
 _PHCAL_LSB_DEG = 360.0 * 50 / 893850
@@ -54,6 +55,7 @@ class ADE7953Sim(SimMeterChip):
             self._t = self.clock.monotonic()  # first power-on: nothing to count yet
         self.regs = dict(_DEFAULTS)
         self._acc = [0.0, 0.0]  # energy accumulators incl. the fraction below one LSB
+        self._real = [0.0, 0.0]  # the same without the 24-bit wrap: what they measured
         self._unlocked = False
         self._frame = bytearray(8)
         self._n = 0
@@ -81,6 +83,7 @@ class ADE7953Sim(SimMeterChip):
         return off / 512.0 / W_LSB
 
     def _accumulate(self, k, energy_ws):
+        self._real[k] += energy_ws * E_LSB_PER_WS
         a = self._acc[k] + energy_ws * E_LSB_PER_WS
         # the 24-bit signed accumulator wraps (the chip flags AEOF/AEHF; energy is lost)
         if a >= 0x800000:
@@ -124,6 +127,10 @@ class ADE7953Sim(SimMeterChip):
         whole = int(a)
         if self.regs[0x004] & 0x40:
             self._acc[k] = a - whole
+            # what the register measured and this read cleared, a wrap's lost turns included
+            e = self._real[k] - (a - whole)
+            self._real[k] = a - whole
+            self._handed(k, max(e, 0.0) * _UWH_PER_LSB, max(-e, 0.0) * _UWH_PER_LSB)
         return whole & 0xFFFFFF
 
     def _write(self, reg, value):

@@ -16,6 +16,7 @@
 from sim.chip import SimMeterChip
 
 E_LSB_PER_WS = 1.0 / (3.125 * 3.6)  # 3.125 mWh per LSB
+_UWH_PER_LSB = 3125.0
 _ACCESS_KEY = 0x55AA
 _RESET_KEY = 0x789A
 _PHI_LSB_DEG = 0.02
@@ -82,6 +83,10 @@ class ATM90E32Sim(SimMeterChip):
     def _take(self, acc, k):
         whole = int(acc[k])
         acc[k] -= whole
+        if acc is self._ap:  # what the register measured and cleared, a wrap included
+            self._handed(k, whole * _UWH_PER_LSB, 0.0, exp=False)
+        else:
+            self._handed(k, 0.0, whole * _UWH_PER_LSB, imp=False)
         return whole & 0xFFFF  # a 16-bit register: read it before it wraps
 
     def _value(self, reg):

@@ -132,6 +132,7 @@ class SimChannel:
         self.noise_a = noise_a
         self.true_import_uwh = 0.0
         self.true_export_uwh = 0.0
+        self.relay = True  # the output relay in front of the load: open, it draws nothing
 
 
 class Rng:

@@ -11,8 +11,14 @@
 # Tasks: the metering loop (meter.py), the money loop (tariff, billing, settlement,
 # payments), the HTTP server, the serial REPL, the watchdog, the config pull. Each runs
 # under supervise.forever(): a failure is logged and the task restarted with backoff.
-# Network calls are blocking with deadlines (plug.http_client): while one waits,
-# the chips keep accumulating energy, so the next read loses nothing.
+# Network calls block the event loop while they wait (plug.http_client), so each is
+# one operation with one total deadline: an RPC call (rpc.CALL_DEADLINE_S, retries
+# and failover included), a provider, rates or config pull fetch
+# (provider.FETCH_DEADLINE_S), 4 s each. The money loop runs one stage at a time
+# (descriptor, rates, billing and the fee estimate, settlement, payments, balances)
+# and after a stage that held the loop for t waits t/4 (at most 1 s), so the meter
+# and the HTTP server get their turn between operations. While one waits the chips
+# keep accumulating energy, so the next read loses nothing.
 import asyncio
 import gc
 import time
@@ -27,6 +33,7 @@ from plug.supervise import BootGuard, forever
 STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
 WATCHDOG_MS = 300000
 _PAYMENT_GAS = 30000  # a native transfer with its memo (21000 + calldata)
+_MAX_PAUSE_MS = 1000  # the longest pause after a stage that held the event loop
 
 
 def log(msg):
@@ -77,6 +84,11 @@ class Plug:
         self.meter = Meter([] if self.ledger_error else self.front_ends, self.ledger, self.clock,
                            checkpoint_s=cfg["meter"]["checkpoint_s"],
                            interval_s=cfg["meter"]["read_interval_ms"] / 1000, log=log)
+        from plug.outputs import Outputs
+
+
+        self.out = Outputs(self.store, board, cfg, self.ledger.keys(), self.clock, log=log)
+        self.meter.on_read = lambda t: self.out.check(self.meter, t)
         from plug import calibration
 
         calibration.restore(self.store, self.front_ends, log=log)
@@ -88,6 +100,7 @@ class Plug:
         self.last_error = None
         self._reboot = False
         self._fee = None
+        self._net_at = time.ticks_ms()  # no network stage blocks the loop before this
         self.net = board.wifi_link(self.store, log)  # kept up by the "network" task
         self.online = self.net.start(cfg["wifi"])
         if self.safe_mode:
@@ -118,6 +131,9 @@ class Plug:
         cfg = self.cfgm.config
         if self.wallet is None:
             self.wallet = self._load_wallet(cfg)
+        from plug.supply import Supply  # the money side's: whether wallets can pay
+
+        self.supply = Supply(log)
         self._install_money(cfg, self._make_money(cfg))
 
     def _make_money(self, cfg):
@@ -125,17 +141,17 @@ class Plug:
         from plug.billing import Billing
         from plug.chain import Chain
         from plug.payments import Payments
-        from plug.rpc import RPC
+        from plug.rpc import CALL_DEADLINE_S, CALL_TIMEOUT_S, RPC
         from plug.settle import Settlement
         from plug.tariff import Tariff
 
         ch = cfg["chain"]
-        # short timeouts, one retry: a hung node stalls the event loop for seconds, not
-        # minutes; the money loop backs off and tries again
-        chain = Chain(RPC(ch["rpc_urls"], timeout_s=3, retries=1, deadline_s=8,
+        # one retry, all of a call within CALL_DEADLINE_S: a hung node stalls the event
+        # loop for seconds, and then once per cooldown; the money loop tries again
+        chain = Chain(RPC(ch["rpc_urls"], timeout_s=CALL_TIMEOUT_S, retries=1,
+                          deadline_s=CALL_DEADLINE_S,
                           cooldown_ms=30000), ch["chain_id"], ch["eip1559"])
         tariff = Tariff(self.store, self.clock, cfg, log=log, token_decimals=chain.erc20_decimals)
-        tariff.timeout = 4
         billing = Billing(self.store)
         return (chain, Payments(self.store, chain, self.wallet, cfg, self.clock, log=log), tariff,
                 billing, Settlement(billing, tariff, cfg, account_of=self.wallet.account_of,
@@ -153,20 +169,70 @@ class Plug:
             if self.wallet.account_of(k) == account:
                 key = k
                 break
-        return self.payments.pay(invoice_id, payee, amount, token, memo, channel_key=key)
+        from plug.payments import SpendRefused
+        from plug.rpc import ChainError
+
+        try:
+            r = self.payments.pay(invoice_id, payee, amount, token, memo, channel_key=key)
+        except SpendRefused as e:  # the wallet cannot pay (or a limit): supply policy
+            self.supply.refused(account, invoice_id, amount, str(e), self.clock.time())
+            if "balance" in str(e):
+                self.supply.node_ok()  # the node answered with the balance
+            raise
+        except Exception as e:  # node away, or no verdict on the wallet either way
+            self.supply.unreachable(account, str(e))
+            if isinstance(e, ChainError):
+                self.supply.node_error("%s: %s" % (type(e).__name__, e), self.clock.time())
+            raise
+        self.supply.paid(account)
+        self.supply.node_ok()
+        return r
+
+    def _accounts(self):
+        """{wallet account: [channel keys it pays for]}."""
+        out = {}
+        for k in self.ledger.keys():
+            out.setdefault(self.wallet.account_of(k), []).append(k)
+        return out
+
+    def supply_step(self):
+        """Supply policy: cut the outputs of wallets that cannot pay (supply.py); the
+        LED shows network trouble and supply at risk."""
+        self.out.set_unpaid(self.supply.step(self.cfgm.config, self.clock.time(),
+                                             self._accounts()))
+        self.out.set_alert(self.supply.at_risk() or self.net.status()["link"] == "down")
 
     def money_step(self):
         """One pass of the money loop: rates, billing, settlement, payments."""
-        if self.payments is None:
+        for _ in self.money_steps():
+            pass
+
+    def money_steps(self):
+        """money_step() one stage at a time: a generator that yields after each stage (a
+        network operation or a few), so the event loop runs between them. A config put in
+        force meanwhile ends the pass: the next one runs on the new money side."""
+        pay = self.payments
+        if pay is None:
             return
         now = self.clock.time()
-        self.tariff.poll(now)
+        for _ in self.tariff.poll_steps(now):
+            yield
+            if self.payments is not pay:
+                return
         gc.collect()
         self.billing.run(self.ledger, self.tariff)
         gc.collect()
-        for iid, err in self.settlement.settle(now, self._pay, fee=self._fee_estimate()):
+        fee = self._fee_estimate()
+        yield
+        if self.payments is not pay:
+            return
+        for iid, err in self.settlement.settle(now, self._pay, fee=fee):
             if err:
                 log("[app] invoice %s not paid yet: %s" % (iid, err))
+        self.supply_step()
+        yield
+        if self.payments is not pay:
+            return
         if self.payments.step():
             self._balances_at = None  # a payment moved: show the balance it left
         gc.collect()
@@ -206,22 +272,22 @@ class Plug:
             if tok:
                 b["token"] = self.chain.erc20_balance(tok, addr)
             self.balances[addr] = b
+        self.supply.node_ok()
 
     # ---- config ----
 
     def _check_config(self, cfg):
         """A new config must reach its chain and accept its provider, or it rolls back."""
         from plug.chain import Chain
-        from plug.rpc import RPC
-        from plug.provider import check_descriptor, check_token_decimals, http_get
+        from plug.rpc import CALL_DEADLINE_S, CALL_TIMEOUT_S, RPC
+        from plug.provider import check_descriptor, check_token_decimals, get_json, http_get
 
         ch = cfg["chain"]
-        chain = Chain(RPC(ch["rpc_urls"], retries=1), ch["chain_id"], ch["eip1559"])
+        chain = Chain(RPC(ch["rpc_urls"], timeout_s=CALL_TIMEOUT_S, retries=1,
+                          deadline_s=CALL_DEADLINE_S), ch["chain_id"], ch["eip1559"])
         chain.check_chain()
         if cfg["provider"]["url"]:
-            import json
-
-            d = json.loads(http_get(cfg["provider"]["url"]))
+            d = get_json(http_get, cfg["provider"]["url"])  # bounded (plug/jsonlimit.py)
             check_token_decimals(check_descriptor(d, cfg["provider"], ch["chain_id"]),
                                  chain.erc20_decimals)
 
@@ -248,8 +314,10 @@ class Plug:
         v = self.cfgm.apply(envelope, check=check, precheck=precheck)
         cfg = self.cfgm.config
         for key, ch in cfg["channels"].items():
-            if key in self.ledger.keys():
-                self.ledger.add_channel(key, ch["max_current_a"])
+            if key in self.ledger.keys():  # spikes: only beyond the chip's full scale
+                self.ledger.add_channel(key, max(ch["max_current_a"],
+                                                 self.meter.full_scale_a(key)))
+        self.out.configure(cfg)
         self.meter.checkpoint_s = cfg["meter"]["checkpoint_s"]
         self.meter.interval_s = cfg["meter"]["read_interval_ms"] / 1000
         if built:
@@ -268,6 +336,14 @@ class Plug:
 
     def channels(self):
         return self.status()["channels"]
+
+    def switch(self, key, on, by="repl"):
+        """Switch output `key` ("M1/A") on (True) or off (False); returns its state."""
+        return self.out.switch(key, on, by)
+
+    def outputs(self):
+        """Every channel's output: relay or none, on, wanted, and the reason."""
+        return self.out.status()
 
     def pending(self):
         if not self.payments:
@@ -313,8 +389,10 @@ class Plug:
                 "owner": self.cfgm.owner, "safe_mode": self.safe_mode,
                 "last_error": self.last_error, "late_reads": self.meter.late_reads,
                 "network": self.net.status(),
+                "temperature_c": self.out.temperature(),
             },
             "channels": chans,
+            "outputs": self.out.status(),
             "faulty": ms["faulty"],
         }
         if self.wallet:
@@ -336,6 +414,9 @@ class Plug:
             for r in self.payments.records():
                 pays[_PAY_STATE.get(r["st"], "pending")].append(_pay_view(r))
             st["payments"] = pays
+            from plug.supply import money_alerts
+
+            st["alerts"], st["runway"] = money_alerts(self)
         return st
 
     def __repr__(self):
@@ -348,8 +429,11 @@ class Plug:
     async def _money_loop(self):
         period = 1000
         while True:
+            t = await self._net_turn()
             try:
-                self.money_step()
+                for _ in self.money_steps():
+                    t = await self._net_turn(t)
+                t = await self._net_turn(t)
                 self.refresh_balances()
                 self.money_errors = 0
             except MemoryError:
@@ -358,8 +442,30 @@ class Plug:
                 self.money_errors += 1
                 self.last_error = "%s: %s" % (type(e).__name__, e)
                 log("[app] money: %s" % self.last_error)
+            self._net_held(t)
             await asyncio.sleep_ms(period if not self.money_errors else
                                    min(60000, period << min(self.money_errors, 6)))
+
+    def _net_held(self, t):
+        """A stage that may block the event loop with network calls began at ticks t and
+        has ended: after it held the loop for d ms, no task (money loop, config pull)
+        blocks it again for d/4 ms (at most _MAX_PAUSE_MS), so the meter and the HTTP
+        server get their turn."""
+        now = time.ticks_ms()
+        until = time.ticks_add(now, min(_MAX_PAUSE_MS, time.ticks_diff(now, t) // 4))
+        if time.ticks_diff(until, self._net_at) > 0:
+            self._net_at = until
+
+    async def _net_turn(self, t=None):
+        """_net_held(t) if t is given, then wait for the turn to block the loop again;
+        returns the ticks the next stage begins at."""
+        if t is not None:
+            self._net_held(t)
+        while True:
+            wait = time.ticks_diff(self._net_at, time.ticks_ms())
+            if wait <= 0:
+                return time.ticks_ms()
+            await asyncio.sleep_ms(wait)
 
     async def _watchdog(self):
         # generous: network calls block the loop (bounded by their timeouts and retries),
@@ -384,15 +490,19 @@ class Plug:
                 seen, left = self.cfgm.version, 0
             if cfg["url"] and left <= 0:
                 left = cfg["interval_s"]
+                t = await self._net_turn()
                 try:
                     from plug.provider import http_get
 
-                    self.apply_config(http_get(cfg["url"]))
+                    env = http_get(cfg["url"])
+                    t = await self._net_turn(t)  # the fetch and the config's checks apart
+                    self.apply_config(env)
                 except ConfigError as e:
                     if "not newer" not in str(e):
                         log("[config] pulled config refused: %s" % e)
                 except Exception as e:  # network: try again next interval
                     log("[config] pull failed: %s" % e)
+                self._net_held(t)
                 seen = self.cfgm.version
             await asyncio.sleep_ms(5000)
             left -= 5

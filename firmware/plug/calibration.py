@@ -20,8 +20,11 @@
 # A chip with power offset registers (fe.set_power_offset) also keeps "p_offset" (W) per
 # channel in that dict: cal.zero() sets it, so an idle channel meters no creep.
 # A signed config may carry calibration too (config.py "calibration", integers):
-# cal.apply_config() sets the channels it lists and saves them the same way.
+# cal.apply_config() sets the channels it lists and saves them the same way
+# (plug/cal_config.py, loaded only then).
 import math
+
+from frontend import PHASE_MAX_DEG
 
 _STORE_NAME = "calibration"
 _V_MIN = 50.0
@@ -121,6 +124,7 @@ class Calibrator:
         self.log = log
         self.out = out  # what the person at the prompt reads
         self._history = []  # [(device_code, calibration before the change)]
+        self._back = False  # undo went back to the calibration saved before: nothing more
         self._entered = False
         self._saved = None  # lazily loaded: the stored calibration dict
         self._boot = self._current()  # in effect at boot: saved, or the chip defaults
@@ -162,8 +166,12 @@ class Calibrator:
     def _apply(self, fe, code, changes, key, what):
         before = _snapshot(fe)
         old = before[code]
-        _load(fe, {code: changes})  # ValueError with the driver's reason
+        try:
+            _load(fe, {code: changes})
+        except ValueError as e:  # the driver's reason; the chip keeps what it had
+            raise CalibrationError("%s: %s (%s); nothing changed" % (key, e, what))
         self._history.append((fe.device_code, before))
+        self._back = False
         if len(self._history) > 8:
             del self._history[0]
         parts = ["%s %.4f (was %.4f)" % (k, changes[k], old[k]) for k in sorted(changes)]
@@ -176,7 +184,7 @@ class Calibrator:
 
     # -- commands --------------------------------------------------------------
     def show(self):
-        self._enter()
+        # only displays: no session starts (its reading's energy goes to the ledger as ever)
         self.meter.read_once()
         faulty = self.meter.faulty()
         for key in self.meter.keys():
@@ -268,6 +276,15 @@ class Calibrator:
             # positive phase_deg delays the voltage: it shrinks a lagging current's angle
             new = old + err if load == "inductive" else old - err
             what = "PF read %.4f, reference %.4f (%s)" % (got, ref, load)
+            if not -PHASE_MAX_DEG <= new <= PHASE_MAX_DEG:
+                raise CalibrationError(
+                    "%s reads PF %.3f against the reference's %.3f: that needs a phase "
+                    "correction of %+.1f degrees, beyond the +-%.1f a CT's lag can explain "
+                    "(a CT lags a degree or two). Check that pf= is what the reference meter "
+                    "shows for this load, that the reference load is the only one on %s, that "
+                    "it is %s (else load=\"%s\"), and the CT's type; nothing changed"
+                    % (key, got, ref, new, PHASE_MAX_DEG, key, load,
+                       "capacitive" if load == "inductive" else "inductive"))
         self._apply(fe, code, {"phase_deg": new}, key, what)
 
     def zero(self, key):
@@ -317,6 +334,7 @@ class Calibrator:
         self._entered = False  # the session ends: the next one checkpoints on entry again
         gen = self._keep(self._current())
         self._history = []
+        self._back = False
         try:
             self.meter.checkpoint()  # energy metered under the old gains is durable too
         except Exception as e:  # the calibration is saved; flash trouble is logged
@@ -327,115 +345,58 @@ class Calibrator:
     def undo(self):
         if self._history:
             dev, before = self._history.pop()
-            _load(self.meter.front_end(dev), before)
-            self.out("undone: %s back to %s" % (dev, _brief(before)))
+            fe = self.meter.front_end(dev)
+            now = _snapshot(fe)
+            _load(fe, before)
+            self.out("undone: %s" % _changes(dev, now, before))
             return
         prev = self._stored().get("previous")
-        if not prev:
-            self.out("nothing to undo")
+        if not prev or self._back:
+            self.out("nothing to undo: %s" % (
+                "already back at the calibration saved before the last cal.save()"
+                if self._back else "no change since the last cal.save() and none saved "
+                "before it"))
             return
+        done = []
         for fe in self.meter.front_ends:
             if fe.device_code in prev:
+                now = _snapshot(fe)
                 _load(fe, prev[fe.device_code])
-        self.out("back to the calibration saved before the last cal.save(); cal.save() keeps it")
+                done.append(_changes(fe.device_code, now, prev[fe.device_code]))
+        self._back = True
+        self.out("back to the calibration saved before the last cal.save(): %s. cal.save() "
+                 "keeps it" % "; ".join(done))
 
-    # -- calibration pushed in a signed config -----------------------------------
+    # -- calibration pushed in a signed config (plug/cal_config.py) -----------------
     def check_config(self, section):
         """[(key, front end, channel code, values)] of a config's "calibration" section;
         ConfigError naming the field for a channel this plug does not have."""
+        from plug.cal_config import from_config
+
         return from_config(section, self.meter.front_ends)
 
     def apply_config(self, section):
-        """Set the channels a config's "calibration" section lists (the others keep
-        theirs) and keep them as cal.save() does, so cal.undo() goes back to the
-        calibration before. Energy is checkpointed first. ConfigError naming the field, with
-        the chips and the stored calibration as they were, if a front end refuses a value,
-        fails mid-way or the flash does."""
-        from plug.schema import ConfigError
+        """Set the channels the section lists and keep them as cal.save() does;
+        ConfigError naming the field, with everything as it was, if that fails."""
+        from plug.cal_config import apply
 
-        plan = self.check_config(section)
-        if not plan:  # a section emptied: no channel is listed, each keeps its own
-            return
-        try:
-            self.meter.checkpoint()  # energy metered under the old gains is durable
-        except Exception as e:  # as when a REPL session starts: logged, not blocking
-            self.log("[cal] checkpoint before a pushed calibration failed: %r" % (e,))
-        stored = self._stored().get("devices") or self._boot
-        devices = {}
-        for dev, chans in stored.items():
-            devices[dev] = dict((c, dict(v)) for c, v in chans.items())
-        before = {}
-        try:
-            for key, fe, code, values in plan:
-                dev = fe.device_code
-                if dev not in before:
-                    before[dev] = (fe, _snapshot(fe))
-                try:
-                    _load(fe, {code: values})
-                except Exception as e:  # ValueError (refused) or FrontEndError (chip away)
-                    raise ConfigError("calibration.%s: %s" % (key, e))
-                entry = devices.setdefault(dev, {}).get(code) or _snapshot(fe)[code]
-                entry.update(values)
-                devices[dev][code] = entry
-            gen = self._keep(devices)
-        except Exception as e:
-            for fe, snap in before.values():
-                try:
-                    _load(fe, snap)
-                except Exception as e2:  # noqa: BLE001 - the stored calibration is the truth
-                    self.log("[cal] %s: putting its calibration back failed: %s"
-                             % (fe.device_code, e2))
-            if isinstance(e, ConfigError):
-                raise
-            raise ConfigError("calibration: not saved (%s)" % e)
-        for dev, snap in self._history:  # REPL undo steps do not revert the pushed values
-            if dev in before:
-                now = _snapshot(before[dev][0])
-                for _key, fe, code, _values in plan:
-                    if fe.device_code == dev:
-                        snap[code] = now[code]
-        self.log("[cal] calibration of %s set by config (generation %d)"
-                 % (", ".join(p[0] for p in plan), gen))
+        apply(self, section)
 
 
-_FROM_CONFIG = (("v_gain_ppm", "v_gain", 1000000.0), ("i_gain_ppm", "i_gain", 1000000.0),
-                ("p_gain_ppm", "p_gain", 1000000.0), ("phase_mdeg", "phase_deg", 1000.0),
-                ("i_offset_ua", "i_offset", 1000000.0), ("p_offset_mw", "p_offset", 1000.0))
+_UNITS = (("v_gain", "%.4f"), ("i_gain", "%.4f"), ("p_gain", "%.4f"),
+          ("phase_deg", "%+.2f deg"), ("i_offset", "%.4f A"), ("p_offset", "%.3f W"))
 
 
-def from_config(section, front_ends):
-    """The front ends' float values of a config's "calibration" section (integers, unset
-    fields None): [(key, front end, channel code, {calibration key: value})]."""
-    from plug.schema import ConfigError
-
-    fes = {}
-    keys = []
-    for fe in front_ends:
-        fes[fe.device_code] = fe
-        keys.extend(fe.device_code + "/" + c for c in fe.channel_codes)
+def _changes(dev, now, before):
+    """'M1/A p_offset 0.000 W (was 0.041 W), ...': what going from `now` back to `before`
+    sets, gains, phase and offsets alike."""
     out = []
-    for key in sorted(section):
-        dev, code = key.split("/")
-        fe = fes.get(dev)
-        if fe is None or code not in fe.channel_codes:
-            raise ConfigError("calibration.%s: this plug has no channel %s (channels: %s)"
-                              % (key, key, ", ".join(keys)))
-        values = {}
-        for name, k, scale in _FROM_CONFIG:
-            v = section[key].get(name)
-            if v is not None:
-                values[k] = v / scale
-        if not hasattr(fe, "set_power_offset") and values.pop("p_offset", 0):
-            raise ConfigError("calibration.%s.p_offset_mw: %s has no power offset registers"
-                              % (key, dev))
-        out.append((key, fe, code, values))
-    return out
-
-
-def _brief(cal):
-    out = []
-    for code in sorted(cal):
-        c = cal[code]
-        out.append("%s v %.4f i %.4f p %.4f ph %+.2f" % (code, c["v_gain"], c["i_gain"],
-                                                          c["p_gain"], c["phase_deg"]))
-    return "; ".join(out)
+    for code in sorted(before):
+        for k, fmt in _UNITS:
+            if k not in before[code]:
+                continue
+            old = now.get(code, {}).get(k)
+            if old is None or abs(old - before[code][k]) > 1e-9:
+                out.append("%s/%s %s %s%s" % (dev, code, k, fmt % before[code][k],
+                                              "" if old is None else " (was %s)" % (fmt % old)))
+    return ", ".join(out) or "%s as it was (that change changed nothing)" % dev

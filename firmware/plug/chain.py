@@ -3,7 +3,8 @@
 #
 #   c = Chain(rpc, chain_id=31337, eip1559=True)       # rpc: plug.rpc.RPC
 #   c.check_chain()            raises WrongChain unless eth_chainId == chain_id (cached;
-#                              call before every signing, it asks the node only once).
+#                              call before every signing, it asks the node only once;
+#                              check_chain(True) asks again).
 #                              The RPC client also asks every other node it fails over to
 #                              before using its answers (RPC.expect_chain).
 #   c.nonce(addr, "pending")   c.block_number()          c.balance(addr)
@@ -82,8 +83,8 @@ class Chain:
         self._checked = False
         rpc.expect_chain(chain_id)
 
-    def check_chain(self):
-        if self._checked:
+    def check_chain(self, again=False):
+        if self._checked and not again:
             return
         got = qty(self.rpc.call("eth_chainId"), "eth_chainId", _U64)
         if got != self.chain_id:

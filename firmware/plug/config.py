@@ -73,6 +73,7 @@ SCHEMA = ("d", {
         "name": ("s", 32, "", None),
         "max_current_a": ("i", 1, 100, 16),
         "account": ("i", 0, 255, 0),
+        "power_on": ("s", 12, "restore_last", ("off", "on", "restore_last")),
     }), 16),
     "calibration": ("m", ("d", {  # None: not set (the channel keeps its value)
         "v_gain_ppm": _PPM,
@@ -89,6 +90,19 @@ SCHEMA = ("d", {
         "max_connections": ("i", 1, 16, 4),
     }),
     "pull": ("d", {"url": _URL, "interval_s": ("i", 60, 7 * 86400, 3600)}),
+    "control": ("d", {"token_sha256": ("s", 64, "", None)}),  # "": no switching over HTTP
+    "protect": ("d", {  # per channel with a relay; 0: no limit
+        "max_power_w": ("i", 0, 100000, 0),
+        "max_current_a": ("i", 0, 100, 0),
+        "hold_s": ("i", 0, 3600, 10),
+        "retry_s": ("i", 0, 86400, 0),  # 0: a tripped output stays off until switched on
+        "retry_max": ("i", 0, 100, 3),
+    }),
+    "supply": ("d", {
+        "on_unpaid": ("s", 8, "keep", ("keep", "cut")),
+        "grace_s": ("i", 0, 30 * 86400, 3600),
+        "warn_s": ("i", 0, 30 * 86400, 600),
+    }),
 })
 
 
@@ -105,7 +119,12 @@ def merged(base, over):
 
 def validate(cfg):
     """The config with defaults filled in, or ConfigError naming the offending field."""
-    return check(SCHEMA, cfg)
+    out = check(SCHEMA, cfg)
+    tok = out["control"]["token_sha256"]
+    if tok and (len(tok) != 64 or tok.strip("0123456789abcdef")):
+        raise ConfigError("control.token_sha256: must be 64 lower-case hex digits (the "
+                          "SHA-256 of the control token), or empty")
+    return out
 
 
 # ---- canonical encoding (must equal CPython's sorted, compact json.dumps) ----
@@ -272,18 +291,14 @@ def signed_message(version, cfg, plug):
 
 def parse_envelope(body):
     """(version, config dict as sent, plug address, signature bytes) from raw bytes or a
-    dict."""
-    import json
-
+    dict. Size and nesting are checked before the JSON is parsed (plug/jsonlimit.py)."""
     if isinstance(body, (bytes, bytearray, str)):
-        if len(body) > MAX_ENVELOPE_BYTES:
-            raise ConfigError("envelope: larger than %d bytes" % MAX_ENVELOPE_BYTES)
+        from plug import jsonlimit
+
         try:
-            body = json.loads(body)
-        except ValueError:
-            raise ConfigError("envelope: not valid JSON")
-        except (RuntimeError, MemoryError):  # nested deeper than the parser or heap allows
-            raise ConfigError("envelope: JSON nested too deeply")
+            body = jsonlimit.loads(body, MAX_ENVELOPE_BYTES)
+        except ValueError as e:
+            raise ConfigError("envelope: %s" % e)
     if not isinstance(body, dict):
         raise ConfigError("envelope: must be an object")
     for k in body:
@@ -373,15 +388,16 @@ class ConfigManager:
         me = self.plug_address()
         if plug != me:
             raise ConfigError("envelope.plug: signed for plug %s, this plug is %s" % (plug, me))
-        try:
-            signer = recover_signer(version, cfg, plug, sig)
-        except ValueError as e:
-            raise ConfigError("envelope.signature: %s" % e)
-        if signer != self.owner:
-            raise ConfigError("envelope.signature: not signed by the owner %s" % self.owner)
+        # the cheap checks first: a replayed or forged old envelope costs no recovery
         if version <= self.version:
             raise ConfigError("envelope.version: %d is not newer than the config in force (%d)"
                               % (version, self.version))
+        try:
+            signer = recover_signer(version, cfg, plug, sig)
+        except (ValueError, RuntimeError) as e:  # RuntimeError: a dict nested too deeply
+            raise ConfigError("envelope.signature: %s" % e)
+        if signer != self.owner:
+            raise ConfigError("envelope.signature: not signed by the owner %s" % self.owner)
         import binascii
 
         full = self.complete(cfg)  # refuse schema errors before anything changes

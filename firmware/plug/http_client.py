@@ -18,6 +18,9 @@
 # A refused reply raises ReplyError (an OSError); network errors and a quiet peer (no
 # byte for timeout_s) raise OSError; a bad URL ValueError.
 # The name lookup (getaddrinfo) is the one wait no timeout bounds.
+# One operation of several requests (retries, other nodes, pages) shares one deadline:
+# pass the ticks_ms() it began at as start_ms, and each request gets what is left.
+# The callers' figures: plug/provider.py (fetches), plug/rpc.py (calls), plug/app.py.
 import socket
 import sys
 import time
@@ -262,9 +265,10 @@ def _body(c, rest, length, cap):
 
 
 def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
-            max_header_bytes=4096, max_body_bytes=16384):
-    """(status, body as a bytearray); deadline_ms defaults to 2 * timeout_s + 1 s."""
-    start = _ms()
+            max_header_bytes=4096, max_body_bytes=16384, start_ms=None):
+    """(status, body as a bytearray); deadline_ms defaults to 2 * timeout_s + 1 s, counted
+    from start_ms (a ticks_ms() value; default: now)."""
+    start = _ms() if start_ms is None else start_ms
     if deadline_ms is None:
         deadline_ms = int((2 * timeout_s + 1) * 1000)
     tls, host, port, hostport, path = split_url(url)
@@ -278,7 +282,9 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
     data = (head + "\r\n").encode()
     if body:
         data += body
-    s, raw = _connect(host, port, tls, min(timeout_s, deadline_ms / 1000))
+    # connect waits what is left (at least 1 ms: past the deadline, send() refuses)
+    left = deadline_ms - _diff(_ms(), start)
+    s, raw = _connect(host, port, tls, max(0.001, min(timeout_s * 1000, left) / 1000))
     try:
         c = _Conn(s, timeout_s, start, deadline_ms)
         try:

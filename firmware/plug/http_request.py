@@ -2,9 +2,9 @@
 # line, headers, percent-decoding and query strings. Everything malformed raises
 # HTTPError with the status to answer (400, 414, 431, 505) and a message a person can
 # act on.
-import json
-
 from micropython import const
+
+from plug import jsonlimit
 
 MAX_HEADERS = const(32)
 
@@ -38,11 +38,12 @@ class Request:
         self.body = body
 
     def json(self):
-        """The body parsed as JSON; HTTPError 400 if it is not JSON."""
+        """The body parsed as JSON; HTTPError 400 if it is not JSON or nests deeper
+        than plug/jsonlimit.py allows."""
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeError):
-            raise HTTPError(400, "request body is not valid JSON")
+            return jsonlimit.loads(self.body, len(self.body))
+        except ValueError as e:
+            raise HTTPError(400, "request body refused: %s" % e)
 
 
 def unquote(s, plus=False):

@@ -13,6 +13,10 @@
 #                            asyncio.run: on MicroPython a Ctrl-C or SIGINT is raised in
 #                            the event loop's wait, so run()'s own finally may not run.
 #
+# A read later than a front end's registers hold at full load (max_read_gap_s) may have
+# overflowed them: a signed ADE7953 accumulator that wrapped reads as energy flowing the
+# other way. Such a read credits no energy against the direction of the channel's
+# measured power (beyond +-_FLOW_W of creep): lost, never invented.
 # A front end that raises (FrontEndError: bus error, chip gone, read-back mismatch)
 # marks its device code faulty: logged once, retried with exponential backoff (1 s up
 # to max_backoff_s), logged again once it answers; every other front end keeps
@@ -23,6 +27,13 @@
 # loop read N times more often in real time.
 # The per-read path allocates only short-lived floats: it leaves no garbage that
 # would fragment a 64 KB heap.
+# `m.on_read(t)`, if set, runs after every pass (output protection: outputs.py).
+# A read is rejected as a spike only when it is physically impossible: more energy than
+# the front end's full scale (fe.full_scale_a, else _FULL_SCALE_X x its rated current) at
+# the ledger's margin could carry. An overload above a channel's configured
+# max_current_a is real energy: it is metered and billed (and protection may trip).
+_FULL_SCALE_X = 4
+_FLOW_W = 1.0  # below this a channel's power shows no direction (creep, noise)
 _MIN_CHECKPOINT_S = 1
 _MIN_REAL_MS = 20
 _MAX_CHECKPOINT_S = 3600
@@ -49,18 +60,20 @@ class Meter:
         self._running = False
         self._ticks0 = None
         self._mono_acc = 0  # ms; an integer, exact however long the plug runs
+        self.on_read = None
         codes = []
         self._keys = []
         self._latest = {}
-        known = ledger.keys()
+        self._full = {}
         for fe in self.front_ends:
             if fe.device_code in codes:
                 raise ValueError("two front ends share the device code %r" % fe.device_code)
             codes.append(fe.device_code)
             keys = tuple(fe.device_code + "/" + c for c in fe.channel_codes)
+            fs = full_scale_a(fe)
             for key in keys:
-                if key not in known:
-                    ledger.add_channel(key, fe.max_current)
+                ledger.add_channel(key, fs)
+                self._full[key] = fs
                 self._latest[key] = [0.0, 0.0, 0.0, 0.0, 0.0, 0, False]
             self._keys.append(keys)
         now = self._mono()
@@ -102,12 +115,16 @@ class Meter:
             dt = (now - self._last[i]) / 1000
             self._last[i] = now
             gap = getattr(fe, "max_read_gap_s", None)
-            if gap and dt > gap:
+            # its registers may have overflowed: the count is no longer the energy, and a
+            # signed accumulator (ADE7953) that wrapped reads as flow the other way
+            late = gap and dt > gap
+            if late:
                 self.late_reads += 1
                 if self.late_reads % 100 == 1:
                     self.log("[meter] %s: read %.0f s after the last one, longer than its energy "
-                             "registers hold at full load (%.0f s): energy may be lost (%d late "
-                             "reads)" % (fe.device_code, dt, gap, self.late_reads))
+                             "registers hold at full load (%.0f s): energy may be lost, none is "
+                             "credited against the measured power's direction (%d late reads)"
+                             % (fe.device_code, dt, gap, self.late_reads))
             if gap and dt < gap and getattr(fe, "resumed", False):
                 # the chip kept counting through a soft reboot or bus outage: its energy
                 # spans more than our last read, at most what its registers hold
@@ -120,7 +137,13 @@ class Meter:
             for j in range(len(keys)):
                 r = readings[j]
                 key = keys[j]
-                self.ledger.add(key, r.import_uwh, r.export_uwh, t, dt)
+                imp, exp = r.import_uwh, r.export_uwh
+                if late:  # not against the flow its power shows: a wrap is lost, not invented
+                    if r.power > _FLOW_W:
+                        exp = 0
+                    elif r.power < -_FLOW_W:
+                        imp = 0
+                self.ledger.add(key, imp, exp, t, dt)
                 s = self._latest[key]
                 s[0] = r.voltage
                 s[1] = r.current
@@ -131,6 +154,8 @@ class Meter:
                 s[6] = True
             n += 1
         self.reads += 1
+        if self.on_read is not None:
+            self.on_read(t)
         return n
 
     def _failed(self, i, fe, e, now):
@@ -157,6 +182,10 @@ class Meter:
 
     def keys(self):
         return sorted(self._latest)
+
+    def full_scale_a(self, key, default=16.0):
+        """The current beyond which a reading of `key` is physically impossible."""
+        return self._full.get(key, default)
 
     def faulty(self):
         out = {}
@@ -241,3 +270,7 @@ class Meter:
             self.checkpoint()
         except Exception as e:  # OSError (flash full) or StoreError: log, keep metering
             self.log("[meter] checkpoint failed, energy since the last one is at risk: %r" % (e,))
+
+
+def full_scale_a(fe):
+    return getattr(fe, "full_scale_a", None) or fe.max_current * _FULL_SCALE_X

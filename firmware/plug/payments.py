@@ -4,7 +4,8 @@
 #   rec = p.pay(invoice_id, payee, amount, token=None, memo=b"", channel_key=None)
 #   p.step()          advance every unfinished payment (a few RPCs each; never raises
 #                     ChainError: problems land in rec["err"] and are retried next step)
-#   p.get(invoice_id) -> record or None      p.records() -> [record, ...]
+#   p.get(invoice_id) -> record or None      p.records() -> [live record, ...]
+#   p.history         the finished records moved out of the store (history.py)
 #   p.spent_today(token=None) -> int
 #
 # A record is a plain dict (JSON in the store); billing reads these keys:
@@ -33,6 +34,11 @@
 # plug's own address at that nonce and higher fees (above chain.max_fee_per_gas if need
 # be: it costs 21000 gas), advanced by step() like a payment. Should the payment win
 # that race anyway, the cancel record ends "failed" and says the invoice was PAID TWICE.
+# Nonces and receipts from a node that lies (plug/nonces.py, plug/strand.py): a nonce
+# is taken from the node only when the plug's records explain it or it holds over time,
+# at most _WINDOW (4) nonces past the lowest in flight (beyond: pay() refuses, the
+# invoice waits); payments stranded ahead of the chain's nonce are signed again there,
+# once; a receipt counts only once the account's nonce passed the payment's.
 # Replacement fees stop rising at chain.max_fee_per_gas (when set) and at
 # _MAX_FEE_GROWTH times the first variant's, and a replacement the balance cannot
 # cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
@@ -44,20 +50,29 @@
 # config when those lists are set, amount <= limits.per_payment, today's spend +
 # amount <= limits.per_day (per asset, UTC day of the plug clock), chain id checked,
 # and the balance covers amount + gas x max fee + limits.gas_floor_wei.
-import binascii
-
+#
+# Bounded store: at most _MAX_OPEN unfinished payments and _MAX_LIVE records (pay()
+# refuses more, nothing signed: the invoice stays open). Every save first moves the
+# oldest finished records beyond _KEEP_DONE (failed ones beyond _KEEP_FAILED) into the
+# history on the flash (appended there, then dropped here; history.archive). A confirmed
+# invoice stays refused after it moved: get() finds it in the ids of the last _KEEP_IDS
+# moved, else in the history (scanned only for ids up to the highest invoice number
+# moved); retry() finds a failed payment in the history too.
 import eth
+from micropython import const
+from plug.nonces import Nonces, _bump, _hex, _unhex
 from plug.rpc import ChainError, InsufficientFunds, NonceTooLow, ReplacementUnderpriced
 
 _NAME = "payments"
-_KEEP_DONE = 32  # finished records kept in full
-_KEEP_IDS = 256  # ids of older confirmed invoices kept to refuse paying them again
+_KEEP_DONE = const(8)  # finished records kept live (status shows them); older: history
+_KEEP_FAILED = const(4)  # failed payments kept live for retry_payment; older: history
+_MAX_OPEN = const(8)  # unfinished payments at once: pay() refuses more (the store's bound)
+_MAX_LIVE = const(20)  # records in the store at once: pay() refuses more
+_KEEP_IDS = const(256)  # ids of confirmed invoices moved to the history, kept to refuse
+                        # paying them again without a history scan
 _MAX_MEMO = 256
 _UNFINISHED = ("prepared", "sent")
-_DISPLACED_STEPS = 3
-_DISPLACED_S = 120
 _MAX_FEE_GROWTH = 4
-_CANCEL = "~cancel"  # id suffix of a cancellation record
 
 
 class PaymentError(Exception):
@@ -66,18 +81,6 @@ class PaymentError(Exception):
 
 class SpendRefused(PaymentError):
     """A limit or the balance forbids this payment; nothing was signed."""
-
-
-def _hex(b):
-    return "0x" + binascii.hexlify(b).decode()
-
-
-def _unhex(s):
-    return binascii.unhexlify(s[2:])
-
-
-def _bump(v):
-    return v + (v >> 3) + 1
 
 
 def intrinsic_gas(data):
@@ -90,7 +93,7 @@ def intrinsic_gas(data):
     return max(21000 + 16 * nz + 4 * z, 21000 + 40 * nz + 10 * z)
 
 
-class Payments:
+class Payments(Nonces):
     def __init__(self, store, chain, wallet, config, clock, log=print):
         self.store = store
         self.log = log
@@ -110,8 +113,12 @@ class Payments:
         st = store.load(_NAME) or {}
         self._recs = st.get("recs", {})
         self._paid = st.get("paid", [])
+        self._hi = st.get("hi", 0)  # highest invoice seq moved to the history
+        self._arch = st.get("arch", 0)  # records ever moved to the history
+        self._history = None  # loaded when first needed (heap)
         self._day = st.get("day", 0)
         self._spent = st.get("spent", {})
+        self._nonce_init(st)
 
     # ---- durable state ----------------------------------------------------
 
@@ -119,19 +126,37 @@ class Payments:
         self.log("[pay] " + msg)
 
     def _save(self):
-        done = [r for r in self._recs.values() if r["st"] not in _UNFINISHED]
-        if len(done) > _KEEP_DONE:
-            # the oldest confirmed go first: a failed one waits for the owner's retry
-            done.sort(key=lambda r: (r["st"] != "confirmed", r.get("t", 0)))
-            for r in done[:len(done) - _KEEP_DONE]:
-                if r["st"] == "confirmed":
-                    self._paid.append(r["id"])
-                del self._recs[r["id"]]
-            self._paid = self._paid[-_KEEP_IDS:]
+        self._archive()
         self._dirty = True
         self.store.save(_NAME, {"recs": self._recs, "paid": self._paid, "day": self._day,
-                                "spent": self._spent})
+                                "spent": self._spent, "hi": self._hi, "arch": self._arch,
+                                "nf": self._nf, "hz": self._hz})  # nf, hz: nonces.py
         self._dirty = False
+
+    @property
+    def history(self):
+        """The finished records moved out of the live state (history.py)."""
+        if self._history is None:
+            from plug.history import History
+
+            self._history = History(self.store, log=self.log)
+        return self._history
+
+    def _archive(self):
+        """Move the oldest finished records beyond _KEEP_DONE (failed: _KEEP_FAILED) into
+        the history (history.archive: appended there first, dropped here by the save
+        that follows; a power cut between the two leaves the record in both, and the
+        history does not take it twice)."""
+        done = failed = 0
+        for r in self._recs.values():
+            if r["st"] == "failed" and "of" not in r:
+                failed += 1
+            elif r["st"] not in _UNFINISHED:
+                done += 1
+        if done > _KEEP_DONE or failed > _KEEP_FAILED:
+            from plug.history import archive
+
+            archive(self, _KEEP_DONE, _KEEP_FAILED, _KEEP_IDS)
 
     def _event(self, name, rec):
         if self.hook:
@@ -140,12 +165,23 @@ class Payments:
     # ---- status -------------------------------------------------------------
 
     def get(self, invoice_id):
-        rec = self._recs.get(str(invoice_id))
-        if rec is None and str(invoice_id) in self._paid:
-            return {"id": str(invoice_id), "st": "confirmed"}
+        """The record of an invoice: live, else confirmed by id, else from the history
+        (scanned only for an id no higher than the highest archived invoice number)."""
+        iid = str(invoice_id)
+        rec = self._recs.get(iid)
+        if rec is None and iid in self._paid:
+            return {"id": iid, "st": "confirmed"}
+        if rec is None and self._arch:
+            from plug.history import seq_of
+
+            seq = seq_of(iid)
+            if seq is None or seq <= self._hi:
+                rec = self.history.find(iid)
         return rec
 
     def records(self):
+        """The live records (unfinished, and the last finished ones); older ones are in
+        self.history."""
         return list(self._recs.values())
 
     def unfinished(self):
@@ -194,6 +230,16 @@ class Payments:
             raise SpendRefused("amount %d would take today's spend to %d, over the daily "
                                "limit %d" % (amount, spent + amount, per_day))
 
+    def _check_room(self):
+        """The payments store's bound: refuse new work rather than outgrow it."""
+        n = len(self.unfinished())
+        if n >= _MAX_OPEN:
+            raise PaymentError("%d payments are unfinished, the most the plug keeps: new "
+                               "invoices wait until those are mined" % n)
+        if len(self._recs) >= _MAX_LIVE:
+            raise PaymentError("%d payment records wait to move to the history (the most "
+                               "the plug keeps): is the flash full?" % len(self._recs))
+
     def pay(self, invoice_id, payee, amount, token=None, memo=b"", channel_key=None):
         """Sign, record and broadcast one payment; returns its record. Raises
         PaymentError/SpendRefused (nothing signed) or ChainError (nothing signed)."""
@@ -205,6 +251,7 @@ class Payments:
                 self._save()  # the caller closes the invoice on return: make it durable
             return old
         self._check_limits(amount, token)
+        self._check_room()
         account = self.wallet.account_of(channel_key) if channel_key else 0
         sender = self.wallet.address(account)
         rec = {"id": iid, "st": "prepared", "from": sender, "acct": account, "to": payee,
@@ -235,18 +282,10 @@ class Payments:
         tx.update(fees)
         return tx
 
-    def _next_nonce(self, rec):
-        n = self.chain.nonce(rec["from"], "pending")
-        for r in self._recs.values():
-            if r["st"] in _UNFINISHED and r["from"] == rec["from"] and r is not rec \
-                    and r["n"] is not None and r["n"] >= n:
-                n = r["n"] + 1
-        return n
-
     def _sign_new(self, rec, check_funds):
         """Give rec a fresh nonce and its first signed variant (not yet saved)."""
         c = self.chain
-        c.check_chain()
+        c.check_chain(True)  # asked again before each signing: a node may switch chains
         rec["n"] = self._next_nonce(rec)
         if check_funds and rec["tok"]:
             tb = c.erc20_balance(rec["tok"], rec["from"])
@@ -325,14 +364,21 @@ class Payments:
     def retry(self, invoice_id):
         """Sign a new attempt of a failed payment (same payee, amount, token, memo)."""
         rec = self._recs.get(str(invoice_id))
+        if rec is None and self._arch:
+            rec = self.history.find(invoice_id)
         if rec is None or rec["st"] != "failed":
             raise PaymentError("invoice %s has no failed payment to retry" % invoice_id)
-        return self.pay(rec["id"], rec["to"], rec["amt"], rec["tok"], _unhex(rec["memo"]),
-                        rec.get("ch"))
+        return self.pay(rec["id"], rec["to"], rec["amt"], rec.get("tok"),
+                        _unhex(rec.get("memo") or "0x"), rec.get("ch"))
 
     def step(self):
         """Advance every unfinished payment once; returns the records that changed state."""
         changed = []
+        self._stepno += 1
+        try:
+            self._heal()  # stranded ahead of the chain's nonce: signed again (nonces.py)
+        except (ChainError, PaymentError) as e:
+            self._log("nonces: %s" % e)
         for rec in self.unfinished():
             before = rec["st"]
             try:
@@ -346,156 +392,11 @@ class Payments:
                 self._log("invoice %s: %s" % (rec["id"], e))
             if rec["st"] != before:
                 changed.append(rec)
-        return changed
-
-    def _find_receipt(self, rec):
-        for h in [v["h"] for v in reversed(rec["v"])]:
-            r = self.chain.receipt(h)
-            if r is not None:
-                return r
-        for h in rec.get("old", ()):  # an earlier nonce that reverted paid nothing
-            r = self.chain.receipt(h)
-            if r is not None and r["status"] == 1:
-                return r
-        return None
-
-    def _advance(self, rec):
-        r = self._find_receipt(rec)
-        if r is not None:
-            self._mined(rec, r)
-            return
-        if rec.get("cx"):  # its nonce is being cancelled: only a receipt moves it now
-            return
-        mined_nonce = self.chain.nonce(rec["from"], "latest")
-        if mined_nonce > rec["n"]:
-            # our nonce is used; a receipt may have appeared since we looked
-            r = self._find_receipt(rec)
-            if r is not None:
-                self._mined(rec, r)
-                return
-            now = self.clock.time()
-            gone = rec.get("gone")
-            if gone is None:
-                rec["gone"] = [now, 1]
-            else:
-                gone[1] += 1
-                if gone[1] >= _DISPLACED_STEPS and now - gone[0] >= _DISPLACED_S:
-                    if "of" in rec:
-                        self._cancel_lost(rec)
-                    else:
-                        self._displaced(rec)
-            return
-        rec.pop("gone", None)
-        if rec["st"] == "prepared":
-            if rec.get("under"):  # a pending tx holds our nonce at a higher fee
-                self._replace(rec)
-            else:
-                self._broadcast(rec)
-        elif self.clock.time() - rec["tb"] >= self.deadline_s:
-            self._replace(rec)
-
-    def _mined(self, rec, r):
-        rec.pop("gone", None)
-        if r["hash"] in rec.get("old", ()) and not rec.get("cx"):
-            self._log("invoice %s: an earlier transaction %s was mined after all; cancelling "
-                      "nonce %d" % (rec["id"], r["hash"], rec["n"]))
-            try:
-                self._cancel(rec)
-            except Exception as e:  # the payment is still confirmed; the risk stays shown
-                rec["err"] = rec["cxerr"] = ("nonce %d NOT cancelled (%s): it may pay twice"
-                                             % (rec["n"], e))
-                self._log("invoice %s: %s" % (rec["id"], rec["err"]))
-        moved = rec["blk"] != r["block"] or rec["mined"] != r["hash"]
-        if moved:
-            rec["blk"] = r["block"]
-            rec["mined"] = r["hash"]
-            rec["st"] = "sent"
-        if self.confirmations > 1:
-            if moved:
-                self._save()  # mined, awaiting confirmations
-            if self.chain.block_number() - r["block"] + 1 < self.confirmations:
-                return
-        if r["status"] == 1:
-            rec["st"] = "confirmed"
-            rec["err"] = rec.get("cxerr")
-            for v in rec["v"]:
-                v.pop("raw", None)  # never broadcast again: keep the store (and heap) small
-            self._log("invoice %s: confirmed in block %d" % (rec["id"], r["block"]))
-        else:
-            rec["st"] = "failed"
-            rec["err"] = ("transaction reverted (receipt status 0); plug.retry_payment(%r) "
-                          "pays it again" % rec["id"])
-            self._today()
-            key = rec["tok"] or "native"
-            self._spent[key] = max(0, self._spent.get(key, 0) - rec["amt"])
-            self._log("invoice %s: FAILED in block %d, invoice released" % (rec["id"], r["block"]))
-        self._save()
-        self._event(rec["st"], rec)
-
-    def _cancel(self, rec):
-        """Replace the transaction at rec's later nonce by a 0-value one to ourselves."""
-        last = rec["v"][-1]["fee"]
-        if len(last) == 1:
-            fees = {"gasPrice": _bump(last[0])}
-        else:
-            fees = {"maxFeePerGas": _bump(last[0]), "maxPriorityFeePerGas": _bump(last[1])}
-        c = {"id": "%s%s%d" % (rec["id"], _CANCEL, rec["n"]), "of": rec["id"],
-             "st": "prepared", "from": rec["from"], "acct": rec["acct"], "to": rec["from"],
-             "amt": 0, "tok": None, "memo": "", "n": rec["n"], "gas": 21000, "v": [],
-             "hash": None, "mined": None, "blk": None, "err": None, "att": 1,
-             "t": self.clock.time(), "tb": 0, "ch": None}
-        tx = self._tx(c, fees)
-        tx["gas"] = 21000
-        self._add_variant(c, tx, capped=False)
-        rec["cx"] = True
-        for v in rec["v"]:
-            v.pop("raw", None)  # the payment at this nonce is never sent again
-        self._recs[c["id"]] = c
-        self._save()
-        self._event("prepared", c)
-        self._broadcast(c)
-
-    def _cancel_lost(self, rec):
-        """The cancellation's nonce was used by another transaction: which one?"""
-        pay = self._recs.get(rec["of"])
-        r = None
-        for v in pay["v"] if pay else ():
-            r = self.chain.receipt(v["h"])
-            if r is not None:
-                break
-        if pay and r is None:
-            rec.pop("gone", None)  # neither receipt yet: a node behind; look again
-            return
-        rec["st"] = "failed"
-        if r is None:
-            rec["err"] = "nonce %d was used by another transaction" % rec["n"]
-        elif r["status"] == 1:
-            rec["err"] = ("nonce %d was mined as invoice %s's payment %s: the invoice was "
-                          "PAID TWICE" % (rec["n"], rec["of"], r["hash"]))
-        else:
-            rec["err"] = ("nonce %d was mined as invoice %s's payment %s, which reverted: "
-                          "paid once" % (rec["n"], rec["of"], r["hash"]))
-        self._save()
-        self._log(rec["err"])
-        self._event("failed", rec)
-
-    def _displaced(self, rec):
-        self._log("invoice %s: nonce %d was used by another transaction; signing again"
-             % (rec["id"], rec["n"]))
-        keep = (rec["n"], rec["v"], rec["hash"], rec["gas"])
-        rec["v"] = []
         try:
-            self._sign_new(rec, check_funds=False)
-        except Exception:
-            rec["n"], rec["v"], rec["hash"], rec["gas"] = keep
-            raise
-        rec["old"] = rec.get("old", []) + [v["h"] for v in keep[1]]
-        rec.pop("gone", None)
-        rec["st"] = "prepared"
-        rec["under"] = False
-        self._save()
-        self._event("prepared", rec)
-        self._broadcast(rec)
+            self._reverify()  # a recently confirmed payment's receipt, looked at again
+        except ChainError as e:
+            self._log("receipt re-check: %s" % e)
+        return changed
 
     def _fee_ceiling(self, rec):
         top = rec["v"][0]["fee"][0] * _MAX_FEE_GROWTH

@@ -11,12 +11,27 @@
 # token (a 1:1 fiat-backed stablecoin). A refused descriptor is reported and the last
 # approved provider stays in force (tariff.py: when a new provider takes effect).
 #
-# HTTP (plug.http_client): every request has a timeout per read and an overall deadline
-# (default 2 x timeout + 1 s) checked after every chunk read, at most 40 header lines
-# and 4 KB of headers, no redirects, at most MAX_BODY bytes.
+# HTTP (plug.http_client): a fetch blocks the plug's event loop while it waits, so each
+# one is a single operation with ONE total deadline, FETCH_DEADLINE_S (4 s: connect, TLS
+# handshake, request and the whole reply; only the name lookup is outside it), checked
+# after every chunk read, and a quiet peer is given up after FETCH_TIMEOUT_S (2 s)
+# without a byte. At most 40 header lines and 4 KB of headers, no redirects, at most
+# MAX_BODY bytes. The tariff's rates refresh (Octopus pages included), the descriptor
+# and the config pull URL (app.py) are one such operation each.
 import json
 
-from plug import rates
+from plug import jsonlimit, rates
+
+FETCH_TIMEOUT_S = 2  # seconds without a byte before a quiet peer is given up
+FETCH_DEADLINE_S = 4  # seconds for one whole fetch: the longest the event loop waits
+
+try:
+    from time import ticks_ms as ms_now
+except ImportError:  # CPython (host tools): as plug.http_client counts
+    import time
+
+    def ms_now():
+        return int(time.monotonic() * 1000)
 
 _FORMATS = ("native", "octopus", "awattar", "energy-charts")
 
@@ -122,16 +137,16 @@ def same_provider(a, b):
     return a.get("decimals") == b.get("decimals") and a.get("format") == b.get("format")
 
 
-def http_get(url, limit=rates.MAX_BODY, timeout=10, deadline_s=None):
+def http_get(url, limit=rates.MAX_BODY, timeout=FETCH_TIMEOUT_S, deadline_s=FETCH_DEADLINE_S,
+             since=None):
     """Body of a 200 reply, at most `limit` bytes, all of it within `deadline_s` seconds
-    (default 2 * timeout + 1), or TariffError with the reason."""
+    (connect to the last byte) of ms_now() `since` (default: now), or TariffError."""
     from plug import http_client
 
-    try:
+    try:  # several requests of one operation share its deadline (since: when it began)
         status, body = http_client.request(
-            "GET", url, timeout_s=timeout,
-            deadline_ms=None if deadline_s is None else int(deadline_s * 1000),
-            max_body_bytes=limit)
+            "GET", url, timeout_s=timeout, deadline_ms=int(deadline_s * 1000),
+            max_body_bytes=limit, start_ms=since)
     except http_client.ReplyError as e:
         raise TariffError("reply from %s refused: %s" % (url, e))
     except OSError as e:
@@ -149,6 +164,10 @@ def http_get(url, limit=rates.MAX_BODY, timeout=10, deadline_s=None):
 def get_json(get, url):
     """The JSON of get(url), or TariffError."""
     body = get(url)
+    try:  # size and nesting before the parser and the rate parsers recurse
+        jsonlimit.check(body, rates.MAX_BODY)
+    except ValueError as e:
+        raise TariffError("JSON from %s refused: %s" % (url, e))
     try:
         return json.loads(body)
     except ValueError:

@@ -21,8 +21,9 @@
 #
 # App output: print() goes straight to the serial and, during a raw session, would
 # corrupt mpremote's framing. Output sent through log() is held back (bounded) while a
-# raw session is open and printed when it ends; at the friendly prompt it is printed
-# above the line being typed.
+# raw session is open and printed when it ends; at the friendly prompt (and in paste
+# mode) it is printed above the line being typed, which is then drawn again. Line ends
+# are "\r\n" as on the ESP32's UART (the virtual plug's serial cooks print()'s "\n").
 import sys
 import select
 import asyncio
@@ -130,6 +131,8 @@ class Repl(LineEditor, RawRepl):
     # -- app output -----------------------------------------------------------
 
     def log(self, text):
+        if "\n" in text:  # written raw (sys.stdout.buffer): the ESP32's UART adds no \r
+            text = text.replace("\r\n", "\n").replace("\n", "\r\n")
         if self.raw and not self._executing:
             if self._held_bytes + len(text) > _HOLD_MAX:
                 self._dropped += 1
@@ -217,30 +220,40 @@ class Repl(LineEditor, RawRepl):
     async def _paste(self):
         self._w("paste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ")
         buf = bytearray()
-        while True:
-            c = await self._getc()
-            prev, self._prev = self._prev, c
-            if c < 0:
-                return False
-            if c == _CTRL_C:
-                self._w("\r\n")
-                return True
-            if c == _CTRL_D:
-                self._w("\r\n")
-                if len(buf) > self.max_source:
-                    self._w("[repl] paste longer than %d bytes dropped\r\n" % self.max_source)
+        self._line, self._cur, self._shown = "", 0, "=== "  # log() redraws the pasted line
+        try:
+            while True:
+                c = await self._getc()
+                prev, self._prev = self._prev, c
+                if c < 0:
+                    return False
+                if c == _CTRL_C:
+                    self._w("\r\n")
+                    return True
+                if c == _CTRL_D:
+                    self._shown = None
+                    self._w("\r\n")
+                    if len(buf) > self.max_source:
+                        self._w("[repl] paste longer than %d bytes dropped\r\n"
+                                % self.max_source)
+                    else:
+                        await self._run(bytes(buf).decode(), "exec")
+                    return True
+                if c == _LF and prev == _CR:
+                    continue
+                if c == _CR or c == _LF:
+                    c = _LF
+                    self._line, self._cur = "", 0
+                    self._w("\r\n=== ")
                 else:
-                    await self._run(bytes(buf).decode(), "exec")
-                return True
-            if c == _LF and prev == _CR:
-                continue
-            if c == _CR or c == _LF:
-                c = _LF
-                self._w("\r\n=== ")
-            else:
-                self._w(bytes((c,)))
-            if len(buf) <= self.max_source:
-                buf.append(c)
+                    if len(self._line) < 512:
+                        self._line += chr(c) if 32 <= c < 128 or c == 9 else "?"
+                        self._cur = len(self._line)
+                    self._w(bytes((c,)))
+                if len(buf) <= self.max_source:
+                    buf.append(c)
+        finally:
+            self._shown = None
 
     async def _run(self, src, mode):
         """Run friendly-mode source, printing results and errors; never raises."""

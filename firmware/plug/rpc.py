@@ -7,8 +7,14 @@
 #       used, that node's eth_chainId is asked once; a node on another chain is skipped
 #       while any other node may serve, and a call raises WrongChain if all are
 #
-# Every call has a socket timeout and an overall deadline; a node that is down,
-# times out or answers garbage is retried with backoff and the next URL is tried.
+# A call blocks the plug's event loop while it waits, so each call is one operation
+# with ONE total deadline, `deadline_s` (connect, TLS, request and reply, the chain id
+# check, every retry, backoff and node it fails over to; default 2 x timeout_s + 1 s;
+# the plug uses CALL_DEADLINE_S = 4 s), and a quiet node is given up after `timeout_s`
+# without a byte (CALL_TIMEOUT_S = 2 s). A node that is down, times out or answers
+# garbage is retried with backoff and the next URL is tried while time is left; each
+# node still to try in a round gets an equal share of it (at least timeout_s), so one
+# that trickles cannot take the others' turn.
 # Replies are read up to max_reply_bytes and refused beyond; the JSON-RPC envelope
 # is checked (jsonrpc "2.0", our id, exactly one of result or error, error with an
 # int code and a string message). Node errors are mapped to named conditions:
@@ -25,6 +31,11 @@
 # the last underlying problem in its message.
 import json
 import time
+
+from plug import jsonlimit
+
+CALL_TIMEOUT_S = 2  # seconds without a byte before a quiet node is given up
+CALL_DEADLINE_S = 4  # seconds for one whole call: the longest the event loop waits
 
 try:
     _ticks_ms = time.ticks_ms
@@ -124,8 +135,9 @@ class RPC:
         self.retries = retries
         self.backoff_ms = backoff_ms
         self.max_reply_bytes = max_reply_bytes
-        # None: http_client's default deadline
-        self.deadline_ms = int(deadline_s * 1000) if deadline_s else None
+        # one deadline for the whole call, retries included
+        self.deadline_ms = int((deadline_s or 2 * timeout_s + 1) * 1000)
+        self._t = self._slice = 0  # the call's start (ticks), the attempt's deadline (ms)
         self.round_trips = 0
         self._id = 0
         self._best = 0  # index of the URL that answered last
@@ -184,13 +196,23 @@ class RPC:
         last = "no attempt"
         n = len(self.urls)
         body = sent_id = None
+        t0 = _ticks_ms()
         for attempt in range(self.retries + 1):
             if attempt:
-                _sleep_ms(self.backoff_ms << (attempt - 1))
+                pause = self.backoff_ms << (attempt - 1)
+                if self._left(t0) <= pause:
+                    break
+                _sleep_ms(pause)
             for j in range(n):
                 i = (self._best + j) % n
                 if self._wrong[i] is not None:
                     continue
+                left = self._left(t0)
+                if left <= 0:
+                    break
+                # the attempt's deadline, counted from t0: a fair share of what is left
+                share = max(left // (n - j), min(left, int(self.timeout_s * 1000)))
+                self._t, self._slice = t0, self.deadline_ms - left + share
                 try:
                     if self.chain_id is not None and not self._verified[i]:
                         v = self._verify(i)
@@ -222,7 +244,11 @@ class RPC:
                 w for w in self._wrong if w is not None)
         if self.cooldown_ms:
             self._down = (_ticks_ms(), last)
-        raise Unreachable("%s: no node answered (%s)" % (method, last))
+        raise Unreachable("%s: no node answered within %d ms (%s)"
+                          % (method, self.deadline_ms, last))
+
+    def _left(self, t0):
+        return self.deadline_ms - _ticks_diff(_ticks_ms(), t0)
 
     def _post(self, url, body):
         from plug import http_client
@@ -231,11 +257,15 @@ class RPC:
         try:
             status, buf = http_client.request(
                 "POST", url, body, {"Content-Type": "application/json"}, self.timeout_s,
-                self.deadline_ms, max_body_bytes=self.max_reply_bytes)
+                self._slice, max_body_bytes=self.max_reply_bytes, start_ms=self._t)
         except (http_client.ReplyError, ValueError) as e:  # ValueError: a bad URL
             raise BadReply(str(e))
         if status != 200:
             raise BadReply("HTTP status %d" % status)
+        try:  # size and nesting before the parser and the checks recurse
+            jsonlimit.check(buf, self.max_reply_bytes)
+        except ValueError as e:
+            raise BadReply("reply refused: %s" % e)
         try:
             return json.loads(buf)
         except (ValueError, RuntimeError):  # RuntimeError: nesting too deep

@@ -15,11 +15,22 @@
 #
 # Bounds, so no client can exhaust the 64 KB heap or stall metering: the request line
 # (414), the head (431: size and header count), the body (413, from Content-Length,
-# before reading it; 411 without one), concurrent connections (503 beyond the limit, no
-# reading), and a deadline for the whole request (408: slow-drip clients are cut off)
-# and for every write. Malformed requests get 400, unknown paths 404, wrong methods 405.
-# One request per connection (Connection: close).
+# before reading it; 411 without one), a deadline for the head (head_timeout_s, 2 s) well
+# under the one for the whole request (timeout_s, 5 s; 408 at either: slow-drip clients
+# are cut off) and one for the answer (timeout_s). Connections: at most max_connections
+# at once, and a slow client cannot hold them: when a client arrives and every slot is
+# taken, the connection that has waited longest on its own client (still sending its
+# head, then its body, then not reading its answer) is evicted with a 408, so a newcomer
+# always finds a slot; only when every slot is running a handler does it get 503 (no
+# reading). Malformed requests get 400, unknown paths 404, wrong methods 405. One request
+# per connection (Connection: close).
+#
+# Memory: about 1 KB of heap per open connection. Deadlines are kept by one sweeper task
+# (every _SWEEP_MS) that cancels what is late, not by a timer task around every read, and
+# the accept loop is the server's own, so a MemoryError costs the one connection it
+# happened on (asyncio.start_server's loop would end on it, and the server with it).
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -40,14 +51,24 @@ CSV = "text/csv; charset=utf-8"
 _CHUNK = const(256)
 _LINGER_MS = const(200)
 _LINGER_BYTES = const(16384)
+_SWEEP_MS = const(100)  # how often deadlines are checked
+# what a connection is doing; the lower, the sooner it is evicted for a newcomer
+_HEAD = const(0)  # waiting for the client's request head
+_BODY = const(1)  # waiting for the body
+_SEND = const(2)  # waiting for the client to take the answer (or lingering after it)
+_BUSY = const(3)  # running its handler: never cut off
+# cut off (its task ends at its next step): past its deadline or evicted before its
+# answer (both told why with a 408), or while answering (just closed)
+_LATE = const(4)
+_EVICTED = const(5)
+_QUIET = const(6)
 
 
 def _log(msg):
-    try:
-        from plug.repl import log
-    except ImportError:
-        log = print
-    log(msg)
+    # through the REPL's log (it prints around a serial session) where it is loaded, as
+    # on the plug; never loaded just for this (16 KB of heap)
+    repl = sys.modules.get("plug.repl")
+    (repl.log if repl else print)(msg)
 
 
 class Response:
@@ -87,43 +108,130 @@ def csv_lines(header, rows):
 
 class Server:
     def __init__(self, max_request_bytes=4096, max_connections=4, timeout_s=5,
-                 max_line=512, max_head=2048, log=None):
+                 max_line=512, max_head=2048, log=None, head_timeout_s=2):
         self.max_body = max_request_bytes
         self.max_connections = max_connections
         self.timeout_ms = int(timeout_s * 1000)
+        self.head_ms = min(self.timeout_ms, int(head_timeout_s * 1000))
         self.max_line = max_line
         self.max_head = max_head
         self.log = log or _log
         self.routes = {}
         self.active = 0
+        # per connection: [start ticks_ms, phase, task, deadline ticks_ms]; the sweeper
+        # cuts off what is past its deadline, _evict() what a newcomer needs
+        self._conns = []
         self.stats = {"requests": 0, "responses_4xx": 0, "responses_5xx": 0, "rejected": 0,
-                      "timeouts": 0, "handler_errors": 0}
-        self._server = None
+                      "timeouts": 0, "handler_errors": 0, "evicted": 0}
+        self._sock = None
+        self._tasks = ()
 
     def route(self, method, path, handler):
         self.routes.setdefault(path, {})[method] = handler
 
     async def start(self, host="0.0.0.0", port=80, backlog=4):
-        self._server = await asyncio.start_server(self._serve, host, port, backlog)
+        import socket
+
+        ai = socket.getaddrinfo(host, port)[0]
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(ai[-1])
+        s.listen(backlog)
+        s.setblocking(False)
+        self._sock = s
+        self._tasks = (asyncio.create_task(self._accept(s)), asyncio.create_task(self._sweep()))
         return self
 
     def close(self):
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = ()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    # -- connections --------------------------------------------------------------------
+
+    async def _accept(self, s):
+        # Our own accept loop (not asyncio.start_server's), so that a full heap costs the
+        # one connection it happened on instead of ending the loop and with it the server.
+        listening = asyncio.StreamReader(s)
+        while True:
+            await listening.read(0)  # returns once a connection waits to be accepted
+            c = None
+            try:
+                c = s.accept()[0]
+                c.setblocking(False)
+                st = asyncio.StreamReader(c)
+                asyncio.create_task(self._serve(st, st))
+            except (OSError, MemoryError) as e:  # e.g. the client gave up; no room
+                if isinstance(e, MemoryError):
+                    self.stats["rejected"] += 1
+                if c is not None:
+                    c.close()
+                c = st = None
+                gc.collect()
+                await asyncio.sleep_ms(10)  # e.g. out of sockets: do not spin on it
+
+    async def _sweep(self):
+        # Cut off every connection past its deadline (head, request, answer, linger):
+        # one task for all of them instead of a timer around every read.
+        while True:
+            await asyncio.sleep_ms(_SWEEP_MS)
+            now = time.ticks_ms()
+            i = 0
+            while i < len(self._conns):
+                c = self._conns[i]
+                if c[1] < _BUSY and time.ticks_diff(now, c[3]) >= 0:
+                    if c[1] < _SEND:
+                        self.stats["timeouts"] += 1
+                    self._cut(c, _LATE)  # removes it from the list
+                else:
+                    i += 1
+
+    def _evict(self):
+        """Make room for a newcomer: cut off the connection that has waited longest on its
+        client, in the order head, body, answer (_HEAD < _BODY < _SEND); never one running
+        its handler. True if one was."""
+        victim = None
+        for c in self._conns:
+            if c[1] >= _BUSY:
+                continue
+            if victim is None or c[1] < victim[1] or (
+                    c[1] == victim[1] and time.ticks_diff(c[0], victim[0]) < 0):
+                victim = c
+        if victim is None:
+            return False
+        self.stats["evicted"] += 1
+        self._cut(victim, _EVICTED)
+        return True
+
+    def _cut(self, conn, why):
+        # its slot is free at once; its task ends at its next step (CancelledError)
+        conn[1] = why if conn[1] < _SEND else _QUIET
+        self._drop(conn)
+        conn[2].cancel()
+
+    def _drop(self, conn):
+        for i, c in enumerate(self._conns):
+            if c is conn:
+                del self._conns[i]
+                self.active -= 1
+                return
+
+    def _say(self, writer, status, message, extra=""):
+        # a short answer without waiting (the socket's buffer takes it), best effort
+        body = json.dumps({"error": message})
+        try:
+            writer.s.write(("HTTP/1.1 %d %s\r\nConnection: close\r\n%sContent-Type: %s\r\n"
+                            "Content-Length: %d\r\n\r\n%s" % (
+                                status, REASONS[status], extra, JSON, len(body), body)).encode())
+        except (OSError, AttributeError, MemoryError):
+            pass
 
     # -- one connection ---------------------------------------------------------------
 
-    def _left(self, deadline):
-        left = time.ticks_diff(deadline, time.ticks_ms())
-        if left <= 0:
-            raise asyncio.TimeoutError()
-        return left
-
-    async def _read(self, reader, n, deadline):
-        return await asyncio.wait_for_ms(reader.read(n), self._left(deadline))
-
-    async def _read_head(self, reader, deadline):
+    async def _read_head(self, reader):
         buf = b""
         while True:
             nl = buf.find(b"\n")
@@ -136,17 +244,18 @@ class Server:
                 raise HTTPError(431, "request head longer than %d bytes" % self.max_head)
             if end >= 0:
                 return buf[:end], buf[end + sep:]
-            data = await self._read(reader, _CHUNK, deadline)
+            data = await reader.read(_CHUNK)
             if not data:
                 if buf.strip():
                     raise HTTPError(400, "connection closed inside the request head")
                 return None, None
             buf += data
 
-    async def _read_request(self, reader, deadline):
-        head, rest = await self._read_head(reader, deadline)
+    async def _read_request(self, reader, conn):
+        head, rest = await self._read_head(reader)
         if head is None:
             return None, 0
+        conn[1], conn[3] = _BODY, time.ticks_add(conn[0], self.timeout_ms)
         method, path, query, version, headers = parse_head(head)
         handler = self._handler(method, path)
         if "transfer-encoding" in headers:
@@ -164,7 +273,7 @@ class Server:
                 raise HTTPError(413, "body larger than %d bytes" % self.max_body)
         body = rest[:length]
         while len(body) < length:
-            data = await self._read(reader, min(_CHUNK * 4, length - len(body)), deadline)
+            data = await reader.read(min(_CHUNK * 4, length - len(body)))
             if not data:
                 raise HTTPError(400, "connection closed before the end of the body")
             body += data
@@ -198,12 +307,11 @@ class Server:
             return text_response(r)
         raise TypeError("handler for %s returned %s" % (req.path, type(r).__name__))
 
-    async def _write(self, writer, data, deadline):
+    async def _write(self, writer, data):
         writer.write(data.encode() if isinstance(data, str) else data)
-        await asyncio.wait_for_ms(writer.drain(), self._left(deadline))
+        await writer.drain()
 
     async def _respond(self, writer, resp, head_only):
-        deadline = time.ticks_add(time.ticks_ms(), self.timeout_ms)
         body = resp.body
         whole = isinstance(body, (bytes, str, bytearray))
         if isinstance(body, str):
@@ -216,30 +324,30 @@ class Server:
             lines.append("Content-Length: %d" % len(body))
         for k in resp.headers:
             lines.append("%s: %s" % (k, resp.headers[k]))
-        await self._write(writer, "\r\n".join(lines) + "\r\n\r\n", deadline)
+        await self._write(writer, "\r\n".join(lines) + "\r\n\r\n")
         if head_only or resp.status == 204:
             return
         if whole:
             if body:
-                await self._write(writer, body, deadline)
+                await self._write(writer, body)
             return
         buf = bytearray()  # coalesce small chunks (CSV rows) into fewer socket writes
         for chunk in body:
             buf += chunk.encode() if isinstance(chunk, str) else chunk
             if len(buf) >= _CHUNK * 2:
-                await self._write(writer, buf, deadline)
+                await self._write(writer, buf)
                 buf = bytearray()
         if buf:
-            await self._write(writer, buf, deadline)
+            await self._write(writer, buf)
 
     async def _linger(self, reader):
-        # Read and drop what the client still sends, so closing does not reset the
-        # connection before it has read our answer.
-        deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
+        # Read and drop what the client still sends (for _LINGER_MS, set as the
+        # connection's deadline), so closing does not reset the connection before it
+        # has read our answer.
         dropped = 0
         try:
             while dropped < _LINGER_BYTES:
-                data = await self._read(reader, _CHUNK, deadline)
+                data = await reader.read(_CHUNK)
                 if not data:
                     break
                 dropped += len(data)
@@ -247,34 +355,29 @@ class Server:
             pass
 
     async def _serve(self, reader, writer):
-        if self.active >= self.max_connections:
-            self.stats["rejected"] += 1
-            try:
-                writer.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
-                             b"Retry-After: 1\r\nContent-Length: 0\r\n\r\n")
-                await asyncio.wait_for_ms(writer.drain(), 1000)
-            except (asyncio.TimeoutError, OSError):
-                pass
-            await self._close(writer)
-            return
-        self.active += 1
+        conn = None
         req = None
         unread = 0
         try:
-            deadline = time.ticks_add(time.ticks_ms(), self.timeout_ms)
+            if self.active >= self.max_connections and not self._evict():
+                self.stats["rejected"] += 1
+                self._say(writer, 503, "all connections are busy; try again",
+                          "Retry-After: 1\r\n")
+                return
+            t0 = time.ticks_ms()
+            conn = [t0, _HEAD, asyncio.current_task(), time.ticks_add(t0, self.head_ms)]
+            self._conns.append(conn)
+            self.active += 1
             try:
-                req, unread = await self._read_request(reader, deadline)
+                req, unread = await self._read_request(reader, conn)
                 if req is None:
                     return
                 self.stats["requests"] += 1
+                conn[1] = _BUSY
                 resp = await self._dispatch(req)
             except HTTPError as e:
                 resp = error_response(e.status, e.message)
                 resp.headers = e.headers or {}
-                unread = 1
-            except asyncio.TimeoutError:
-                self.stats["timeouts"] += 1
-                resp = error_response(408, "request not received in time")
                 unread = 1
             except OSError:
                 return
@@ -290,19 +393,35 @@ class Server:
                 self.stats["responses_5xx"] += 1
             elif resp.status >= 400:
                 self.stats["responses_4xx"] += 1
+            conn[1], conn[3] = _SEND, time.ticks_add(time.ticks_ms(), self.timeout_ms)
             try:
                 await self._respond(writer, resp, req is not None and req.method == "HEAD")
-            except (asyncio.TimeoutError, OSError):
+            except OSError:
                 return
             except Exception as e:  # noqa: BLE001 - e.g. a failing streamed body
                 self.log("[http] writing the answer to %s failed: %r"
                          % (req.path if req else "?", e))
                 return
             if unread:
+                conn[3] = time.ticks_add(time.ticks_ms(), _LINGER_MS)
                 await self._linger(reader)
+        except asyncio.CancelledError:  # cut off by _sweep() or _evict()?
+            why = conn[1] if conn else None
+            if why == _LATE:  # before its answer: tell it why, without waiting
+                self._say(writer, 408, "request not received in time")
+            elif why == _EVICTED:
+                self._say(writer, 408, "too slow: evicted for a newer connection")
+            elif why != _QUIET:  # not by us: pass it on
+                raise
+        except MemoryError:  # e.g. no room for this connection's record
+            pass
         finally:
-            self.active -= 1
-            await self._close(writer)
+            if conn is not None:
+                self._drop(conn)
+            try:
+                writer.s.close()
+            except OSError:
+                pass
 
     def _log_exc(self, what, e):
         import io
@@ -313,10 +432,3 @@ class Server:
         for line in s.getvalue().split("\n"):
             if line:
                 self.log("[http]   " + line)
-
-    async def _close(self, writer):
-        try:
-            writer.close()
-            await writer.wait_closed()
-        except OSError:
-            pass

@@ -43,8 +43,19 @@
 #             folded while in credit count at their floored mean)
 #   amount    base units billed for the channel in this payment (below 0 for a channel
 #             whose credit at negative prices exceeds what it cost; the sum is above 0)
+#
+# Bounds (the billing state is one store file, store.BOUNDS["billing"]): at most
+# _MAX_OPEN_INV invoices wait for their payment; while that many are open, due groups
+# wait (their lines stay in the billing ledger, nothing is lost) and the log says so
+# once. A channel with more than _MAX_LINES billed lines (rates that change often while
+# invoices wait) has its priced lines folded per provider, as for a credit: energy and
+# amounts stay exact, the rate becomes their floored mean (which the memo states anyway).
+# Paid invoices leave the billing state at once; their record is the payment's (its memo)
+# in payments.py and then in the history on the flash (history.py).
 MAGIC = b"PLUG1"
 _MAX_ITEMS = 16
+_MAX_OPEN_INV = 8
+_MAX_LINES = 12
 
 
 def _zigzag(n):
@@ -126,6 +137,7 @@ class Settlement:
         self.channels = config.get("channels", {})
         self._account_of = account_of
         self.log = log
+        self._full = False  # the open invoices are at their bound (logged once)
 
     def wallet_of(self, key):
         if self._account_of is not None:
@@ -187,6 +199,13 @@ class Settlement:
                 credit[ck] = now
                 folded = True
                 continue
+            if amount > 0 and len(st["inv"]) >= _MAX_OPEN_INV:
+                if not self._full:
+                    self._log("%d invoices wait for their payment, the most the plug keeps "
+                              "open: account %d's next one waits" % (len(st["inv"]), acct))
+                self._full = True
+                continue
+            self._full = False
             credit.pop(ck, None)
             if len(g) > _MAX_ITEMS:
                 raise ValueError("settle: more than %d channels in one payment" % _MAX_ITEMS)
@@ -207,6 +226,7 @@ class Settlement:
                    "memo": _hex(memo)}
             st["inv"].append(inv)
             made.append(inv)
+        folded = self._bound_lines() or folded
         if made or closed or folded:
             self.billing.save()
             for inv in made:
@@ -226,6 +246,18 @@ class Settlement:
                 one = [min(ln[0] for ln in ls), max(ln[1] for ln in ls)]
                 st[key] = ([ln for ln in st[key] if ln[5] != pid or len(ln) > 6]
                            + [one + list(_sum_lines(ls)) + [pid]])
+
+    def _bound_lines(self):
+        """Fold the priced lines of a channel that has more than _MAX_LINES, per provider;
+        True if any was folded."""
+        folded = False
+        for key in list(self.billing.state["lines"]):
+            ls = self.billing.state["lines"][key]
+            if len(ls) > _MAX_LINES:
+                for pid in sorted(set(ln[5] for ln in ls)):
+                    self._fold({key: [ln for ln in ls if ln[5] == pid]}, pid)
+                folded = folded or len(self.billing.state["lines"][key]) < len(ls)
+        return folded
 
     def _log(self, msg):
         if self.log:

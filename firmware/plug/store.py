@@ -9,6 +9,14 @@
 # On MicroPython the body is streamed: json.dump runs once into a counter for the
 # header's checksum and length, then once into the file, so a save never holds the
 # encoded state in the heap.
+#
+# Every name has a stated maximum size (BOUNDS, bytes per slot file; DEFAULT_BOUND for
+# names not listed). A save that would exceed it raises StoreError before anything is
+# written, so the previous good copy stays in force; the modules keep their state well
+# under these bounds (payments, billing and settle refuse new work first), so this is
+# the backstop that keeps a bug or a hostile peer from filling the flash or the heap.
+# The payment history (history.py) lives beside these files under history/, bounded
+# per segment file (HISTORY_SEGMENT) and in number of segments.
 import binascii
 import json
 import os
@@ -56,6 +64,25 @@ class _Buffered(IOBase):
 
 class StoreError(Exception):
     pass
+
+
+BOUNDS = {
+    "payments": 32768,  # live payment records (payments.py: _MAX_OPEN, _KEEP_DONE, ...)
+    "billing": 32768,  # billed lines (12 per channel) and open invoices (8)
+    "tariff": 24576,  # providers and up to rates.MAX_INTERVALS rate intervals
+    "ledger": 32768,  # energy checkpoint: 24 buckets per channel
+    "calibration": 8192,
+    "config": 12288,  # an envelope is at most config.MAX_ENVELOPE_BYTES (8 KB)
+    "config_next": 12288,
+    "history": 4096,  # the history's carried totals (and up to 32 recent record keys)
+}
+DEFAULT_BOUND = 4096  # owner, boots, wallet, wifi_good, outputs ...
+HISTORY_SEGMENT = 16384  # one history segment file (history.py _SEG_BYTES)
+
+
+def bound(name):
+    """Most bytes a slot file of `name` may hold (header included)."""
+    return BOUNDS.get(name, DEFAULT_BOUND)
 
 
 def _exists(path):
@@ -124,8 +151,12 @@ class Store:
         else:
             body = json.dumps(obj).encode()
             crc, n = binascii.crc32(body), len(body)
+        head = b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n)
+        if len(head) + n > bound(name):
+            raise StoreError("%s: %d bytes, more than the %d this file may hold; the "
+                             "previous copy stays" % (name, len(head) + n, bound(name)))
         with open(tmp, "wb") as f:
-            f.write(b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n))
+            f.write(head)
             if body is None:
                 out = _Buffered(f)
                 json.dump(obj, out)

@@ -27,9 +27,13 @@
 # decimals() call) before a descriptor is accepted; a mismatch is refused.
 # Every refusal (network, HTTP status, size, JSON, field, signature, cap, deadline) is
 # kept in `reports` as (plug time, reason) and logged as "[tariff] ...".
+# A fetch blocks the event loop: the descriptor fetch and the rates refresh (all its
+# Octopus pages) are one operation each, with one total deadline (`deadline_s`,
+# provider.FETCH_DEADLINE_S). poll_steps() yields after each, so the money loop lets the
+# meter and the HTTP server run between them.
 from plug import rates
-from plug.provider import (TariffError, check_descriptor, check_token_decimals, get_json,
-                           http_get, same_provider)
+from plug.provider import (FETCH_DEADLINE_S, FETCH_TIMEOUT_S, TariffError, check_descriptor,
+                           check_token_decimals, get_json, http_get, ms_now, same_provider)
 from plug.rates import RateError
 
 _MAX_PAGES = 4  # Octopus pagination: pages followed per refresh
@@ -66,10 +70,10 @@ class Tariff:
         # are invoiced within one)
         self.period_s = config.get("settlement", {}).get("max_period_s", 86400)
         self.keep_s = 2 * self.period_s
-        self.timeout = 10  # seconds per socket read
-        self.deadline_s = None  # seconds per HTTP request overall (None: 2 * timeout + 1)
-        self.get = http or (lambda url: http_get(url, rates.MAX_BODY, self.timeout,
-                                                 self.deadline_s))
+        self.timeout = FETCH_TIMEOUT_S  # seconds without a byte from the server
+        self.deadline_s = FETCH_DEADLINE_S  # seconds per operation (all its requests)
+        self._t0 = None  # ticks_ms when the operation in progress began
+        self.get = http or self._get
         self.log = log
         self.reports = []  # the last few (plug time, reason), newest last
         self.report_count = 0  # reports ever made since boot
@@ -152,15 +156,26 @@ class Tariff:
 
     # ---- network ----
 
+    def _get(self, url):
+        """The body at url, within what is left of the operation's deadline."""
+        return http_get(url, rates.MAX_BODY, self.timeout, self.deadline_s, self._t0)
+
     def poll(self, now=None):
         """Refresh descriptor and rates when due; never raises. True if rates changed."""
-        now = self.clock.time() if now is None else now
         changed = False
+        for c in self.poll_steps(now):
+            changed = changed or c
+        return changed
+
+    def poll_steps(self, now=None):
+        """poll() one network operation at a time: a generator that yields after each
+        (True if rates changed); never raises."""
+        now = self.clock.time() if now is None else now
         if not self.pcfg.get("url"):
             if now >= self.next_desc:
                 self._report(now, "no provider configured (config provider.url is empty)")
                 self.next_desc = now + self.pcfg.get("refresh_s", 900)
-            return False
+            return
         if now >= self.next_desc:
             try:
                 self.refresh_descriptor(now)
@@ -168,7 +183,9 @@ class Tariff:
             except (TariffError, RateError, OSError, ValueError) as e:
                 self._report(now, "provider refused: %s" % e)
                 self.next_desc = now + self._backoff()
+            yield False
         if self.current() is not None and now >= self.next_rates:
+            changed = False
             try:
                 self.refresh_rates(now)
                 changed = True
@@ -176,13 +193,14 @@ class Tariff:
             except (TariffError, RateError, OSError, ValueError) as e:
                 self._report(now, "rates refused: %s" % e)
                 self.next_rates = now + self._backoff()
-        return changed
+            yield changed
 
     def _backoff(self):
         self._fails += 1
         return min(_MAX_BACKOFF, self.pcfg.get("refresh_s", 900), 15 << min(self._fails, 8))
 
     def refresh_descriptor(self, now):
+        self._t0 = ms_now()  # one deadline for the fetch (the token check is an RPC call)
         d = check_descriptor(get_json(self.get, self.pcfg["url"]), self.pcfg, self.chain_id)
         cur = self.current()
         if cur == d:
@@ -243,6 +261,7 @@ class Tariff:
         """Parsed, checked schedule of the current provider (no state change); aWATTar
         and Energy-Charts are asked for rates from plug time `since` if given."""
         d = d or self.current()
+        self._t0 = ms_now()  # one deadline for the whole refresh, every page of it
         cap = self.pcfg.get("rate_cap_per_kwh")
         fmt, dec = d["format"], d["decimals"]
         if fmt == "native":

@@ -1,9 +1,10 @@
-# The plug's HTTP endpoints: GET /status, /metrics, /ledger and POST /config.
-# Reads are open on the LAN and show nothing that lets anyone spend; the only write,
-# POST /config, takes an envelope signed by the owner (config.py).
+# The plug's HTTP endpoints: GET /status, /metrics, /ledger, /switch and POST /config,
+# /switch. Reads are open on the LAN and show nothing that lets anyone spend; POST
+# /config takes an envelope signed by the owner (config.py), POST /switch the owner's
+# local control token (control.py).
 from plug.prometheus import CONTENT_TYPE as PROMETHEUS
 from plug.prometheus import prometheus
-from plug.server import CSV, HTTPError, Response, Server, csv_lines
+from plug.server import CSV, JSON, HTTPError, Response, Server, csv_lines
 
 
 def build(plug):
@@ -15,7 +16,15 @@ def build(plug):
                                                       content_type=PROMETHEUS))
     srv.route("GET", "/ledger", lambda req: ledger(plug, req))
     srv.route("POST", "/config", lambda req: post_config(plug, req))
+    srv.route("GET", "/switch", lambda req: _control().get_switch(plug, req))
+    srv.route("POST", "/switch", lambda req: _control().post_switch(plug, req))
     return srv
+
+
+def _control():
+    from plug import control  # the outputs' HTTP side (token check), loaded when used
+
+    return control
 
 
 def post_config(plug, req):
@@ -27,28 +36,18 @@ def post_config(plug, req):
         raise HTTPError(400 if "rolled back" not in str(e) else 409, str(e))
 
 
-def invoices(plug, records):
-    """Every invoice the plug still knows, oldest first: open ones from billing, paid or
-    pending ones from the payment `records` (their memo says what they cover)."""
+def _invoice_of(p):
+    """The invoice a payment record pays, from its memo, or None (a cancellation)."""
     from plug.settle import decode_memo
     import binascii
 
-    out = []
-    pays = {p["id"]: p for p in records}
-    for inv in plug.settlement.open_invoices():
-        out.append(_invoice(inv["id"], inv["t0"], inv["t1"], inv["payee"], inv["token"],
-                            [(c, e // 1000, r, a) for c, e, r, a in inv["items"]],
-                            pays.pop(inv["id"], None)))
-    for p in pays.values():  # what is left: invoices no longer open
-        try:
-            memo = p["memo"]
-            _seq, t0, t1, items = decode_memo(binascii.unhexlify(memo[2:] if memo[:2] == "0x"
-                                                                 else memo))
-        except ValueError:
-            continue
-        out.append(_invoice(p["id"], t0, t1, p["to"], p["tok"], items, p))
-    out.sort(key=lambda x: (x["t_start"], x["id"]))
-    return out
+    try:
+        memo = p.get("memo") or ""
+        _seq, t0, t1, items = decode_memo(binascii.unhexlify(memo[2:] if memo[:2] == "0x"
+                                                             else memo))
+    except ValueError:
+        return None
+    return _invoice(p["id"], t0, t1, p["to"], p.get("tok"), items, p)
 
 
 def _invoice(iid, t0, t1, payee, token, items, pay):
@@ -56,33 +55,130 @@ def _invoice(iid, t0, t1, payee, token, items, pay):
             "amount": sum(x[3] for x in items),
             "items": [{"channel": c, "energy_mwh": e, "rate_per_kwh": r, "amount": a}
                       for c, e, r, a in items],
-            "payment": pay and {"state": pay["st"], "hash": pay["mined"] or pay["hash"]}}
+            "payment": pay and {"state": pay["st"],
+                                "hash": pay.get("mined") or pay.get("hash")}}
 
 
-_PAY_COLS = ("id", "st", "from", "to", "amt", "tok", "n", "hash", "mined", "blk", "err")
+_PAY_COLS = ("id", "st", "att", "from", "to", "amt", "tok", "n", "hash", "mined", "blk", "err",
+             "t")
 _ROW_COLS = ("invoice", "t_start", "t_end", "channel", "energy_mwh", "rate_per_kwh", "amount",
              "payee", "state", "hash")
+_LIMIT = 50  # payments per /ledger page unless ?limit= says otherwise
+_MAX_LIMIT = 200
+
+
+def _pay_view(p):
+    v = {c: p.get(c) for c in _PAY_COLS}
+    if v["hash"] is None:
+        v["hash"] = v["mined"]  # the history keeps a mined payment's hash once
+    return v
+
+
+def _arg(req, name, default, lo, hi):
+    v = req.query.get(name)
+    if v is None:
+        return default
+    if not v or len(v) > 9 or not v.isdigit() or not lo <= int(v) <= hi:
+        raise HTTPError(400, "%s must be an integer %d..%d, got %r" % (name, lo, hi, v[:20]))
+    return int(v)
+
+
+class Page:
+    """One page of the payment records, oldest first: the history, then the live records
+    it does not hold yet. Read lazily (the history is streamed from the flash)."""
+
+    def __init__(self, plug, offset, limit):
+        pays = plug.payments
+        self.plug = plug
+        self.hist = pays.history
+        self.live = sorted([r for r in pays.records() if not self.hist.has(r)],
+                           key=lambda r: r.get("t", 0))
+        self.held = self.hist.count()
+        self.total = self.held + len(self.live)
+        self.offset = offset
+        end = self.total if limit is None else min(self.total, offset + limit)
+        self.end = max(end, offset)
+        self.last = self.end >= self.total  # open invoices and unsettled lines come last
+
+    def records(self):
+        if self.offset < self.held:
+            for r in self.hist.read(self.offset, min(self.end, self.held) - self.offset):
+                yield r
+        for r in self.live[max(0, self.offset - self.held):max(0, self.end - self.held)]:
+            yield r
+
+    def invoices(self):
+        for r in self.records():
+            inv = _invoice_of(r)
+            if inv is not None:
+                yield inv
+        if self.last:
+            live = [r["id"] for r in self.live]
+            for inv in self.plug.settlement.open_invoices():
+                if inv["id"] not in live:  # paid a moment ago: listed with its payment
+                    yield _invoice(inv["id"], inv["t0"], inv["t1"], inv["payee"],
+                                   inv["token"], [(c, e // 1000, r, a)
+                                                  for c, e, r, a in inv["items"]], None)
+
+    def unsettled(self):
+        if self.last:
+            for key, ls in self.plug.billing.lines().items():
+                for ln in ls:
+                    yield {"channel": key, "t_start": ln[0], "t_end": ln[1],
+                           "energy_uwh": ln[2], "rate_per_kwh": ln[3], "amount": ln[4]}
+
+
+def _array(name, items):
+    import json
+
+    yield ', "%s": [' % name
+    sep = ""
+    for x in items:
+        yield sep + json.dumps(x)
+        sep = ", "
+    yield "]"
+
+
+def ledger_chunks(page):
+    """The JSON of one /ledger page as a generator of small strings."""
+    import json
+
+    yield '{"total": %d, "offset": %d, "next_offset": %s, "order": "oldest first", ' \
+        '"carried": %s' % (page.total, page.offset, "null" if page.last else str(page.end),
+                           json.dumps(page.hist.carried()))
+    for chunk in _array("payments", (_pay_view(p) for p in page.records())):
+        yield chunk
+    for chunk in _array("invoices", page.invoices()):
+        yield chunk
+    for chunk in _array("unsettled", page.unsettled()):
+        yield chunk
+    yield "}"
 
 
 def ledger(plug, req):
+    """GET /ledger[?offset=N&limit=N][&format=csv]: payments oldest first (the history on
+    the flash, then the live ones), the invoices they pay; the last page adds the open
+    invoices and the billed lines not yet invoiced. CSV: every invoice item, all pages
+    unless offset/limit say otherwise. Streamed in small chunks."""
     if not plug.payments:
         raise HTTPError(503, "safe mode: no billing")
-    recs = plug.payments.records()
-    invs = invoices(plug, recs)
-    lines = [{"channel": key, "t_start": ln[0], "t_end": ln[1], "energy_uwh": ln[2],
-              "rate_per_kwh": ln[3], "amount": ln[4]}
-             for key, ls in plug.billing.lines().items() for ln in ls]
-    if req.query.get("format") == "csv":
+    fmt = req.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise HTTPError(400, "format must be json or csv")
+    csv = fmt == "csv"
+    offset = _arg(req, "offset", 0, 0, 10**9)
+    limit = _arg(req, "limit", None if csv else _LIMIT, 1, _MAX_LIMIT)
+    page = Page(plug, offset, limit)
+    if csv:
         def rows():
-            for inv in invs:
+            for inv in page.invoices():
                 p = inv["payment"] or {}
                 for it in inv["items"]:
                     yield (inv["id"], inv["t_start"], inv["t_end"], it["channel"],
                            it["energy_mwh"], it["rate_per_kwh"], it["amount"], inv["payee"],
                            p.get("state"), p.get("hash"))
         return Response(csv_lines(_ROW_COLS, rows()), content_type=CSV)
-    return {"invoices": invs, "unsettled": lines,
-            "payments": [{c: p.get(c) for c in _PAY_COLS} for p in recs]}
+    return Response(ledger_chunks(page), content_type=JSON)
 
 
 def metrics_text(plug):
