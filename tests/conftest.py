@@ -78,3 +78,28 @@ def mpy_dirs():
     from paytest import build_dir
 
     return build_dir()
+
+
+@pytest.fixture(scope="module")
+def repl_vp(tmp_path_factory):
+    """The REPL test app (tests/repl_main.py) on a virtual plug's pty, one per module."""
+    from iface_util import TESTS, compile_plug
+
+    from tools.vplug import VirtualPlug
+
+    mpy = compile_plug(str(tmp_path_factory.mktemp("mpy")))
+    flash = tmp_path_factory.mktemp("flash")
+    plug = VirtualPlug(str(flash), main_script=os.path.join(TESTS, "repl_main.py"),
+                       path_dirs=(mpy,), serial_link=str(flash) + "-tty")
+    plug.start()
+    plug.expect("repl test app ready")
+    yield plug
+    plug.kill()
+
+
+@pytest.fixture
+def repl_plug(repl_vp):
+    """repl_vp alive and at a fresh prompt."""
+    assert repl_vp.alive, repl_vp.screen[-2000:]
+    repl_vp.reset_prompt()
+    return repl_vp

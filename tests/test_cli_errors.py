@@ -51,12 +51,14 @@ def test_no_arguments_prints_usage_and_exits_2():
 
 
 @pytest.mark.parametrize("url, fragments", [
-    ("http://127.0.0.1:%d" % free_port(), ["connection refused", "is the plug running"]),
+    ("http://127.0.0.1:{free}", ["connection refused", "is the plug running"]),
     ("127.0.0.1:8081", ["not an http:// URL", "did you mean http://127.0.0.1:8081"]),
     ("not-a-url", ["'not-a-url' is not an http:// URL", "http://"]),
     ("http://127.0.0.1:99999", ["port must be a number"]),
 ])
 def test_status_of_a_bad_address_is_one_line(url, fragments):
+    # the free port is taken at run time: xdist workers must collect the same test ids
+    url = url.format(free=free_port())
     one_line_error(plugctl("status", url), "plugctl status: ", *fragments)
 
 

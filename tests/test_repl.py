@@ -9,28 +9,11 @@ import re
 import time
 
 import pytest
-from iface_util import TESTS, compile_plug
-
-from tools.vplug import VirtualPlug
-
-
-@pytest.fixture(scope="module")
-def vp(tmp_path_factory):
-    mpy = compile_plug(str(tmp_path_factory.mktemp("mpy")))
-    flash = tmp_path_factory.mktemp("flash")
-    plug = VirtualPlug(str(flash), main_script=os.path.join(TESTS, "repl_main.py"),
-                       path_dirs=(mpy,), serial_link=str(flash) + "-tty")
-    plug.start()
-    plug.expect("repl test app ready")
-    yield plug
-    plug.kill()
 
 
 @pytest.fixture
-def plug(vp):
-    assert vp.alive, vp.screen[-2000:]
-    vp.reset_prompt()
-    return vp
+def plug(repl_plug):
+    return repl_plug
 
 
 def ticks(vp):

@@ -5,37 +5,23 @@ the port sees the prompt without pressing Enter, and app log lines print above t
 being typed, which is drawn again. Checked on the raw bytes of the real pty, read by the
 VirtualPlug console and by pyserial as a second program opening the port."""
 
-import os
 import re
 import time
 
 import pytest
 import serial
-from iface_util import TESTS, compile_plug
+from iface_util import compile_plug
 
 from tools import mp
-from tools.vplug import VirtualPlug
 
 BARE_LF = re.compile(r"(?<!\r)\n")
 
 
-@pytest.fixture(scope="module")
-def vp(tmp_path_factory):
-    mpy = compile_plug(str(tmp_path_factory.mktemp("mpy")))
-    flash = tmp_path_factory.mktemp("flash")
-    plug = VirtualPlug(str(flash), main_script=os.path.join(TESTS, "repl_main.py"),
-                       path_dirs=(mpy,), serial_link=str(flash) + "-tty")
-    plug.start()
-    plug.expect("repl test app ready")
-    yield plug
-    plug.kill()
 
 
 @pytest.fixture
-def plug(vp):
-    assert vp.alive, vp.screen[-2000:]
-    vp.reset_prompt()
-    return vp
+def plug(repl_plug):
+    return repl_plug
 
 
 def raw_answer(plug, line):
