@@ -35,7 +35,7 @@ DEFAULT_LOAD = "M1/A=8A,M1/B=fridge,M2/1=4A@0.9ind~h3,M2/2=pv:6A,M2/3=0.5A@0.6ca
 CHANNELS = (("M1", ("A", "B")), ("M2", ("1", "2", "3")))
 _UNIX_2000 = 946684800
 # Next to sim.json, one per chip: what its energy registers handed the plug and the energy
-# the loads drew, summed over every boot (sim.chip record_to; tools/faults.py reads it).
+# the loads drew, summed over every boot (sim.chip record_to; tools/faults_power.py reads it).
 ENERGY_LOG = "sim_energy_%s.bin"
 TEMP_LIMIT_C = 90  # as the Shelly Plus/Pro 2PM's stock over-temperature cut-off
 TEMP_HYST_C = 15

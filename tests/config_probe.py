@@ -16,17 +16,17 @@ import gc
 import json
 import sys
 
-from plug import config
+from plug import config, config_sig
 
 
 def run(case):
     op = case["op"]
     if op == "validate":
-        return config.canonical(config.validate(case["cfg"])).decode()
+        return config_sig.canonical(config.validate(case["cfg"])).decode()
     if op == "canonical":
-        return config.canonical(case["v"]).decode()
+        return config_sig.canonical(case["v"]).decode()
     if op == "signed":
-        return config.signed_message(case["version"], case["cfg"], case["plug"]).decode()
+        return config_sig.signed_message(case["version"], case["cfg"], case["plug"]).decode()
     if op == "envelope":
         import binascii
 
@@ -47,7 +47,7 @@ def run(case):
 
         logs = []
         m = config.ConfigManager(Store(case["dir"]), log=logs.append, factory=case.get("factory"))
-        return [m.version, m.fallback, config.canonical(m.config).decode(), logs]
+        return [m.version, m.fallback, config_sig.canonical(m.config).decode(), logs]
     raise ValueError("unknown op %r" % op)
 
 

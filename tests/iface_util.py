@@ -15,7 +15,7 @@ from tools.paths import FIRMWARE, ROOT, executable
 
 TESTS = os.path.join(ROOT, "tests")
 IFACE_MODULES = ("__init__", "repl", "repl_edit", "repl_raw", "server", "http_request",
-                 "prometheus", "jsonlimit")
+                 "http_response", "prometheus", "jsonlimit")
 
 
 def compile_plug(out_dir, modules=IFACE_MODULES):

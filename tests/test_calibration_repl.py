@@ -172,7 +172,10 @@ def test_messages_say_what_happened_and_what_to_check(plug):
     # undo names what it reverted, offsets included, and says when there is nothing left
     plug.command("plug.chips['M1'].set_load(0, Load(0.0))")
     try:
-        # offsets 0 through the config path (saved), then zero finds the no-load noise
+        # offsets saved (this test must not rely on another having run on this plug),
+        # then 0 through the config path (saved again), then zero finds the no-load noise
+        plug.command('cal.zero("M1/A")')
+        assert "saved" in plug.command("cal.save()")
         plug.command('cal.apply_config({"M1/A": {"i_offset_ua": 0, "p_offset_mw": 0}})')
         plug.command('cal.zero("M1/A")')
         out = plug.command("cal.undo()")

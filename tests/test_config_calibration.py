@@ -132,6 +132,10 @@ def test_a_bad_channel_or_value_is_refused_with_its_path_and_changes_nothing(env
         assert code == status and words in body["error"], (section, code, body)
         if status == 409:
             assert "config version %d rolled back" % e["version"] in body["error"], body
+    # channel settings for a channel the plug lacks (a typo) are refused too, not ignored
+    _, (code, body) = push(env, channels={"M9/Z": {"power_on": "off"}})
+    assert code == 400 and body["error"].startswith(
+        "channels.M9/Z: this plug has no channel M9/Z (channels: M1/A, M1/B, M2/1"), body
     after = (p.status()["device"]["config_version"], flash_load(p.state, "config"),
              flash_load(p.state, "calibration"), p.repl_eval(chips), watts(p))
     assert after[:4] == before[:4]

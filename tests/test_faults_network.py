@@ -3,13 +3,13 @@ down, each for about two hours of plug time; metering never stops and billing ca
 
 import pytest
 
-from tools import faults
+from tools import faults_net
 
 pytestmark = pytest.mark.slow
 
 
 def test_outages_of_node_and_tariff_server_stop_neither_metering_nor_billing():
-    fig, problems = faults.network(day_s=60, outage_s=5, log=lambda *a: None)
+    fig, problems = faults_net.network(day_s=60, outage_s=5, log=lambda *a: None)
     assert problems == []
     assert fig["polls"] > 40
     assert fig["payments_after_outage"] >= 1

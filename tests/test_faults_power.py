@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 
 from hostile_rpc import read_request, serve
-from tools import faults, faults_audit
+from tools import faults, faults_audit, faults_power
 from tools.scenario import PlugHandle
 
 
 @pytest.mark.slow
 def test_fifteen_power_cuts_lose_nothing_and_pay_each_invoice_once():
-    fig, problems = faults.power_cuts(cuts=15, day_s=40, seed=7, log=lambda *a: None)
+    fig, problems = faults_power.power_cuts(cuts=15, day_s=40, seed=7, log=lambda *a: None)
     assert problems == []
     assert fig["cuts"] == 15 and fig["boots"] >= 16
     # counted from the plug's flash at the moment of the cut, not from what was aimed at
@@ -35,18 +35,18 @@ def test_fifteen_power_cuts_lose_nothing_and_pay_each_invoice_once():
 def test_a_total_above_what_the_chips_handed_out_is_a_problem(tmp_path):
     """The exact check the cuts run: the virtual plug's energy log (what each channel's
     chip handed out, over every boot) against the totals the plug restored or reports."""
-    ints = "%di" % faults.SIM_PASSES
+    ints = "%di" % faults_power.SIM_PASSES
     (tmp_path / "sim_energy_M1.bin").write_bytes(struct.pack(
         "<8d" + ints, 1000.4, 0, 990, 0, 5, 0, 5, 0, 100, 143, 186, *[0] * 13))
     (tmp_path / "sim_energy_M2.bin").write_bytes(struct.pack(
         "<12d" + ints, 7, 0, 7, 0, 0, 9, 0, 9, 0, 0, 0, 0, *[0] * 16))
-    handed, passes = faults.read_sim_energy(str(tmp_path))
+    handed, passes = faults_power.read_sim_energy(str(tmp_path))
     assert handed["M1/A"] == (1000.4, 0.0, 990.0, 0.0) and handed["M2/2"][1] == 9.0
     assert passes == [100, 143, 186]
     ok = {"M1/A": (1000, 0), "M1/B": (5, 0), "M2/1": (7, None), "M2/2": (0, 9), "M2/3": (0, 0)}
-    assert faults._invented(3, "restored", ok, handed) == []
-    probs = faults._invented(3, "restored", dict(ok, **{"M1/A": (1002, 0), "M2/2": (0, 11)}),
-                             handed)
+    assert faults_power._invented(3, "restored", ok, handed) == []
+    probs = faults_power._invented(3, "restored",
+                                   dict(ok, **{"M1/A": (1002, 0), "M2/2": (0, 11)}), handed)
     assert probs == ["cut 3: restored M1/A import 1002 uWh, more than the 1000.4 uWh its "
                      "chip ever handed out",
                      "cut 3: restored M2/2 export 11 uWh, more than the 9.0 uWh its chip "

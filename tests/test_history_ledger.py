@@ -8,6 +8,7 @@ at 1440x, so each money pass (about a second) pays up to five invoices."""
 import calendar
 import json
 import os
+import re
 import time
 import urllib.error
 
@@ -99,6 +100,13 @@ def test_a_hundred_payments_are_all_listed_and_add_up_to_the_chain():
         # the CSV streams the whole history: a row per invoice item
         csv = p.get("/ledger?format=csv").splitlines()
         assert len(csv) == 1 + sum(len(i["items"]) for i in invs)
+        # in units a person reads: ISO-8601 UTC times, Wh with 3 decimals, named base units
+        assert csv[0] == ("invoice,start_utc,end_utc,channel,energy_wh,rate_per_kwh_base_units,"
+                          "amount_base_units,payee,token,state,tx_hash")
+        first = csv[1].split(",")
+        assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ", first[1]), first
+        item = invs[0]["items"][0]
+        assert first[4] == "%d.%03d" % divmod(item["energy_mwh"], 1000), (first, item)
         # `make faults` reads the same ledger at the REPL in one go (tools/faults_audit.py)
         snap = snapshot(p)
         assert [r["id"] for r in snap["ledger"]["payments"]] == [r["id"] for r in pays]

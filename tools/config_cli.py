@@ -94,7 +94,9 @@ def check_before_signing(cfg, version, plug):
     except ValueError as e:
         raise ValueError("--plug: %s (the plug's wallet address: plugctl wallet address)" % e)
     config.validate(cfg)  # ConfigError (a ValueError) naming the field
-    config.canonical(cfg)
+    from plug.config_sig import canonical
+
+    canonical(cfg)
     return plug
 
 

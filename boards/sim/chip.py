@@ -82,7 +82,7 @@ class SimMeterChip:
 
     def record_to(self, path):
         """Keep handed_out_uwh and the true energy, summed over every boot, in the file
-        `path`: the virtual plug's energy log (tools/faults.py reads it after a power cut).
+        `path`: the virtual plug's energy log (tools/faults_power.py reads it after a power cut).
         Little-endian: per channel four doubles, handed import, handed export, true import,
         true export (uWh), then _PASSES int32, the plug times (s) of the last reads of
         channel 0 (one per pass of the plug's meter), oldest first, 0 for none. Rewritten

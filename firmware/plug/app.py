@@ -19,6 +19,10 @@
 # and after a stage that held the loop for t waits t/4 (at most 1 s), so the meter
 # and the HTTP server get their turn between operations. While one waits the chips
 # keep accumulating energy, so the next read loses nothing.
+#
+# Beside this file: money.py (the money side and one pass of the money loop, a mixin of
+# Plug), app_config.py (a new config checked and put in force) and app_status.py (the
+# /status view), the last two imported when first needed.
 import asyncio
 import gc
 import time
@@ -27,12 +31,12 @@ from plug import repl
 from plug.config import ConfigManager, ConfigError
 from plug.ledger import EnergyLedger, LedgerError
 from plug.meter import Meter
+from plug.money import MoneySide
 from plug.store import Store
 from plug.supervise import BootGuard, forever
 
 STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
 WATCHDOG_MS = 300000
-_PAYMENT_GAS = 30000  # a native transfer with its memo (21000 + calldata)
 _MAX_PAUSE_MS = 1000  # the longest pause after a stage that held the event loop
 
 
@@ -40,7 +44,7 @@ def log(msg):
     repl.log(msg)
 
 
-class Plug:
+class Plug(MoneySide):
     """Everything the plug is; at the REPL as `plug`."""
 
     def __init__(self, board, state="state"):
@@ -125,204 +129,21 @@ class Plug:
 
         return load_wallet(default_secret_store(self.store), cfg, log=log)
 
-    # ---- the money side, rebuilt whenever a new config is in force ----
-
-    def _build_money(self):
-        cfg = self.cfgm.config
-        if self.wallet is None:
-            self.wallet = self._load_wallet(cfg)
-        from plug.supply import Supply  # the money side's: whether wallets can pay
-
-        self.supply = Supply(log)
-        self._install_money(cfg, self._make_money(cfg))
-
-    def _make_money(self, cfg):
-        """The money side for `cfg`, built from the flash without touching the one in use."""
-        from plug.billing import Billing
-        from plug.chain import Chain
-        from plug.payments import Payments
-        from plug.rpc import CALL_DEADLINE_S, CALL_TIMEOUT_S, RPC
-        from plug.settle import Settlement
-        from plug.tariff import Tariff
-
-        ch = cfg["chain"]
-        # one retry, all of a call within CALL_DEADLINE_S: a hung node stalls the event
-        # loop for seconds, and then once per cooldown; the money loop tries again
-        chain = Chain(RPC(ch["rpc_urls"], timeout_s=CALL_TIMEOUT_S, retries=1,
-                          deadline_s=CALL_DEADLINE_S,
-                          cooldown_ms=30000), ch["chain_id"], ch["eip1559"])
-        tariff = Tariff(self.store, self.clock, cfg, log=log, token_decimals=chain.erc20_decimals)
-        billing = Billing(self.store)
-        return (chain, Payments(self.store, chain, self.wallet, cfg, self.clock, log=log), tariff,
-                billing, Settlement(billing, tariff, cfg, account_of=self.wallet.account_of,
-                                    log=log))
-
-    def _install_money(self, cfg, money):
-        self.wallet.configure(cfg)
-        self.chain, self.payments, self.tariff, self.billing, self.settlement = money
-        self._fee = None
-
-    def _pay(self, invoice_id, payee, amount, token, memo):
-        account = self.settlement.invoice(invoice_id).get("account", 0)
-        key = None
-        for k in self.ledger.keys():
-            if self.wallet.account_of(k) == account:
-                key = k
-                break
-        from plug.payments import SpendRefused
-        from plug.rpc import ChainError
-
-        try:
-            r = self.payments.pay(invoice_id, payee, amount, token, memo, channel_key=key)
-        except SpendRefused as e:  # the wallet cannot pay (or a limit): supply policy
-            self.supply.refused(account, invoice_id, amount, str(e), self.clock.time())
-            if "balance" in str(e):
-                self.supply.node_ok()  # the node answered with the balance
-            raise
-        except Exception as e:  # node away, or no verdict on the wallet either way
-            self.supply.unreachable(account, str(e))
-            if isinstance(e, ChainError):
-                self.supply.node_error("%s: %s" % (type(e).__name__, e), self.clock.time())
-            raise
-        self.supply.paid(account)
-        self.supply.node_ok()
-        return r
-
-    def _accounts(self):
-        """{wallet account: [channel keys it pays for]}."""
-        out = {}
-        for k in self.ledger.keys():
-            out.setdefault(self.wallet.account_of(k), []).append(k)
-        return out
-
-    def supply_step(self):
-        """Supply policy: cut the outputs of wallets that cannot pay (supply.py); the
-        LED shows network trouble and supply at risk."""
-        self.out.set_unpaid(self.supply.step(self.cfgm.config, self.clock.time(),
-                                             self._accounts()))
-        self.out.set_alert(self.supply.at_risk() or self.net.status()["link"] == "down")
-
-    def money_step(self):
-        """One pass of the money loop: rates, billing, settlement, payments."""
-        for _ in self.money_steps():
-            pass
-
-    def money_steps(self):
-        """money_step() one stage at a time: a generator that yields after each stage (a
-        network operation or a few), so the event loop runs between them. A config put in
-        force meanwhile ends the pass: the next one runs on the new money side."""
-        pay = self.payments
-        if pay is None:
-            return
-        now = self.clock.time()
-        for _ in self.tariff.poll_steps(now):
-            yield
-            if self.payments is not pay:
-                return
-        gc.collect()
-        self.billing.run(self.ledger, self.tariff)
-        gc.collect()
-        fee = self._fee_estimate()
-        yield
-        if self.payments is not pay:
-            return
-        for iid, err in self.settlement.settle(now, self._pay, fee=fee):
-            if err:
-                log("[app] invoice %s not paid yet: %s" % (iid, err))
-        self.supply_step()
-        yield
-        if self.payments is not pay:
-            return
-        if self.payments.step():
-            self._balances_at = None  # a payment moved: show the balance it left
-        gc.collect()
-
-    def _fee_estimate(self):
-        """What one payment costs in gas, in the settlement currency's base units, so
-        settlement waits until fees are under max_fee_share_pct of the amount. Known for
-        the native coin only (a token's price in wei is not known to the plug: then only
-        min_amount and max_period_s apply). Asked of the node every 10 minutes."""
-        cur = self.tariff.current()
-        if not cur or cur.get("token"):
-            return None
-        t = time.ticks_ms()
-        if self._fee is None or time.ticks_diff(t, self._fee[1]) > 600000:
-            from plug.rpc import ChainError
-
-            try:
-                f = self.chain.fees()
-            except ChainError as e:  # node away: the last estimate, else the other rules
-                log("[app] no fee estimate: %s" % e)
-                return self._fee and self._fee[0]
-            per_gas = f.get("maxFeePerGas", f.get("gasPrice", 0))
-            self._fee = (per_gas * _PAYMENT_GAS, t)
-        return self._fee[0]
-
-    def refresh_balances(self):
-        """Ask the node for the wallets' balances, at most once a minute."""
-        t = time.ticks_ms()
-        if self.wallet is None or (self._balances_at is not None and
-                                   time.ticks_diff(t, self._balances_at) < 60000):
-            return
-        self._balances_at = t
-        tok = (self.tariff.current() or {}).get("token") if self.payments else None
-        for acct in sorted(set(self.wallet.account_of(k) for k in self.ledger.keys())):
-            addr = self.wallet.address(acct)
-            b = {"native": self.chain.balance(addr)}
-            if tok:
-                b["token"] = self.chain.erc20_balance(tok, addr)
-            self.balances[addr] = b
-        self.supply.node_ok()
-
     # ---- config ----
 
     def _check_config(self, cfg):
         """A new config must reach its chain and accept its provider, or it rolls back."""
-        from plug.chain import Chain
-        from plug.rpc import CALL_DEADLINE_S, CALL_TIMEOUT_S, RPC
-        from plug.provider import check_descriptor, check_token_decimals, get_json, http_get
+        from plug.app_config import check_config
 
-        ch = cfg["chain"]
-        chain = Chain(RPC(ch["rpc_urls"], timeout_s=CALL_TIMEOUT_S, retries=1,
-                          deadline_s=CALL_DEADLINE_S), ch["chain_id"], ch["eip1559"])
-        chain.check_chain()
-        if cfg["provider"]["url"]:
-            d = get_json(http_get, cfg["provider"]["url"])  # bounded (plug/jsonlimit.py)
-            check_token_decimals(check_descriptor(d, cfg["provider"], ch["chain_id"]),
-                                 chain.erc20_decimals)
+        check_config(cfg)
 
     def apply_config(self, envelope):
         """Apply a signed config envelope (JSON text or dict); returns its version. The new
         config must reach its chain, accept its provider and load the money side from the
-        flash before it is put in force; otherwise it is rolled back."""
-        built = []
-        cal_before = self.cfgm.config["calibration"]
+        flash before it is put in force; otherwise it is rolled back (plug/app_config.py)."""
+        from plug.app_config import apply_config
 
-        def precheck(cfg):
-            if cfg["calibration"] != cal_before:
-                self.cal.check_config(cfg["calibration"])
-
-        def check(cfg):
-            self._check_config(cfg)
-            if not self.safe_mode:
-                gc.collect()
-                built.append(self._make_money(cfg))
-            # last, so nothing after it rolls the config back; saved before the config is
-            if cfg["calibration"] != cal_before:
-                self.cal.apply_config(cfg["calibration"])
-
-        v = self.cfgm.apply(envelope, check=check, precheck=precheck)
-        cfg = self.cfgm.config
-        for key, ch in cfg["channels"].items():
-            if key in self.ledger.keys():  # spikes: only beyond the chip's full scale
-                self.ledger.add_channel(key, max(ch["max_current_a"],
-                                                 self.meter.full_scale_a(key)))
-        self.out.configure(cfg)
-        self.meter.checkpoint_s = cfg["meter"]["checkpoint_s"]
-        self.meter.interval_s = cfg["meter"]["read_interval_ms"] / 1000
-        if built:
-            self._install_money(cfg, built[0])
-        return v
+        return apply_config(self, envelope)
 
     def provision_owner(self, address):
         """Record the plug's first owner (only once; later owners come in signed configs)."""
@@ -365,59 +186,10 @@ class Plug:
         return self.wallet.export_secret(confirm)
 
     def status(self):
-        ms = self.meter.status()
-        chans = {}
-        for key in self.ledger.keys():
-            r = ms["channels"].get(key, {})
-            imp, exp = self.ledger.totals(key)
-            dev = key.split("/")[0]
-            chans[key] = {
-                "name": self.cfgm.config["channels"].get(key, {}).get("name", ""),
-                "V": r.get("v", 0.0), "A": r.get("a", 0.0), "W": r.get("w", 0.0),
-                "PF": r.get("pf", 0.0), "Hz": r.get("hz", 0.0),
-                "import_uwh": imp, "export_uwh": exp,
-                "import_wh": imp // 1000000, "export_wh": exp // 1000000,
-                "unbilled_uwh": self.ledger.pending(key)[0],
-                "fault": dev in ms["faulty"],
-            }
-        st = {
-            "device": {
-                "board": self.board.NAME, "time": self.clock.time(),
-                "uptime_s": time.ticks_diff(time.ticks_ms(), self.boot_ms) // 1000,
-                "free_heap": gc.mem_free(), "config_version": self.cfgm.version,
-                "config_error": self.cfgm.fallback, "ledger_error": self.ledger_error,
-                "owner": self.cfgm.owner, "safe_mode": self.safe_mode,
-                "last_error": self.last_error, "late_reads": self.meter.late_reads,
-                "network": self.net.status(),
-                "temperature_c": self.out.temperature(),
-            },
-            "channels": chans,
-            "outputs": self.out.status(),
-            "faulty": ms["faulty"],
-        }
-        if self.wallet:
-            wallets = {}  # account -> what status shows of it
-            for key in self.ledger.keys():
-                acct = self.wallet.account_of(key)
-                w = wallets.get(acct)
-                if w is None:
-                    addr = self.wallet.address(acct)
-                    w = wallets[acct] = {"account": acct, "address": addr, "channels": [],
-                                         "balance": self.balances.get(addr)}
-                w["channels"].append(key)
-            st["wallets"] = list(wallets.values())
-        if self.payments:
-            st["provider"] = self.tariff.status()
-            pays = {"accrued": dict(("%d/%s" % k, v)
-                                    for k, v in self.settlement.accrued().items()),
-                    "pending": [], "confirmed": [], "failed": []}
-            for r in self.payments.records():
-                pays[_PAY_STATE.get(r["st"], "pending")].append(_pay_view(r))
-            st["payments"] = pays
-            from plug.supply import money_alerts
+        """What /status shows (plug/app_status.py)."""
+        from plug.app_status import status
 
-            st["alerts"], st["runway"] = money_alerts(self)
-        return st
+        return status(self)
 
     def __repr__(self):
         return "<plug %s, config v%d, %d channels%s>" % (
@@ -554,16 +326,6 @@ class _HeldStore:
 
     def save(self, name, obj):
         return 0
-
-
-_PAY_STATE = {"confirmed": "confirmed", "failed": "failed"}  # prepared, sent: pending
-
-
-def _pay_view(r):
-    return {"id": r["id"], "state": r["st"], "to": r["to"], "amount": r["amt"],
-            "token": r["tok"], "hash": r["mined"] or r["hash"], "nonce": r["n"],
-            "error": r["err"]}
-
 
 def main(board, state="state", port=None):
     plug = Plug(board, state)

@@ -16,6 +16,11 @@ def from_unix(unix_seconds):
     return int(unix_seconds) - UNIX_2000
 
 
+def iso_utc(t):
+    """Plug time as ISO-8601 UTC text: "2026-12-07T10:34:27Z"."""
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(t + _OFFSET)[:6]
+
+
 class SystemClock:
     """The board's real-time clock (set from NTP on the plug)."""
 

@@ -40,8 +40,8 @@
 # invoice waits); payments stranded ahead of the chain's nonce are signed again there,
 # once; a receipt counts only once the account's nonce passed the payment's.
 # Replacement fees stop rising at chain.max_fee_per_gas (when set) and at
-# _MAX_FEE_GROWTH times the first variant's, and a replacement the balance cannot
-# cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
+# _MAX_FEE_GROWTH (replace.py) times the first variant's, and a replacement the balance
+# cannot cover (amount + gas x fee + gas floor) is not signed: the last variant is sent again.
 # A payment that failed (status 0) is never signed again by itself: a node that lies
 # about receipts would have the plug pay twice. retry(invoice_id), at the owner's word
 # (plug.retry_payment at the REPL), signs a new attempt of the same request.
@@ -60,7 +60,7 @@
 # moved); retry() finds a failed payment in the history too.
 import eth
 from micropython import const
-from plug.nonces import Nonces, _bump, _hex, _unhex
+from plug.nonces import Nonces, _hex, _unhex
 from plug.rpc import ChainError, InsufficientFunds, NonceTooLow, ReplacementUnderpriced
 
 _NAME = "payments"
@@ -72,7 +72,6 @@ _KEEP_IDS = const(256)  # ids of confirmed invoices moved to the history, kept t
                         # paying them again without a history scan
 _MAX_MEMO = 256
 _UNFINISHED = ("prepared", "sent")
-_MAX_FEE_GROWTH = 4
 
 
 class PaymentError(Exception):
@@ -398,45 +397,8 @@ class Payments(Nonces):
             self._log("receipt re-check: %s" % e)
         return changed
 
-    def _fee_ceiling(self, rec):
-        top = rec["v"][0]["fee"][0] * _MAX_FEE_GROWTH
-        return top if self.max_fee_cap is None else min(top, self.max_fee_cap)
-
     def _replace(self, rec):
-        self.chain.check_chain()
-        last = rec["v"][-1]["fee"]
-        market = self.chain.fees()
-        top = self._fee_ceiling(rec)
-        if len(last) == 1:
-            fee = min(top, max(_bump(last[0]), market.get("gasPrice", 0)))
-            fees = {"gasPrice": fee}
-            raised = fee >= _bump(last[0])
-        else:
-            fee = min(top, max(_bump(last[0]), market.get("maxFeePerGas", 0)))
-            tip = min(fee, max(_bump(last[1]), market.get("maxPriorityFeePerGas", 0)))
-            fees = {"maxFeePerGas": fee, "maxPriorityFeePerGas": tip}
-            raised = fee >= _bump(last[0]) and tip >= _bump(last[1])
-        tx = self._tx(rec, fees)
-        tx["gas"] = rec["gas"]
-        why = None if raised else "fee ceiling %d wei/gas reached" % top
-        if why is None:
-            try:
-                self._check_funds(rec, tx)
-            except SpendRefused as e:
-                why = str(e)
-        if why is not None:  # keep waiting on the last variant; send it again
-            if rec["v"][-1].get("raw"):
-                self._broadcast(rec)
-            rec["tb"] = self.clock.time()
-            rec["err"] = "not replaced: " + why
-            self._save()
-            self._log("invoice %s: not mined in %ds, not replaced: %s"
-                      % (rec["id"], self.deadline_s, why))
-            return
-        self._add_variant(rec, tx)
-        rec["st"] = "prepared"
-        self._save()
-        self._log("invoice %s: not mined in %ds, replaced by %s" % (rec["id"], self.deadline_s,
-                                                               rec["hash"]))
-        self._event("replaced", rec)
-        self._broadcast(rec)
+        """Not mined within tx_deadline_s: a variant with raised fees (plug/replace.py)."""
+        from plug.replace import replace
+
+        replace(self, rec)

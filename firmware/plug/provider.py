@@ -20,7 +20,7 @@
 # and the config pull URL (app.py) are one such operation each.
 import json
 
-from plug import jsonlimit, rates
+from plug import rates
 
 FETCH_TIMEOUT_S = 2  # seconds without a byte before a quiet peer is given up
 FETCH_DEADLINE_S = 4  # seconds for one whole fetch: the longest the event loop waits
@@ -164,6 +164,8 @@ def http_get(url, limit=rates.MAX_BODY, timeout=FETCH_TIMEOUT_S, deadline_s=FETC
 def get_json(get, url):
     """The JSON of get(url), or TariffError."""
     body = get(url)
+    from plug import jsonlimit
+
     try:  # size and nesting before the parser and the rate parsers recurse
         jsonlimit.check(body, rates.MAX_BODY)
     except ValueError as e:

@@ -12,6 +12,8 @@
 # None (204). It may raise HTTPError(status, message) for a 4xx; any other exception is
 # logged and answered with 500, and the server keeps running. A Response body may be an
 # iterable of str/bytes chunks (CSV rows): it is streamed without Content-Length.
+# Requests are parsed by http_request.py, answers built by http_response.py; both are
+# re-exported here.
 #
 # Bounds, so no client can exhaust the 64 KB heap or stall metering: the request line
 # (414), the head (431: size and header count), the body (413, from Content-Length,
@@ -38,15 +40,13 @@ import time
 from micropython import const
 
 from plug.http_request import REASONS, HTTPError, Request, parse_head, parse_query, unquote
+from plug.http_response import (CSV, JSON, TEXT, Response, csv_lines, error_response,
+                                json_response, text_response)
 from plug.prometheus import CONTENT_TYPE as PROMETHEUS
 
 __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_response",
            "error_response", "csv_lines", "parse_query", "unquote", "PROMETHEUS", "JSON",
            "TEXT", "CSV")
-
-JSON = "application/json"
-TEXT = "text/plain; charset=utf-8"
-CSV = "text/csv; charset=utf-8"
 
 _CHUNK = const(256)
 _LINGER_MS = const(200)
@@ -69,41 +69,6 @@ def _log(msg):
     # on the plug; never loaded just for this (16 KB of heap)
     repl = sys.modules.get("plug.repl")
     (repl.log if repl else print)(msg)
-
-
-class Response:
-    def __init__(self, body=b"", status=200, content_type=TEXT, headers=None):
-        self.body = body
-        self.status = status
-        self.content_type = content_type
-        self.headers = headers or {}
-
-
-def json_response(obj, status=200):
-    return Response(json.dumps(obj), status, JSON)
-
-
-def text_response(text, status=200, content_type=TEXT):
-    return Response(text, status, content_type)
-
-
-def error_response(status, message=None):
-    return json_response({"error": message or REASONS.get(status, "error")}, status)
-
-
-def _csv_field(v):
-    s = "" if v is None else str(v)
-    if "," in s or '"' in s or "\n" in s or "\r" in s:
-        s = '"' + s.replace('"', '""') + '"'
-    return s
-
-
-def csv_lines(header, rows):
-    """CSV text as a generator of lines (RFC 4180 quoting), for a streamed Response."""
-    if header:
-        yield ",".join(_csv_field(v) for v in header) + "\r\n"
-    for row in rows:
-        yield ",".join(_csv_field(v) for v in row) + "\r\n"
 
 
 class Server:

@@ -4,6 +4,7 @@
 # local control token (control.py).
 from plug.prometheus import CONTENT_TYPE as PROMETHEUS
 from plug.prometheus import prometheus
+from plug.clock import iso_utc
 from plug.server import CSV, JSON, HTTPError, Response, Server, csv_lines
 
 
@@ -61,8 +62,9 @@ def _invoice(iid, t0, t1, payee, token, items, pay):
 
 _PAY_COLS = ("id", "st", "att", "from", "to", "amt", "tok", "n", "hash", "mined", "blk", "err",
              "t")
-_ROW_COLS = ("invoice", "t_start", "t_end", "channel", "energy_mwh", "rate_per_kwh", "amount",
-             "payee", "state", "hash")
+_ROW_COLS = ("invoice", "start_utc", "end_utc", "channel", "energy_wh",
+             "rate_per_kwh_base_units", "amount_base_units", "payee", "token", "state",
+             "tx_hash")
 _LIMIT = 50  # payments per /ledger page unless ?limit= says otherwise
 _MAX_LIMIT = 200
 
@@ -174,8 +176,10 @@ def ledger(plug, req):
             for inv in page.invoices():
                 p = inv["payment"] or {}
                 for it in inv["items"]:
-                    yield (inv["id"], inv["t_start"], inv["t_end"], it["channel"],
-                           it["energy_mwh"], it["rate_per_kwh"], it["amount"], inv["payee"],
+                    e = it["energy_mwh"]
+                    yield (inv["id"], iso_utc(inv["t_start"]), iso_utc(inv["t_end"]),
+                           it["channel"], "%d.%03d" % (e // 1000, e % 1000),  # e >= 0
+                           it["rate_per_kwh"], it["amount"], inv["payee"], inv["token"],
                            p.get("state"), p.get("hash"))
         return Response(csv_lines(_ROW_COLS, rows()), content_type=CSV)
     return Response(ledger_chunks(page), content_type=JSON)
