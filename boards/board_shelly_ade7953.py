@@ -8,7 +8,8 @@
 #   ADE7953 #2 CS GPIO15 -> device M2, channel A (output 2)
 #   ADE7953 reset (both chips, active low) GPIO2: held low by the ESP32's boot strapping
 #   74HC595 latch GPIO4 on the same SPI: QA relay 1, QB relay 2, QC-QE Wi-Fi LED blue,
-#   green, red (inverted)
+#   green, red (inverted); NTCs on GPIO36 and GPIO37 (ADC), switch inputs SW1 GPIO38 and
+#   SW2 GPIO39
 # variant "plus2pm", the Shelly Plus 2PM (PCB v0.1.9): one ADE7953 over I2C at 0x38,
 #   SCL GPIO25, SDA GPIO26, IRQ GPIO27; relays GPIO13 (output 1) and GPIO12 (output 2).
 #   Device M1, channels A and B as the chip names them; which ADE channel is which output
@@ -24,12 +25,14 @@
 # Outputs (plug/outputs.py): relays() maps output 1 and 2 to their channels: Pro 2PM
 # M1/A -> QA, M2/A -> QB of the 74HC595 (the byte is kept here and shifted out whole);
 # Plus 2PM M1/A -> GPIO13, M1/B -> GPIO12 (which ADE channel is which output varies by
-# batch, see above: swap with "relay_pins": [12, 13] in board.json). temperature() reads
-# the Plus 2PM's NTC; the Pro 2PM's sensor pin is not verified, so it reports none.
+# batch, see above: swap with "relay_pins": [12, 13] in board.json). temperature() is the
+# hottest of the board's NTCs (Pro 2PM: one per relay board; Plus 2PM: one), read as
+# ESPHome's Shelly pages model them (10 kOhm NTC, B 3350, 10 kOhm divider: calibrate
+# against a thermometer if the trip matters to you); an open or shorted NTC reads none.
 # Above TEMP_LIMIT_C (80 C, as ESPHome's Shelly examples trip) every output opens until
-# the board is TEMP_HYST_C cooler. buttons(): the Plus 2PM's switch inputs SW1 GPIO5 and
-# SW2 GPIO18 toggle output 1 and 2 (as ESPHome's page wires them); the Pro 2PM's inputs
-# are not wired here. led(): Pro 2PM green = an output on, blue = all off, red = alert;
+# the board is TEMP_HYST_C cooler. buttons(): the switch inputs SW1 and SW2 toggle output
+# 1 and 2 (as ESPHome's pages wire them). led(): Pro 2PM green = an output on, blue = all
+# off, red = alert;
 # Plus 2PM LED GPIO0 (inverted) on while an output is on, blinking on alert.
 #
 # board.json on the flash (all optional):
@@ -46,10 +49,11 @@ VARIANTS = {
     # spi or i2c pins, front ends [(device_code, chip select or None, channel_codes)]
     "pro2pm": {"bus": "spi", "sck": 14, "mosi": 13, "miso": 12, "baudrate": 1000000,
                "reset": 2, "chips": (("M1", 0, ("A",)), ("M2", 15, ("A",))),
-               "invert": ("M1/A", "M2/A"), "latch": 4, "max_current_a": 16},
+               "invert": ("M1/A", "M2/A"), "latch": 4, "max_current_a": 16,
+               "ntc": (36, 37), "switches": (38, 39)},
     "plus2pm": {"bus": "i2c", "scl": 25, "sda": 26, "freq": 400000,
                 "chips": (("M1", None, ("A", "B")),), "invert": ("M1/A", "M1/B"),
-                "relays": (13, 12), "max_current_a": 10},
+                "relays": (13, 12), "max_current_a": 10, "ntc": (35,), "switches": (5, 18)},
 }
 _SR_RELAYS_ON_LEDS_OFF = 0x1F  # 74HC595: QA, QB relays on; QC-QE (inverted LEDs) off
 _RESET_RELEASE_MS = 100
@@ -58,11 +62,9 @@ TEMP_LIMIT_C = 80
 TEMP_HYST_C = 10
 # the ADE7953's IRMS at full-scale input is 9032007 LSB; at the driver's 100000 LSB/A:
 FULL_SCALE_A = 90.0
-_NTC_PIN = 35  # Plus 2PM v0.1.9
 _NTC_R_FIXED = 10000.0
 _NTC_R25 = 10000.0
 _NTC_B = 3350.0
-_SW_PINS = (5, 18)  # Plus 2PM v0.1.9 switch inputs
 _LED_PIN = 0  # Plus 2PM, inverted
 _SR_LEDS = {"off": 2, "on": 3, "alert": 4}  # Pro 2PM 74HC595 QC blue, QD green, QE red
 _out = {}  # what relays() and temperature() drive, filled by front_ends()
@@ -133,25 +135,31 @@ def front_ends(clk=None):
     return fes
 
 
+def _keys():
+    """The channel keys of output 1 and output 2."""
+    if "sr" in _out:
+        return [code + "/" + cc[0] for code, _, cc in variant()[1]["chips"]]
+    return _out["keys"]
+
+
 def relays():
     """{channel key: set(on)}: output 1 and output 2 (built by front_ends())."""
     if "sr" in _out:
-        name, v = variant()
-        keys = [code + "/" + cc[0] for code, _, cc in v["chips"]]
-        return {keys[0]: lambda on: _sr_bit(0, on), keys[1]: lambda on: _sr_bit(1, on)}
+        k = _keys()
+        return {k[0]: lambda on: _sr_bit(0, on), k[1]: lambda on: _sr_bit(1, on)}
     if "pins" in _out:
-        return dict(zip(_out["keys"], [p.value for p in _out["pins"]]))
+        return dict(zip(_keys(), [p.value for p in _out["pins"]]))
     return {}
 
 
 def buttons():
-    """{key: pressed()}: the Plus 2PM's switch inputs, one per output."""
-    if "pins" not in _out:
+    """{key: pressed()}: the switch inputs SW1 and SW2, one per output."""
+    if not _out:
         return {}
     from machine import Pin
 
-    pins = [Pin(p, Pin.IN) for p in _SW_PINS]
-    return dict(zip(_out["keys"], [p.value for p in pins]))
+    pins = [Pin(p, Pin.IN) for p in variant()[1]["switches"]]
+    return dict(zip(_keys(), [p.value for p in pins]))
 
 
 def led(state):
@@ -176,21 +184,25 @@ def _sr_bit(bit, on):
 
 
 def temperature():
-    """The board's temperature in C from its NTC (Plus 2PM), None without one."""
-    if "pins" not in _out:
+    """The hottest of the board's NTCs in C; None without a sensor that reads."""
+    if not _out:
         return None
     import math
 
-    adc = _out.get("adc")
-    if adc is None:
+    adcs = _out.get("adc")
+    if adcs is None:
         import machine
 
-        adc = _out["adc"] = machine.ADC(machine.Pin(_NTC_PIN), atten=machine.ADC.ATTN_11DB)
-    v = adc.read_uv() / 1e6
-    if not 0.01 < v < 3.2:
-        return None  # open or shorted sensor
-    r = _NTC_R_FIXED * v / (3.3 - v)
-    return 1 / (1 / 298.15 + math.log(r / _NTC_R25) / _NTC_B) - 273.15
+        adcs = _out["adc"] = [machine.ADC(machine.Pin(p), atten=machine.ADC.ATTN_11DB)
+                              for p in variant()[1]["ntc"]]
+    hottest = None
+    for adc in adcs:
+        v = adc.read_uv() / 1e6
+        if 0.01 < v < 3.2:  # else an open or shorted sensor
+            r = _NTC_R_FIXED * v / (3.3 - v)
+            t = 1 / (1 / 298.15 + math.log(r / _NTC_R25) / _NTC_B) - 273.15
+            hottest = t if hottest is None else max(hottest, t)
+    return hottest
 
 
 def _shift_out(spi, latch, byte):

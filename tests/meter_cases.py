@@ -352,6 +352,23 @@ def test_every_calibration_session_checkpoints_the_energy_first():
         raise AssertionError(log.lines)
 
 
+
+def test_a_refused_calibration_command_starts_no_session():
+    from plug.calibration import CalibrationError
+
+    p, log, out, cal = _calibrator("cal_refused")
+    gen = p.store.generation("ledger")
+    raises(CalibrationError, cal.phase, "M1/A", pf=0.99)  # outside 0.2..0.95
+    raises(CalibrationError, cal.phase, "M1/A", pf=0.5, load="resistive")
+    raises(CalibrationError, cal.power, "M2/C", 1380.0)  # reads the other way
+    if log.count("calibration started") or p.store.generation("ledger") != gen:
+        raise AssertionError(("a refused command started a session", log.lines))
+    cal.phase("M1/A", degrees=0.5)  # a change: the session starts, energy checkpointed
+    if log.count("[cal] calibration started: energy checkpointed") != 1 or \
+            p.store.generation("ledger") != gen + 1:
+        raise AssertionError(log.lines)
+
+
 def _creep(p, key):
     """uWh metered on `key` (import + export) in one sim hour, read every 10 s."""
     a = p.ledger.totals(key)

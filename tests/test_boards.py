@@ -587,3 +587,26 @@ print((sorted(rel), machine.hw.level(13), machine.hw.level(12),
        board_circuitsetup_6ch.relays(), sorted(board.buttons()), led))
 """, settings={"variant": "plus2pm"})
     assert got == (["M1/A", "M1/B"], 1, 0, {}, ["M1/A", "M1/B"], [0, 1, 0])
+
+
+def test_shelly_pro_reads_its_ntcs_and_switch_inputs(tmp_path):
+    # issue 13: the default board's over-temperature cut-off and buttons need its sensors:
+    # NTCs on GPIO36/37 and switch inputs on GPIO38/39 (ESPHome's Shelly Pro 2 PM page)
+    got = run(tmp_path, SHELLY_PRO + """
+import math
+def volts(c):  # the divider's output for a 10 kOhm B3350 NTC at c degrees
+    r = 10000 * math.exp(3350 * (1 / (c + 273.15) - 1 / 298.15))
+    return 3.3 * r / (10000 + r)
+machine.hw.volts.update({36: volts(25), 37: volts(95)})
+t = [board.temperature()]
+machine.hw.volts[37] = 3.3  # an open NTC is no reading; the other one still counts
+t.append(board.temperature())
+machine.hw.volts[36] = 0.0
+t.append(board.temperature())
+sw = board.buttons()
+before = (sw["M1/A"](), sw["M2/A"]())
+machine.hw.drive(39, 1)
+print(([None if x is None else round(x, 1) for x in t], sorted(sw), before,
+       (sw["M1/A"](), sw["M2/A"]())))
+""")
+    assert got == ([95.0, 25.0, None], ["M1/A", "M2/A"], (0, 0), (0, 1))

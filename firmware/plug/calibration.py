@@ -14,7 +14,8 @@
 # Gains go to the front end with fe.load_calibration() (chip registers or waveform
 # coefficients); new_gain = old_gain * reference / reading. The meter keeps metering:
 # every reading taken here goes through meter.read_once(), so its energy lands in the
-# ledger, and the ledger is checkpointed when calibration starts. The calibration is
+# ledger, and the ledger is checkpointed when calibration starts: just before its first
+# change (a refused command starts nothing). The calibration is
 # stored as "calibration" in the store: {"v": 1, "devices": {device_code: fe.calibration()},
 # "previous": <the devices saved before>}; restore(store, front_ends) applies it at boot.
 # A chip with power offset registers (fe.set_power_offset) also keeps "p_offset" (W) per
@@ -166,6 +167,7 @@ class Calibrator:
     def _apply(self, fe, code, changes, key, what):
         before = _snapshot(fe)
         old = before[code]
+        self._enter()  # the session starts when something is about to change
         try:
             _load(fe, {code: changes})
         except ValueError as e:  # the driver's reason; the chip keeps what it had
@@ -206,7 +208,6 @@ class Calibrator:
         if not _V_MIN <= ref <= _V_MAX:
             raise CalibrationError("reference voltage %.1f V is outside %d..%d V: give the "
                                    "reference meter's reading in volts" % (ref, _V_MIN, _V_MAX))
-        self._enter()
         got = self._measure(key)[0]
         if got < 0.1 * _V_MIN:
             raise CalibrationError("%s measures %.1f V: is the plug on mains?" % (key, got))
@@ -221,7 +222,6 @@ class Calibrator:
             raise CalibrationError("reference current %.3f A is outside %.2f..%.1f A for %s "
                                    "(rated %.1f A)" % (ref, _MIN_SHARE * rated,
                                                        _RATED_MARGIN * rated, key, rated))
-        self._enter()
         got = self._measure(key)[1]
         if got < _NO_LOAD_SHARE * rated:
             raise CalibrationError("%s measures %.3f A: is the reference load switched on?"
@@ -236,7 +236,6 @@ class Calibrator:
         if not 1.0 <= abs(ref) <= top:
             raise CalibrationError("reference power %.1f W is outside 1..%d W for %s"
                                    % (ref, top, key))
-        self._enter()
         got = self._measure(key)[2]
         if abs(got) < 0.5:
             raise CalibrationError("%s measures %.2f W: is the reference load switched on?"
@@ -256,7 +255,6 @@ class Calibrator:
             raise CalibrationError("give either degrees=... (the correction) or pf=... (the "
                                    "reference PF of an inductive or capacitive load)")
         old = fe.calibration()[code]["phase_deg"]
-        self._enter()
         if degrees is not None:
             new = _number(degrees, "phase correction")
             what = "phase correction set"
@@ -289,7 +287,6 @@ class Calibrator:
 
     def zero(self, key):
         fe, code = self._channel(key)
-        self._enter()
         v, a, w, pf, hz, t = self._measure(key)
         rated = fe.max_current
         if abs(w) > _NO_LOAD_SHARE * rated * _V_MIN or a > 0.05 * rated:

@@ -2,7 +2,9 @@
 # for, and what keeps it off regardless (protection, over-temperature, supply policy).
 #
 #   o = Outputs(store, board, cfg, keys, clock, log)
-#   o.switch("M1/A", False, by="repl") -> state of M1/A; ValueError naming the outputs
+#   o.switch("M1/A", False, by="repl") -> state of M1/A; ValueError naming the outputs;
+#       HeldOff (a ValueError: HTTP 409) switching on an output held off by what a person
+#       cannot clear (over-temperature, unpaid); nothing changes then
 #   o.check(meter, t)          after each meter read: protection, over-temperature
 #   o.set_unpaid(keys_cut)     supply policy: these channels are cut for non-payment
 #   o.status() -> {key: {"relay", "on", "want", "reason", "since", "detail"}}
@@ -30,6 +32,10 @@ import time
 
 _STORE = "outputs"
 _TEMP_EVERY_MS = 1000
+
+
+class HeldOff(ValueError):
+    """Switching on an output that over-temperature or a cut for non-payment holds off."""
 
 
 class Outputs:
@@ -101,6 +107,14 @@ class Outputs:
             if key in self._keys:
                 raise ValueError("%s has no relay on this board (measurement only)" % key)
             raise ValueError("unknown output %r; outputs: %s" % (key, ", ".join(self.keys())))
+        if on:
+            held = self._held(key)
+            if held is not None:
+                self.log("[out] %s not switched on (%s): held off, %s: %s"
+                         % (key, by, held[0], held[1]))
+                raise HeldOff("%s is held off (%s: %s); %s once that clears" % (
+                    key, held[0], held[1], "it comes on by itself" if self._want.get(key, True)
+                    else "switch it on"))
         self._want[key] = on
         self._by[key] = by
         if on:
@@ -128,7 +142,10 @@ class Outputs:
         for key, pressed in self._buttons.items():
             p = bool(pressed())
             if p and not self._pressed.get(key) and key in self._relay:
-                self.switch(key, not self._on.get(key), "button")
+                try:
+                    self.switch(key, not self._on.get(key), "button")
+                except HeldOff:  # logged: the press changes nothing
+                    pass
             self._pressed[key] = p
         for key in self._relay:
             trip = self._trip.get(key)
@@ -137,8 +154,9 @@ class Outputs:
                     del self._trip[key]
                     self._tries[key] = trip[3] + 1
                     self._over.pop(key, None)
-                    self.log("[out] %s: retry %d of %d after %s" % (key, trip[3] + 1,
-                                                                   self.retry_max, trip[0]))
+                    self._by[key] = "retry %d of %d after %s" % (trip[3] + 1, self.retry_max,
+                                                                 trip[0])
+                    self.log("[out] %s: %s" % (key, self._by[key]))
                     changed = True
                 continue
             if not self._on.get(key):
@@ -229,11 +247,15 @@ class Outputs:
 
     def _blocked(self, key):
         """(reason, detail) of what keeps `key` off, or None."""
+        trip = self._trip.get(key)
+        if trip is not None and self._hot is None:
+            return trip[0], trip[1]
+        return self._held(key)
+
+    def _held(self, key):
+        """(reason, detail) of a block a person cannot clear by switching on, or None."""
         if self._hot is not None:
             return "over_temperature", self._hot
-        trip = self._trip.get(key)
-        if trip is not None:
-            return trip[0], trip[1]
         if key in self._unpaid:
             return "unpaid", "the wallet cannot pay an invoice that is due"
         return None

@@ -6,7 +6,11 @@
 #   s.unreachable(account, err)                        node or provider away: no verdict
 #   s.paid(account)                                    an invoice of this account paid
 #   s.step(cfg, now, accounts) -> keys to cut          accounts: {account: [keys]}
-#   s.alerts(accounts) -> [{"kind", "account", "amount_due", "since", "supply", ...}]
+#   s.alerts(accounts, due=None) -> [{"kind", "account", "amount_due", "since", "supply", ...}]
+#       amount_due: due[account] (the wallet's open invoices) if given, else the sum of
+#       the invoices refused since the account last paid
+#   s.balance(account, unit, since_ms) -> the balance the last refusal was made on
+#       ("native" or "token"), if it is newer than ticks_ms since_ms (None: any), else None
 #   s.node_error(err, now) / s.node_ok()               the node alert
 #
 # Only a wallet that cannot pay counts: a refusal because the balance is below the
@@ -17,7 +21,12 @@
 # opens their relays); supply.warn_s before that it is "at risk" (status, log). The first
 # invoice paid clears it and the outputs close by themselves. Held in RAM: after a reboot
 # the grace time starts again with the next refused attempt.
-_KIND, _SINCE, _INV, _AMT, _MSG, _OPEN, _STAGE = 0, 1, 2, 3, 4, 5, 6
+# Runway (money_alerts): what the wallet can spend, its balance less limits.gas_floor_wei
+# (for a token, 0 while the native balance is at or below the floor), at the last 24
+# hours' spend; 0 when nothing is spendable.
+import time
+
+_KIND, _SINCE, _INV, _AMT, _MSG, _OPEN, _STAGE, _DUE, _BAL = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def kind_of(err):
@@ -29,10 +38,26 @@ def kind_of(err):
     return None
 
 
+def balance_in(err):
+    """(unit, value) of the balance a "balance" refusal states, else None."""
+    i = err.find("balance of ")
+    j = err.find(" is ", i)
+    if i < 0 or j < 0:
+        return None
+    k = j = j + 4
+    while k < len(err) and err[k] in "0123456789":
+        k += 1
+    if k == j:
+        return None
+    return ("token" if err.startswith("token ") else "native"), int(err[j:k])
+
+
 class Supply:
     def __init__(self, log=print):
         self.log = log
-        self._acct = {}  # account -> [kind, since, invoice, amount, message, verdict, stage]
+        # account -> [kind, since, invoice, amount, message, verdict, stage,
+        #             {refused invoice: amount}, (unit, balance, ticks_ms) or None]
+        self._acct = {}
         self._node = None  # [since, error] while the node does not answer
 
     def refused(self, account, invoice_id, amount, err, now):
@@ -41,10 +66,22 @@ class Supply:
             return
         a = self._acct.get(account)
         if a is None:
-            a = self._acct[account] = [kind, now, invoice_id, amount, err, True, 0]
+            a = self._acct[account] = [kind, now, invoice_id, amount, err, True, 0, {}, None]
             self.log("[supply] wallet %d cannot pay invoice %s (%d): %s"
                      % (account, invoice_id, amount, err))
         a[_KIND], a[_INV], a[_AMT], a[_MSG], a[_OPEN] = kind, invoice_id, amount, err, True
+        a[_DUE][invoice_id] = amount
+        b = balance_in(err) if kind == "balance" else None
+        if b is not None:
+            a[_BAL] = (b[0], b[1], time.ticks_ms())
+
+    def balance(self, account, unit, since_ms=None):
+        a = self._acct.get(account)
+        b = a and a[_BAL]
+        if not b or b[0] != unit or (since_ms is not None and
+                                     time.ticks_diff(b[2], since_ms) < 0):
+            return None
+        return b[1]
 
     def unreachable(self, account, err):
         a = self._acct.get(account)
@@ -96,7 +133,7 @@ class Supply:
     def node_ok(self):
         self._node = None
 
-    def alerts(self, accounts):
+    def alerts(self, accounts, due=None):
         out = []
         if self._node is not None:
             out.append({"kind": "node_unreachable", "since": self._node[0],
@@ -104,7 +141,9 @@ class Supply:
         for account, a in sorted(self._acct.items()):
             out.append({"kind": "wallet_cannot_pay" if a[_KIND] == "balance" else
                         "limit_reached", "account": account, "invoice": a[_INV],
-                        "amount_due": a[_AMT], "since": a[_SINCE], "error": a[_MSG],
+                        "amount_due": due.get(account, a[_AMT]) if due is not None
+                        else sum(a[_DUE].values()),
+                        "since": a[_SINCE], "error": a[_MSG],
                         "verdict": a[_OPEN],
                         "supply": ("kept", "at_risk", "cut")[a[_STAGE]],
                         "channels": accounts.get(account, [])})
@@ -112,24 +151,43 @@ class Supply:
 
 
 def money_alerts(plug):
-    """The plug's (alerts, runway) for /status: what the wallets cannot pay, and per
-    wallet how long its balance lasts at the last 24 hours' spend (runway_s None:
-    nothing spent, or the balance not known yet)."""
+    """The plug's (alerts, runway) for /status: what the wallets cannot pay (amount_due:
+    all their open invoices in the alert's currency), and per wallet how long its
+    spendable balance lasts at the last 24 hours' spend (runway_s None: nothing spent, or
+    the balance not known yet). A balance a refusal was made on after the last refresh
+    is the one shown."""
     accts = plug._accounts()
     tok = (plug.tariff.current() or {}).get("token")
-    alerts = plug.supply.alerts(accts)
+    floor = plug.cfgm.config["limits"]["gas_floor_wei"]
+    due = {}
+    for inv in plug.settlement.open_invoices():
+        if inv.get("token") == tok:
+            a = inv.get("account", 0)
+            due[a] = due.get(a, 0) + inv["amount"]
+    alerts = plug.supply.alerts(accts, due)
     now = plug.clock.time()
+    since = plug._balances_at
     runway = []
     for acct in sorted(accts):
         addr = plug.wallet.address(acct)
         b = plug.balances.get(addr) or {}
-        bal = b.get("token" if tok else "native")
+        nat = plug.supply.balance(acct, "native", since)
+        nat = b.get("native") if nat is None else nat
+        if tok:
+            bal = plug.supply.balance(acct, "token", since)
+            bal = b.get("token") if bal is None else bal
+            spendable = None if bal is None else 0 if nat is not None and nat <= floor \
+                else bal
+        else:
+            bal = nat
+            spendable = None if bal is None else bal - floor
         spent = sum(r["amt"] for r in plug.payments.records()
                     if r["from"] == addr and r["st"] != "failed" and r["tok"] == tok and
                     now - r.get("t", 0) <= 86400)
-        runway.append({"account": acct, "balance": bal, "spent_24h": spent,
-                       "runway_s": bal * 86400 // spent if spent and bal is not None
-                       else None})
+        runway.append({"account": acct, "balance": bal, "spendable": spendable,
+                       "spent_24h": spent,
+                       "runway_s": None if spendable is None else 0 if spendable <= 0
+                       else spendable * 86400 // spent if spent else None})
         for a in alerts:
             if a.get("account") == acct:
                 a["balance"] = bal

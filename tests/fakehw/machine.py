@@ -83,6 +83,7 @@ class _Harness:
         self.i2c_wiring = {}  # (scl, sda) -> SimI2C
         self.shift_regs = {}  # latch pin -> (_ShiftRegister, (sck, mosi))
         self.adc_pins = {}  # pin -> _ADCWaveform
+        self.volts = {}  # pin -> volts held on an ADC input (an NTC divider)
         self.wdts = []
         self.spis = []
         self.i2cs = []
@@ -115,6 +116,12 @@ class _Harness:
 
     def level(self, pin):
         return self.levels.get(pin)
+
+    def drive(self, pin, v):
+        """A level from outside on an input pin (a switch)."""
+        self.levels[pin] = v
+        if pin in self.pins:
+            self.pins[pin]._v = v
 
     # -- called by the fakes --
     def _pin_changed(self, pin, old, new):
@@ -274,6 +281,10 @@ class ADC:
 
     def read_u16(self):
         return (self.read() * 65535) // 4095
+
+    def read_uv(self):
+        v = hw.volts.get(self.pin)
+        return int(v * 1e6) if v is not None else self.read() * 3300000 // 4095
 
 
 class WDT:
