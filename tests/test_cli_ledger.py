@@ -156,3 +156,15 @@ def test_json_is_the_whole_ledger(plug_url):
     led = json.loads(out)
     assert led["payments"] == PAYMENTS and led["invoices"] == INVOICES + [OPEN]
     assert led["unsettled"] == UNSETTLED and led["next_offset"] is None
+
+
+@pytest.mark.parametrize("page", ["/status", "/ledger/", "/status/"])
+def test_a_url_copied_with_the_page_path_is_the_plugs_address(plug_url, page):
+    """`plugctl status http://HOST:PORT/status` asked /status/status (404) before."""
+    url, seen = plug_url
+    for cmd in ("status", "ledger"):
+        del seen[:]
+        r = plugctl(cmd, url + page, env={"TZ": "UTC"})
+        assert r.returncode == 0 and r.stderr == "", r
+        assert seen and all(p in ("/status", "/ledger") or p.startswith("/ledger?")
+                            for p in seen), seen

@@ -100,3 +100,37 @@ def test_status_labels_outputs_runway_and_alerts():
     assert ("ALERT wallet 0 cannot pay invoice 5-0 (0.003 ETH): balance too low; "
             "supply at_risk") in text
     assert "None" not in text
+
+
+def test_alert_error_texts_show_wei_in_the_currency_unit():
+    """The plug's SpendRefused texts carry wei; not --raw they read in ETH (gwei per gas)."""
+    prov = {"provider": "Example Energy", "name": "Example Energy", "payee": PAYEE,
+            "token": None, "currency": "native", "decimals": 18, "rate_per_kwh": 10**15,
+            "intervals": 1, "reports": []}
+    st = plug_status(prov, {"native": 10**14})
+    err = ("balance of 0x6B21b3ae41f818Fc91e322b53f8D0773d31eCB75 is 100000000000000 wei, "
+           "needs 1538757013324000 (amount + gas + floor 0)")
+    st["alerts"] = [{"kind": "wallet_cannot_pay", "account": 0, "invoice": "7-0",
+                     "amount_due": 1538000000000000, "since": None, "error": err,
+                     "supply": "at_risk"}]
+    st["payments"]["failed"] = [{"id": "6-0", "amount": 10**15, "token": None, "to": PAYEE,
+                                 "hash": None, "error": "fee 250000000000 wei/gas is over "
+                                 "the configured cap 100000000000"}]
+    text = status_text(st)
+    assert ("balance of 0x6B21b3ae41f818Fc91e322b53f8D0773d31eCB75 is 0.0001 ETH, needs "
+            "0.001539 ETH (amount + gas + floor 0 ETH)") in text
+    assert "error: fee 250 gwei/gas is over the configured cap 100 gwei/gas" in text
+    assert " wei" not in text
+    assert err in status_text(st, raw=True)  # --raw: the plug's own words
+
+
+def test_token_alert_error_text_in_the_token_unit():
+    tok = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    prov = {"provider": "Example Energy", "name": "Example Energy", "payee": PAYEE,
+            "token": tok, "currency": "USDC", "decimals": 6, "rate_per_kwh": 245000,
+            "intervals": 1, "reports": []}
+    st = plug_status(prov, {"native": 10**18, "token": 1200000})
+    st["alerts"] = [{"kind": "wallet_cannot_pay", "account": 0, "invoice": "2-0",
+                     "amount_due": 2500000, "since": None, "supply": "at_risk",
+                     "error": "token balance of 0xabc is 1200000, payment needs 2500000"}]
+    assert "token balance of 0xabc is 1.20 USDC, payment needs 2.50 USDC" in status_text(st)

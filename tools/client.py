@@ -8,6 +8,7 @@ plug's, or a plug that does not answer, is one line on stderr and exit status 1.
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -39,8 +40,23 @@ def check_url(url):
     return url
 
 
+PAGES = ("/status", "/ledger")  # a plug's pages that people copy from a browser
+
+
+def base_url(url):
+    """The plug's address from `url`, also when it names one of its pages: a URL copied
+    from the browser (http://plug:8081/status, .../ledger/) gives http://plug:8081."""
+    p = urllib.parse.urlsplit(url)
+    path = p.path.rstrip("/")
+    for page in PAGES:
+        if path.endswith(page):
+            path = path[:-len(page)]
+            break
+    return urllib.parse.urlunsplit((p.scheme, p.netloc, path, "", ""))
+
+
 def get(url, path, timeout=10):
-    full = check_url(url).rstrip("/") + path
+    full = base_url(check_url(url)).rstrip("/") + path
     try:
         with urllib.request.urlopen(full, timeout=timeout) as r:
             return r.read().decode()
@@ -71,7 +87,7 @@ def get_json(url, path, timeout=10):
         return json.loads(body)
     except ValueError:
         raise PlugUnreachable("%s%s did not answer JSON: is this a plug's address?"
-                              % (url.rstrip("/"), path))
+                              % (base_url(url).rstrip("/"), path))
 
 
 def _or(value, missing=NONE_YET):
@@ -106,6 +122,40 @@ def _balance(bal, prov, native, raw):
             prov.get("token") if isinstance(prov, dict) else None, prov, native)
         parts.append(units.amount(v, cur, raw) if v is not None else "unknown")
     return ", ".join(parts) or "unknown"
+
+
+_FUNDS = re.compile(r"\bis (\d+) wei, needs (\d+) \(amount \+ gas \+ floor (\d+)\)")
+_TOKEN_FUNDS = re.compile(r"\btoken balance of (\S+) is (\d+), payment needs (\d+)")
+_FEE_CAP = re.compile(r"\b(\d+) wei/gas is over the configured cap (\d+)")
+_PER_GAS = re.compile(r"\b(\d+) wei/gas\b")
+_WEI = re.compile(r"\b(\d+) wei\b(?!/)")
+
+
+def money_text(text, prov=None, native="ETH", raw=False):
+    """A plug's error text (firmware/plug/payments.py SpendRefused...) with its amounts in
+    the currency's unit: "is 100000000000000 wei, needs 1538757013324000 (amount + gas +
+    floor 0)" -> "is 0.0001 ETH, needs 0.001539 ETH (...floor 0 ETH)"; fees per gas in
+    gwei. raw, or text that is not a str: unchanged."""
+    if raw or not isinstance(text, str):
+        return text
+    eth = units.native(native)
+
+    def amt(n, cur=eth):
+        return units.amount(int(n), cur)
+
+    def gwei(n):
+        return "%s gwei/gas" % units.exact(int(n), 9)
+
+    text = _FUNDS.sub(lambda m: "is %s, needs %s (amount + gas + floor %s)" % (
+        amt(m.group(1)), amt(m.group(2)), amt(m.group(3))), text)
+    tok = units.provider_currency(prov, native)
+    if tok is not None and tok.base_unit != "wei":
+        text = _TOKEN_FUNDS.sub(lambda m: "token balance of %s is %s, payment needs %s" % (
+            m.group(1), amt(m.group(2), tok), amt(m.group(3), tok)), text)
+    text = _FEE_CAP.sub(lambda m: "%s is over the configured cap %s" % (
+        gwei(m.group(1)), gwei(m.group(2))), text)
+    text = _PER_GAS.sub(lambda m: gwei(m.group(1)), text)
+    return _WEI.sub(lambda m: amt(m.group(1)), text)
 
 
 def _duration(s):
@@ -173,11 +223,12 @@ def status_text(st, raw=False, native="ETH"):
         since = a.get("since")
         when = " since %s" % units.local(since) if isinstance(since, int) else ""
         if a.get("kind") == "node_unreachable":
-            what = "the chain's node does not answer%s: %s" % (when, a.get("error"))
+            what = "the chain's node does not answer%s: %s" % (
+                when, money_text(a.get("error"), prov, native, raw))
         else:
             what = "wallet %s cannot pay invoice %s (%s)%s: %s; supply %s" % (
                 a.get("account"), a.get("invoice"), units.amount(a.get("amount_due"), cur, raw),
-                when, a.get("error"), a.get("supply"))
+                when, money_text(a.get("error"), prov, native, raw), a.get("supply"))
         lines.append("ALERT %s" % what)
     pays = st.get("payments")
     if pays is not None:
@@ -194,7 +245,8 @@ def status_text(st, raw=False, native="ETH"):
                 lines.append("  %s payment %s  %s to %s  %s%s" % (
                     state, p.get("id"), units.amount(p.get("amount"), pc, raw), p.get("to"),
                     p.get("hash") or "not sent yet",
-                    "  error: %s" % p["error"] if p.get("error") else ""))
+                    "  error: %s" % money_text(p["error"], prov, native, raw)
+                    if p.get("error") else ""))
     return "\n".join(lines)
 
 
@@ -256,7 +308,7 @@ def cli(cmd, argv):
         ap.add_argument("out", help="PNG file to write")
     a = ap.parse_args(argv)
     try:
-        check_url(a.url)
+        a.url = base_url(check_url(a.url))  # also http://plug/status, .../ledger
         if cmd == "status":
             print(status_text(get_json(a.url, "/status"), a.raw, a.native))
         elif cmd == "ledger":

@@ -178,12 +178,10 @@ def cli(cmd, argv):
                         help="CA certificates (PEM or DER) the plug checks https servers "
                              "against; without it the plug refuses https URLs")
     a = ap.parse_args(argv)
-    if cmd == "repl":
-        try:
-            check_port(a.port)
-        except DeployError as e:
-            raise SystemExit("plugctl repl: %s" % e)
-        os.execv(executable("mpremote"), ["mpremote", "connect", a.port, "resume", "repl"])
+    if cmd == "repl":  # plugctl dispatches repl to tools/serial_repl.py (it reconnects)
+        from . import serial_repl
+
+        return serial_repl.main(argv)
     try:
         deploy(a.port, a.board, reset=not a.no_reset, ca=a.ca)
     except DeployError as e:

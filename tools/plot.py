@@ -6,13 +6,16 @@
 Three panels over the time of day (local clock times, plug time converted):
 - power per channel (W): the mean import power of every billed interval (an invoice's
   item or a billed minute not yet invoiced), and each channel's live power from /status
-  as a dot at the plug's time (below 0: exporting, e.g. a PV inverter);
+  as a dot at the plug's time, labelled when below 0 (exporting, e.g. a PV inverter);
 - energy per channel (kWh): billed import, cumulative over the period; the legend gives
-  every channel's import and export totals to date (/status), since export is metered but
-  never billed, so the ledger holds no export intervals;
+  every channel's import and export totals to date (/status). Export is metered but never
+  billed, so the ledger holds no export intervals: an exporting channel's export to date
+  is a marker below 0 at the plug's time, and its legend says so;
 - cost per channel in the currency's unit (ETH, USDC...), cumulative.
 Payments are dotted vertical lines on every panel, labelled with their amount on the cost
-panel. The title names the plug (board, wallet) and the period.
+panel; payments closer together than a label's width share one label ("3 payments,
+0.0045 ETH"), so labels never overprint. The title names the plug (board, wallet) and the
+period.
 """
 
 import datetime
@@ -81,26 +84,32 @@ def figure(status, led):
             c += amount
             kwh += [kwh[-1] if kwh else 0.0, e / 1e3]
             cost += [cost[-1] if cost else 0.0, c / scale]
+        exported = ch.get("export_uwh") if isinstance(ch.get("export_uwh"), int) else 0
         if pts:
-            axp.plot(tt, watts, color=color, label=label)
-            axe.plot(tt, kwh, color=color, label="%s: import %s kWh, export %s kWh to date" % (
-                label, _kwh(ch.get("import_uwh")), _kwh(ch.get("export_uwh"))))
+            axp.plot(tt, watts, color=color, label=label + (
+                ": import billed; export not billed, live only (dot)" if exported > 0 else ""))
+            axe.plot(tt, kwh, color=color, label="%s: import %s kWh, export %s kWh to date%s" % (
+                label, _kwh(ch.get("import_uwh")), _kwh(ch.get("export_uwh")),
+                " (below 0 at the plug's time: export is not billed, so not over time)"
+                if exported > 0 and now is not None else ""))
             axc.plot(tt, cost, color=color, label=label)
+        if now is not None and exported > 0:
+            axe.plot([_when(now)], [-exported / 1e9], "v", color=color)
+            axe.annotate("%s export %s kWh" % (key, _kwh(exported)), (_when(now), -exported / 1e9),
+                         xytext=(-4, 0), textcoords="offset points", ha="right", va="center",
+                         fontsize=7, color=color, bbox=_BACK)
         if now is not None and isinstance(ch.get("W"), (int, float)):
             axp.plot([_when(now)], [ch["W"]], "o", color=color)
-    for p in led.get("payments") or []:
-        if p.get("st") not in ("sent", "confirmed") or not isinstance(p.get("t"), int):
-            continue
-        x = _when(p["t"])
-        for ax in (axp, axe, axc):
-            ax.axvline(x, color="0.4", linestyle=":", linewidth=1)
-        pc = units.currency_of(p.get("tok"), status.get("provider")) or cur
-        axc.annotate(units.amount(p.get("amt"), pc), (x, 1), xycoords=("data", "axes fraction"),
-                     xytext=(2, -4), textcoords="offset points", rotation=90, va="top",
-                     fontsize=7, color="0.25")
+            if ch["W"] < 0:
+                axp.annotate("%s %.0f W" % (key, ch["W"]), (_when(now), ch["W"]),
+                             xytext=(-4, 0), textcoords="offset points", ha="right",
+                             va="center", fontsize=7, color=color, bbox=_BACK)
+    if now is not None:
+        axe.axhline(0, color="0.6", linewidth=0.8)
+    _payments(led, status, cur, (axp, axe, axc), fig)
     axp.axhline(0, color="0.6", linewidth=0.8)
     axp.set_ylabel("power (W)\nbilled mean; dot: live")
-    axe.set_ylabel("energy billed (kWh)")
+    axe.set_ylabel("energy billed (kWh)\nbelow 0: export to date")
     axc.set_ylabel("cost (%s)" % unit)
     loc = mdates.AutoDateLocator(minticks=6, maxticks=14)
     axc.xaxis.set_major_locator(loc)
@@ -108,7 +117,8 @@ def figure(status, led):
     axc.set_xlabel("time of day, %s; dotted lines: payments" % units.tz_name())
     for ax in (axp, axe, axc):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        # the cost panel's upper left holds the payments' labels; its lower right is free
+        ax.legend(fontsize=7, loc="lower right" if ax is axc else "upper left")
     wallets = status.get("wallets") or []
     who = dev.get("board") or "plug"
     if wallets and wallets[0].get("address"):
@@ -120,6 +130,50 @@ def figure(status, led):
         who, units.local_period(t0, t1), len(paid), units.amount(total, cur)))
     fig.tight_layout()
     return fig
+
+
+_BACK = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8}
+
+
+def _payments(led, status, cur, axes, fig):
+    """A dotted line per payment sent or confirmed; on the cost panel (the last axes) its
+    amount, or for payments closer together than a label's width one label for them all
+    ("3 payments, 0.0045 ETH"), so the labels never overprint."""
+    import matplotlib.dates as mdates
+
+    pays = sorted((p for p in led.get("payments") or [] if p.get("st") in ("sent", "confirmed")
+                   and isinstance(p.get("t"), int)), key=lambda p: p["t"])
+    if not pays:
+        return
+    axc = axes[-1]
+    dense = len(pays) > 40  # a wall of lines hides the data: fainter
+    for p in pays:
+        for ax in axes:
+            ax.axvline(_when(p["t"]), color="0.4", linestyle=":", linewidth=0.6 if dense else 1,
+                       alpha=0.5 if dense else 1)
+    lo, hi = axc.get_xlim()  # in days (matplotlib dates), lines and data included
+    width_pt = axc.get_position().width * fig.get_figwidth() * 72  # before tight_layout: less
+    gap = (hi - lo) * _LABEL_PT / width_pt if width_pt > 0 else 0  # a label's width, in days
+    groups = []
+    for p in pays:
+        x = mdates.date2num(_when(p["t"]))
+        if groups and x - groups[-1][0] < gap:
+            groups[-1][1].append(p)
+        else:
+            groups.append((x, [p]))
+    prov = status.get("provider")
+    for x, ps in groups:
+        curs = {(c.symbol, c.decimals) if c else None for c in
+                (units.currency_of(p.get("tok"), prov) or cur for p in ps)}
+        pc = units.currency_of(ps[0].get("tok"), prov) or cur
+        total = units.amount(sum(p.get("amt") or 0 for p in ps), pc) if len(curs) == 1 else ""
+        text = total if len(ps) == 1 else "%d payments%s" % (len(ps), total and ", " + total)
+        axc.annotate(text, (x, 1), xycoords=("data", "axes fraction"), xytext=(2, -4),
+                     textcoords="offset points", rotation=90, va="top", fontsize=7,
+                     color="0.25", bbox=_BACK)
+
+
+_LABEL_PT = 13  # a rotated 7-point label's width with a little room, in points
 
 
 def _kwh(uwh):

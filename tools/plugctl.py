@@ -20,7 +20,8 @@ import sys
 COMMANDS = {
     "sim": ("tools.simrun", "run a virtual plug (firmware on the MicroPython unix port)"),
     "deploy": ("tools.deploy", "build with mpy-cross and copy to a plug with mpremote"),
-    "repl": ("tools.deploy", "open the plug's serial REPL (mpremote, no soft reset)"),
+    "repl": ("tools.serial_repl", "open the plug's serial REPL (no soft reset; it "
+                                  "reconnects after a reset)"),
     "status": ("tools.client", "show a plug's /status"),
     "ledger": ("tools.client", "print a plug's invoices and payments"),
     "plot": ("tools.client", "plot energy per channel and cost over time to a PNG"),

@@ -29,6 +29,7 @@ from .vplug import VirtualPlug, VirtualPlugError
 # The app as .mpy in RAM needs ~340 KB of heap on the 64-bit unix port (objects are twice
 # the ESP32's size; see make bench), plus room for its state files.
 DEFAULT_HEAP = "1m"
+SECOND_SIGINT_S = 2.0  # power_off: the ROM's REPL gets its SIGINT by then at the latest
 
 
 def read_settings(state):
@@ -148,20 +149,22 @@ def make_plug(state, serial, heap=DEFAULT_HEAP):
 def power_off(plug, timeout=5.0):
     """Stop the plug as Ctrl-C at its console would, promptly: SIGINT ends the app (it
     checkpoints its energy as it stops) and main.py returns to the ROM's REPL, which a
-    second SIGINT ends, sent once the ROM's banner shows (or after 2 s); SIGKILL (a
-    power cut) if the process still runs after `timeout` seconds."""
+    second SIGINT ends, sent once the ROM's banner shows (or after SECOND_SIGINT_S);
+    SIGKILL (a power cut) if the process still runs after `timeout` seconds. The banner
+    is looked for in what the plug wrote (heard_since), not on the screen: a terminal
+    holding the port (`plugctl repl`, screen) may read it first."""
     if plug.alive:
         try:
-            plug.attach()  # read the serial: the ROM's banner says the app has stopped
-            seen = len(plug.screen)
+            plug.attach()  # read the serial, so the plug never blocks on a full pty
         except (OSError, VirtualPlugError):
-            seen = None
+            pass
+        seen = plug.heard_count()
         os.kill(plug.pid, signal.SIGINT)
         now = time.monotonic()
-        deadline, second = now + timeout, now + 2.0
+        deadline, second = now + timeout, now + SECOND_SIGINT_S
         while plug.alive and time.monotonic() < deadline:
-            if second is not None and (time.monotonic() > second or (
-                    seen is not None and "on the virtual plug" in plug.screen[seen:])):
+            if second is not None and (time.monotonic() > second or
+                                       "on the virtual plug" in plug.heard_since(seen)):
                 try:
                     os.kill(plug.pid, signal.SIGINT)
                 except (ProcessLookupError, TypeError):

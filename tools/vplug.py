@@ -194,6 +194,17 @@ class VirtualPlug:
         self._reap()
         return self.returncode
 
+    def heard_count(self):
+        """A mark in the plug's serial output (see heard_since)."""
+        link = self._link
+        return link.heard_count() if link is not None else 0
+
+    def heard_since(self, mark):
+        """The plug's serial output after `mark` as text, even when another program reads
+        the port (the screen only has what this object read)."""
+        link = self._link
+        return link.heard_since(mark).decode("utf-8", "replace") if link is not None else ""
+
     def restart(self, kill=True):
         """Power-cut (kill=True) or stop, then boot again on the same flash."""
         self.kill() if kill else self.stop()

@@ -60,4 +60,7 @@ if Repl is not None:
             await asyncio.sleep_ms(50)
         await asyncio.sleep_ms(200)  # let the REPL finish answering
 
-    asyncio.run(_rom())
+    try:
+        asyncio.run(_rom())
+    except KeyboardInterrupt:  # the host powers the plug off (simrun.power_off): quietly
+        pass

@@ -4,6 +4,7 @@ ESP32's serial sends it, and a terminal that opens the port sees the prompt at o
     link = SerialLink(master_fd, slave_name)    # the plug's stdout/stderr: link.out_fd
     link.start(); ...; link.ignore_open()       # before opening the slave ourselves
     link.close()
+    n = link.heard_count(); ...; link.heard_since(n)   # what the plug wrote, read or not
 
 Cooking: the MicroPython unix port writes "\\n" as it is; an ESP32's UART driver sends
 text output as "\\r\\n" (mp_hal_stdout_tx_strn_cooked), and terminals on a raw serial
@@ -36,6 +37,7 @@ import time
 _IN_OPEN = 0x20
 _TAIL_MAX = 1024  # bytes of the current output line kept for the replay
 _SETTLE_S = 0.3  # a terminal program flushes its input after opening (pyserial does)
+_HEARD_MAX = 4096  # bytes of the plug's latest output kept for heard_since()
 _PROMPT = re.compile(rb"(?:\x1b\[K)?(?:>>> |\.\.\. |=== )")
 
 
@@ -60,6 +62,8 @@ class SerialLink:
         self._stop = threading.Event()
         self._threads = []
         self._ino = -1
+        self._heard = b""  # the plug's latest output (raw), whoever reads the pty
+        self._heard_n = 0  # bytes the plug has written in all
 
     def start(self):
         """Call after the plug process has its copy of out_fd."""
@@ -101,6 +105,18 @@ class SerialLink:
                     pass
             setattr(self, attr, -1 if attr == "_ino" else None)
 
+    def heard_count(self):
+        """Bytes the plug has written so far: a mark for heard_since()."""
+        with self._lock:
+            return self._heard_n
+
+    def heard_since(self, mark):
+        """What the plug wrote after `mark` (its latest _HEARD_MAX bytes), as it wrote it:
+        seen here even when another program (a terminal, mpremote) reads the port."""
+        with self._lock:
+            return self._heard[-min(self._heard_n - mark, len(self._heard)):] \
+                if self._heard_n > mark else b""
+
     # -- the plug's output -> the pty, cooked -------------------------------------------
 
     def _cook(self, data):
@@ -126,6 +142,8 @@ class SerialLink:
                         os.close(fd)
                 return
             with self._lock:
+                self._heard = (self._heard + data)[-_HEARD_MAX:]
+                self._heard_n += len(data)
                 out = self._cook(data)
                 nl = out.rfind(b"\n")
                 self._tail = (out[nl + 1:] if nl >= 0 else self._tail + out)[-_TAIL_MAX:]
