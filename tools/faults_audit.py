@@ -1,9 +1,16 @@
 """What `make faults` checks after a run, from the outside: the chain, /status, /ledger.
 
-    txs = chain_payments(devnet, payee)          every transfer to the payee, memo decoded
+    txs = chain_payments(devnet, payee)          every transfer to the payee, memo decoded,
+                                                 up to block txs.block
     snaps = [snapshot(p) for p in plugs]         /status + /ledger at one instant (REPL)
     problems, figures = check_money(world, snaps, txs)   no double payment, chain ==
                                                  records == bills == metered energy
+
+The payee's balance is read at txs.block, the block the scan ended on, so a payment mined
+while the audit runs cannot make the balance and the transfers disagree; once audited,
+the chain is scanned again a little later (late_transfers) so that a transaction the plug
+signed earlier and the node mines late -- an invoice paid twice -- cannot hide after the
+audit's snapshot.
 
 Independent of the firmware: the PLUG1 memo (documented in firmware/plug/settle.py) is
 decoded here again, so a memo the plug encodes wrongly shows up as a problem.
@@ -15,6 +22,7 @@ from types import SimpleNamespace
 
 UWH_PER_KWH = 10**9
 BUCKET_S = 60  # the energy ledger's bucket
+LATE_S = 5  # how long after the audit the chain is scanned again for late transfers
 
 
 _MODULES = {}
@@ -42,13 +50,20 @@ def decode_memo(data):
     return _plug_module("settle").decode_memo(data)
 
 
-def chain_payments(devnet, payee):
-    """Every transaction to `payee` on the chain, oldest first, as dicts with from, value,
-    nonce, hash, block, ok (receipt status 1) and memo (decoded, or the error text)."""
-    out = []
+class Payments(list):
+    """chain_payments' answer: a list, plus `block`, the last block it scanned."""
+    block = None
+
+
+def chain_payments(devnet, payee, first=0, last=None):
+    """Every transaction to `payee` in blocks `first`..`last` (default: the latest), oldest
+    first, as dicts with from, value, nonce, hash, block, ok (receipt status 1) and memo
+    (decoded, or the error text). The list's `block` is the last block scanned."""
+    out = Payments()
     payee = payee.lower()
-    latest = int(devnet.rpc("eth_blockNumber"), 16)
-    for n in range(latest + 1):
+    latest = int(devnet.rpc("eth_blockNumber"), 16) if last is None else last
+    out.block = latest
+    for n in range(first, latest + 1):
         blk = devnet.rpc("eth_getBlockByNumber", hex(n), True)
         for tx in blk["transactions"]:
             if (tx.get("to") or "").lower() != payee:
@@ -93,16 +108,18 @@ def snapshot(p, timeout=60):
     return snap
 
 
-def check_money(world, snaps, txs, rates_wei=None, lost_uwh=0):
+def check_money(world, snaps, txs, rates_wei=None, lost_uwh=0, late_s=LATE_S):
     """Problems (list of text) with the money, checked only from the outside:
     - each invoice (sender, memo seq) paid at most once on chain;
-    - the payee's balance delta == sum of the successful transfers to it;
+    - the payee's balance delta == sum of the successful transfers to it, both at txs.block;
     - per plug: transfers from its wallet == its confirmed payment records (hash, amount),
       each memo's amounts add up to the value, each item is priced at the quoted rates;
     - no payment left prepared or sent (signed, not confirmed) once the plug settled;
     - the energy the plug billed + what it has not yet billed == the energy it metered;
       billed ahead of metered only by what power cuts took from the ledger (`lost_uwh`,
-      energy billed before a cut whose ledger checkpoint the cut then lost).
+      energy billed before a cut whose ledger checkpoint the cut then lost);
+    - `late_s` later, no transfer mined after txs.block pays an invoice already paid or
+      known to a plug at the snapshot (late_transfers).
     Returns (problems, figures)."""
     problems = []
     ok = [t for t in txs if t["ok"]]
@@ -121,10 +138,10 @@ def check_money(world, snaps, txs, rates_wei=None, lost_uwh=0):
                             % (t["hash"], t["value"], sum(it[3] for it in t["memo"][3])))
         problems += _check_pricing(t, rates_wei)
     chain_sum = sum(t["value"] for t in ok)
-    delta = world.payee_received()
+    delta = _payee_delta(world, txs)
     if delta != chain_sum:
-        problems.append("payee balance grew by %d but transfers to it add up to %d"
-                        % (delta, chain_sum))
+        problems.append("payee balance grew by %d but transfers to it add up to %d (block %s)"
+                        % (delta, chain_sum, getattr(txs, "block", "latest")))
     records_sum = 0
     ahead = 0
     for snap in snaps:
@@ -137,7 +154,65 @@ def check_money(world, snaps, txs, rates_wei=None, lost_uwh=0):
                         % (records_sum, chain_sum))
     figures = {"payments": len(ok), "reverted": len(txs) - len(ok), "paid_wei": chain_sum,
                "payee_delta_wei": delta, "billed_ahead_wh": round(ahead / 1e6, 1)}
+    if late_s is not None and getattr(txs, "block", None) is not None \
+            and getattr(world, "devnet", None) is not None:
+        late, probs = late_transfers(world.devnet, world.payee, snaps, txs, late_s)
+        problems += probs
+        figures["late_transfers"] = len(late)
     return problems, figures
+
+
+def _payee_delta(world, txs):
+    """The payee's balance growth at txs.block (the block the transfer scan ended on), or
+    now when the scan does not say (a world without a node: payee_received())."""
+    block = getattr(txs, "block", None)
+    devnet = getattr(world, "devnet", None)
+    if block is None or devnet is None:
+        return world.payee_received()
+    return int(devnet.rpc("eth_getBalance", world.payee, hex(block)), 16) - world.payee_start
+
+
+def late_transfers(devnet, payee, snaps, txs, wait_s=LATE_S):
+    """Wait `wait_s`, then scan the blocks after txs.block: (the late transfers from the
+    plugs' wallets, problems). A plug that keeps billing pays new invoices later, so a late
+    transfer is a problem when its invoice was already paid on chain at the audit or known
+    to the plug then (a payment record or a kept paid id: the audit required none of them
+    in flight), or when it carries no valid memo: a transaction signed earlier and mined
+    late, i.e. an invoice paid twice."""
+    import time
+
+    time.sleep(wait_s)
+    later = chain_payments(devnet, payee, first=txs.block + 1)
+    wallets = set()
+    known = set()  # (wallet, invoice seq) the plugs had paid at the snapshot
+    for snap in snaps:
+        addr = {w["account"]: w["address"].lower() for w in snap["status"].get("wallets", [])}
+        wallets |= set(addr.values())
+        ids = [r["id"] for r in snap["ledger"]["payments"] if r["st"] == "confirmed"]
+        for iid in ids + list(snap.get("paid_ids", [])):
+            if "~" not in iid:  # "<seq>-<account>"; not a cancellation ("<id>~cancel<n>")
+                seq, acct = iid.split("-")
+                known.add((addr.get(int(acct)), int(seq)))
+    paid = {(t["from"], t["memo"][0]) for t in txs
+            if t["ok"] and not isinstance(t["memo"], str)}
+    late, probs = [], []
+    for t in later:
+        if t["from"] not in wallets:
+            continue
+        late.append(t)
+        if not t["ok"]:
+            continue  # reverted: moved no money
+        what = "late transfer %s (nonce %d, block %d) to the payee after the audit (block %d)" \
+            % (t["hash"], t["nonce"], t["block"], txs.block)
+        if isinstance(t["memo"], str):
+            probs.append("%s: no valid memo: %s" % (what, t["memo"]))
+        elif (t["from"], t["memo"][0]) in paid:
+            probs.append("DOUBLE PAYMENT: %s pays invoice %d, paid at the audit"
+                         % (what, t["memo"][0]))
+        elif (t["from"], t["memo"][0]) in known:
+            probs.append("DOUBLE PAYMENT: %s pays invoice %d, which the plug had recorded "
+                         "paid at the audit" % (what, t["memo"][0]))
+    return late, probs
 
 
 def _check_pricing(t, rates_wei):

@@ -126,8 +126,9 @@ def figure(status, led):
         who += " " + a[:6] + "..." + a[-4:]
     paid = [p for p in led.get("payments") or [] if p.get("st") == "confirmed"]
     total = sum(p.get("amt") or 0 for p in paid)
-    fig.suptitle("Plug %s: %s\n%d payments confirmed, %s" % (
-        who, units.local_period(t0, t1), len(paid), units.amount(total, cur)))
+    fig.suptitle("Plug %s: %s\n%d payment%s confirmed, %s" % (
+        who, units.local_period(t0, t1), len(paid), "" if len(paid) == 1 else "s",
+        units.amount(total, cur)))
     fig.tight_layout()
     return fig
 
