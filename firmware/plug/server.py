@@ -23,8 +23,10 @@
 # at once, and a slow client cannot hold them: when a client arrives and every slot is
 # taken, the connection that has waited longest on its own client (still sending its
 # head, then its body, then not reading its answer) is evicted with a 408, so a newcomer
-# always finds a slot; only when every slot is running a handler does it get 503 (no
-# reading). Malformed requests get 400, unknown paths 404, wrong methods 405. One request
+# finds a slot. A head that has arrived but is not read yet (a loaded plug is behind, its
+# client is not) keeps its slot, and so does a client connected less than _FRESH_MS ago
+# that has sent nothing yet; a newcomer that finds only those and handlers running gets
+# 503 (no reading). Malformed requests get 400, unknown paths 404, wrong methods 405. One request
 # per connection (Connection: close).
 #
 # Memory: about 1 KB of heap per open connection. Deadlines are kept by one sweeper task
@@ -34,6 +36,7 @@
 import asyncio
 import gc
 import json
+import select
 import sys
 import time
 
@@ -52,6 +55,7 @@ _CHUNK = const(256)
 _LINGER_MS = const(200)
 _LINGER_BYTES = const(16384)
 _SWEEP_MS = const(100)  # how often deadlines are checked
+_FRESH_MS = const(500)  # a connection this new that has sent nothing yet is not evicted
 # what a connection is doing; the lower, the sooner it is evicted for a newcomer
 _HEAD = const(0)  # waiting for the client's request head
 _BODY = const(1)  # waiting for the body
@@ -62,6 +66,13 @@ _BUSY = const(3)  # running its handler: never cut off
 _LATE = const(4)
 _EVICTED = const(5)
 _QUIET = const(6)
+
+
+def _arrived(sock):
+    """True if bytes from the client wait unread on `sock`."""
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    return bool(p.poll(0))
 
 
 def _log(msg):
@@ -156,15 +167,21 @@ class Server:
 
     def _evict(self):
         """Make room for a newcomer: cut off the connection that has waited longest on its
-        client, in the order head, body, answer (_HEAD < _BODY < _SEND); never one running
-        its handler. True if one was."""
-        victim = None
+        client, in the order head (a part of one before none yet), body, answer; never one
+        running its handler. True if one was."""
+        victim = vrank = None
+        now = time.ticks_ms()
         for c in self._conns:
             if c[1] >= _BUSY:
                 continue
-            if victim is None or c[1] < victim[1] or (
-                    c[1] == victim[1] and time.ticks_diff(c[0], victim[0]) < 0):
-                victim = c
+            if c[1] == _HEAD and (_arrived(c[4]) or not c[5] and
+                                  time.ticks_diff(now, c[0]) < _FRESH_MS):
+                continue  # a head waiting to be read (the plug is behind, not its client),
+                # or a client just connected, about to send
+            rank = c[1] * 2 + (c[1] == _HEAD and not c[5])
+            if victim is None or rank < vrank or (
+                    rank == vrank and time.ticks_diff(c[0], victim[0]) < 0):
+                victim, vrank = c, rank
         if victim is None:
             return False
         self.stats["evicted"] += 1
@@ -196,7 +213,7 @@ class Server:
 
     # -- one connection ---------------------------------------------------------------
 
-    async def _read_head(self, reader):
+    async def _read_head(self, reader, conn):
         buf = b""
         while True:
             nl = buf.find(b"\n")
@@ -215,9 +232,10 @@ class Server:
                     raise HTTPError(400, "connection closed inside the request head")
                 return None, None
             buf += data
+            conn[5] = True  # a head begun: a trickle is evicted before a client yet to send
 
     async def _read_request(self, reader, conn):
-        head, rest = await self._read_head(reader)
+        head, rest = await self._read_head(reader, conn)
         if head is None:
             return None, 0
         conn[1], conn[3] = _BODY, time.ticks_add(conn[0], self.timeout_ms)
@@ -330,7 +348,8 @@ class Server:
                           "Retry-After: 1\r\n")
                 return
             t0 = time.ticks_ms()
-            conn = [t0, _HEAD, asyncio.current_task(), time.ticks_add(t0, self.head_ms)]
+            conn = [t0, _HEAD, asyncio.current_task(), time.ticks_add(t0, self.head_ms),
+                    writer.s, False]
             self._conns.append(conn)
             self.active += 1
             try:
