@@ -19,8 +19,9 @@
 # ever archived stay reconcilable with the chain: carried + what is held.
 #
 # A line whose CRC or JSON is wrong (a torn tail after a power cut, a flipped bit) is
-# skipped by every reader and never counted; the next append after a torn tail starts
-# a new line, so it never glues onto the fragment. Readers hold one small batch of
+# skipped by every reader and never counted; the next append after a torn tail ends the
+# fragment with "#" (so a record torn only of its newline is not revived later either) and
+# starts a new line, so it never glues onto the fragment. Readers hold one small batch of
 # lines at a time and reopen the file between batches, so appends and rotation between
 # two batches are harmless (a page read across a rotation may start later).
 #
@@ -287,9 +288,9 @@ class History:
             self._pad = False
         seg = self._segs[-1]
         with open(self._path(seg[0]), "ab") as f:
-            if self._pad:  # the last line was torn: end it, so this one stands alone
-                f.write(b"\n")
-                seg[2] += 1
+            if self._pad:  # the last line was torn: spoil and end it, so it never counts
+                f.write(b"#\n")  # (even if only its newline was lost) and this one stands
+                seg[2] += 2  # alone; the live state still holds that record to move again
                 self._pad = False
             f.write(line)
         seg[1] += 1
