@@ -250,19 +250,6 @@ def status_text(st, raw=False, native="ETH"):
     return "\n".join(lines)
 
 
-def billed_series(led):
-    """{channel: [(t_end, kWh, amount), ...]} from invoices and unsettled lines, in time order."""
-    pts = {}
-    for inv in led.get("invoices", []):
-        for it in inv["items"]:
-            pts.setdefault(it["channel"], []).append(
-                (inv["t_end"], it["energy_mwh"] / 1e6, it["amount"]))
-    for line in led.get("unsettled", []):
-        pts.setdefault(line["channel"], []).append(
-            (line["t_end"], line["energy_uwh"] / 1e9, line["amount"]))
-    return {k: sorted(v) for k, v in pts.items()}
-
-
 def plot(url, out):
     """Draw the plug's billed power, energy and cost per channel over the time of day,
     with its payments, to the PNG `out` (tools/plot.py)."""
