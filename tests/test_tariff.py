@@ -278,7 +278,7 @@ n = tf.report_count
 tf.poll()   # the server behaves again: the plug fetches normally
 upto = bil.bill('M1/A', [(t0 + 600, t0 + 1200, 10**9)], tf.segments)
 print(json.dumps([res, tf.report_count - n, upto, bil.totals('M1/A')]))
-""" % json.dumps(cases))
+""" % json.dumps(cases), heap="192k")  # deadlines, not memory: the .mpy code fragments 128k
     res, new_reports, upto, totals = got
     for (m, target, reason), (m2, target2, why, ms, unchanged) in zip(cases, res):
         assert (m, target) == (m2, target2)
