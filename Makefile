@@ -11,7 +11,9 @@ NODESTAMP := node_modules/.setup-done
 .PHONY: setup test bench mpy demo faults lint flash deploy clean
 
 setup: $(PYSTAMP) $(NODESTAMP)
-	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+	@missing=""; for c in openssl:openssl mosquitto:mosquitto chromium:chromium promtool:prometheus; do \
+	  command -v $${c%%:*} >/dev/null || PATH=$$PATH:/usr/sbin command -v $${c%%:*} >/dev/null || missing="$$missing $${c#*:}"; done; \
+	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
 $(PYSTAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
