@@ -52,7 +52,9 @@ def _settings():
         return {}
 
 
-SETTINGS = _settings()
+# [ticks_ms read, sim.json]: read at import (what the plug boots with: clock, loads,
+# factory config), then afresh at most every 0.2 s (_live_settings); one copy held
+_live = [None, _settings()]
 
 
 def parse_load(text):
@@ -115,10 +117,11 @@ def clock():
     if _clock is None:
         from sim.clock import SimClock
 
-        speed = SETTINGS.get("speed", 1)
+        s = _live[1]
+        speed = s.get("speed", 1)
         now_unix = time.time()
-        start = SETTINGS.get("start", int(now_unix) - _UNIX_2000)
-        anchor = SETTINGS.get("anchor", now_unix)
+        start = s.get("start", int(now_unix) - _UNIX_2000)
+        anchor = s.get("anchor", now_unix)
         _clock = SimClock(start + int((now_unix - anchor) * speed), speed)
     return _clock
 
@@ -133,8 +136,8 @@ def hardware():
         from sim.atm90e32_sim import ATM90E32Sim
         from sim.bus import SimSPI
 
-        loads = parse_spec(SETTINGS.get("load"))
-        seed = SETTINGS.get("seed", 1)
+        loads = parse_spec(_live[1].get("load"))
+        seed = _live[1].get("seed", 1)
         mains = Mains(230.0, 50.0, ((3, 0.03, 0.0), (5, 0.02, 0.0)))
         spi = SimSPI()
         c = clock()
@@ -198,7 +201,6 @@ def _relay(dev, i):
     return lambda on: hardware()["chips"][dev].set_relay(i, on)
 
 
-_live = [None, {}]  # [ticks_ms read, sim.json]
 _led = ["off"]
 
 
@@ -234,7 +236,7 @@ def led_state():
 
 def factory_config():
     """What this plug ships with until its owner's first signed config."""
-    return SETTINGS.get("factory", {})
+    return _live[1].get("factory", {})
 
 
 def watchdog(timeout_ms):

@@ -7,8 +7,9 @@
 #     the port's CPU by the build's own mpy-cross;
 #   - lib/ecdsa_micro/ with the secp256k1 table as a frozen bytes object (88 KB of flash,
 #     none of it on the heap): staged in build/frozen/ by tools/gen_secp256k1_table.py;
-#   - firmware/plug/ as the package `plug`, firmware/main.py as main.py (the firmware runs
-#     a frozen main.py at boot, so the flash needs none);
+#   - firmware/plug/ as the package `plug` (plug/version.py staged in build/frozen/version/
+#     with BUILD = the short git hash), firmware/main.py as main.py (the firmware runs a
+#     frozen main.py at boot, so the flash needs none);
 #   - boards/board_<NAME>.py as the module `board` (staged as build/frozen/board_<NAME>/
 #     board.py), and for the virtual board `sim` its simulated chips (boards/sim/);
 #   - the port's own manifest (by default $(PORT_DIR)/boards/manifest.py: on the ESP32
@@ -16,7 +17,9 @@
 # The board comes from `board=` of an include, else the environment's PLUG_BOARD:
 #   PLUG_BOARD=shelly_ade7953 make BOARD=ESP32_GENERIC FROZEN_MANIFEST=$PLUG/boards/manifest.py
 #   include("$PLUG/boards/manifest.py", board="sim", port_manifest=None)   # own manifest
-# Not frozen: the plug's state, board.json and ca.der stay files on the flash.
+# Not frozen: the plug's state, board.json, ca.der and the page at / (www/index.html.gz,
+# made by tools/build_mpy; README "Firmware for a board without PSRAM" says how to copy
+# it) stay files on the flash.
 # Runs under CPython in MicroPython's build (tools/makemanifest.py), with this folder as
 # the current directory.
 import os
@@ -74,7 +77,22 @@ for _n in sorted(os.listdir(_lib)):
         module(_n, base_path=_lib)
     elif _n != "ecdsa_micro" and os.path.exists(os.path.join(_lib, _n, "__init__.py")):
         package(_n, base_path=_lib)
-package("plug", base_path=os.path.join(_root, "firmware"))
+# the app, with plug/version.py staged with BUILD = the checkout's short git hash ("dev"
+# outside a git checkout: tools/build_mpy.py source_build())
+_fw = os.path.join(_root, "firmware")
+_plug = os.path.join(_fw, "plug")
+package("plug", files=sorted(os.path.relpath(os.path.join(_d, _n), _plug)
+                             for _d, _ds, _ns in os.walk(_plug) for _n in _ns
+                             if _n.endswith(".py") and "__pycache__" not in _d
+                             and os.path.relpath(os.path.join(_d, _n), _plug) != "version.py"),
+        base_path=_fw)
+sys.path.insert(0, _root)
+try:
+    from tools import build_mpy as _bm
+finally:
+    sys.path.remove(_root)
+_bm.stage_version(os.path.join(_plug, "version.py"), os.path.join(_stage, "version", "plug"))
+package("plug", files=["version.py"], base_path=os.path.join(_stage, "version"))
 module("main.py", base_path=os.path.join(_root, "firmware"))
 
 options.defaults(port_manifest="$(PORT_DIR)/boards/manifest.py")

@@ -155,7 +155,8 @@ def wifi_link(store=None, log=print):
     from wifi_link import WifiLink
 
     return WifiLink(network.WLAN(network.STA_IF), store, log, fails,
-                    on_up=lambda: set_clock_from_ntp(log))
+                    on_up=lambda: set_clock_from_ntp(log),
+                    set_hostname=getattr(network, "hostname", None))
 
 
 def set_clock_from_ntp(log=print):

@@ -1,6 +1,9 @@
 # A Wi-Fi station kept connected by the app's network task, with a fallback to the last
 # credentials that worked. Board files build one with wifi_link() (lib/esp32_board.py on
-# an ESP32, boards/board_sim.py on the virtual plug).
+# an ESP32, boards/board_sim.py on the virtual plug). The app names the plug on the
+# network (link.hostname = "plug-<last 4 hex of its address>"): set_hostname(name), the
+# board's network.hostname, is called with it before the first connect, so the router's
+# DHCP table and mDNS show that name. identity() is the station's MAC, IP and RSSI.
 import time
 
 # The link kept up while the plug runs. step() never blocks: it starts a connect and looks
@@ -21,10 +24,15 @@ class WifiLink:
 
     store: load(name, default) / save(name, obj), for the last working credentials.
     fail_status: {sta.status() value: reason} for those that end an attempt at once.
-    on_up(): called each time the link comes up (the ESP32 boards set the clock)."""
+    on_up(): called each time the link comes up (the ESP32 boards set the clock).
+    set_hostname(name): names the station on the network (network.hostname)."""
 
-    def __init__(self, sta, store=None, log=print, fail_status=None, on_up=None):
+    def __init__(self, sta, store=None, log=print, fail_status=None, on_up=None,
+                 set_hostname=None):
         self.sta = sta
+        self.hostname = None  # set by the app before start()
+        self.set_hostname = set_hostname
+        self._named = None  # the hostname given to set_hostname()
         self.store = store
         self.log = log
         self.fail_status = fail_status or {}
@@ -82,6 +90,8 @@ class WifiLink:
     def step(self, now=None):
         """One look at the link: notice it up or lost, end or start an attempt."""
         now = time.ticks_ms() if now is None else now
+        if self.hostname != self._named:
+            self._name()
         if self._last is not None and not self.up:
             self._down_ms += time.ticks_diff(now, self._last)
         self._last = now
@@ -117,6 +127,38 @@ class WifiLink:
 
     def _ssid(self):
         return self._current()[0]
+
+    def _name(self):
+        # before the first connect, so DHCP carries it (a link already up at boot takes
+        # it at its next connect); a board without set_hostname keeps its own name
+        self._named = self.hostname
+        if self.hostname and self.set_hostname is not None:
+            try:
+                self.set_hostname(self.hostname)
+            except (OSError, ValueError, TypeError) as e:
+                self.log("[net] hostname %r not set: %s" % (self.hostname, e))
+
+    def identity(self):
+        """(mac "aa:bb:..", ip, rssi dBm) as far as the station reports them, else None
+        each; ip and rssi only while the link is up."""
+        mac = ip = rssi = None
+        try:
+            m = self.sta.config("mac")
+            if len(m) == 6:
+                mac = ":".join("%02x" % b for b in m)
+        except (AttributeError, OSError, ValueError, TypeError):
+            pass
+        if self.up:
+            try:
+                ip = self.sta.ifconfig()[0]
+            except (AttributeError, OSError, IndexError):
+                pass
+            try:
+                r = self.sta.status("rssi")
+                rssi = r if isinstance(r, int) and -128 <= r <= 0 else None
+            except (AttributeError, OSError, ValueError, TypeError):
+                pass
+        return mac, ip, rssi
 
     def _came_up(self):
         self.up = True

@@ -164,6 +164,19 @@ def test_checkpoint_and_restore_roundtrip():
         raise AssertionError("generation")
 
 
+def test_read_at_plug_time_zero_restores():
+    # an ESP32 boots with its clock at 2000-01-01 00:00:00 (plug time 0) until NTP: a read
+    # then must not leave a bucket that begins before the epoch, which restore would refuse
+    led, store, clock, log, root = fresh("epoch0")
+    clock.t = 0
+    if not led.add("M1/A", 5000, 0, 0, dt=1):
+        raise AssertionError("read at plug time 0 refused")
+    led.checkpoint()
+    led2, log2 = again(root, clock)
+    if led2.totals("M1/A") != (5000, 0) or led2.pending("M1/A") != (5000, 0):
+        raise AssertionError("restore after a read at time 0: %r" % (led2.totals("M1/A"),))
+
+
 def test_restore_from_torn_checkpoint_uses_previous_good():
     led, store, clock, log, root = fresh("torn")
     first = feed(led, clock, "M1/A", 1000, 60)

@@ -134,3 +134,12 @@ def test_token_alert_error_text_in_the_token_unit():
                      "amount_due": 2500000, "since": None, "supply": "at_risk",
                      "error": "token balance of 0xabc is 1200000, payment needs 2500000"}]
     assert "token balance of 0xabc is 1.20 USDC, payment needs 2.50 USDC" in status_text(st)
+
+
+def test_status_names_the_firmware_build_and_the_plug_on_the_network():
+    st = plug_status(None)
+    st["device"].update({"firmware": {"version": "0.5.0", "build": "abc1234"},
+                         "hostname": "plug-2024", "ip": "192.168.1.77", "rssi": -61})
+    text = status_text(st)
+    assert text.splitlines()[0].startswith("plug sim firmware 0.5.0 (abc1234)  config v1")
+    assert "network name plug-2024  address 192.168.1.77  Wi-Fi -61 dBm" in text

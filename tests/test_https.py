@@ -263,3 +263,100 @@ def test_deploy_stages_ca_der_beside_main_py(pki):
                 assert not os.path.exists(path)
         finally:
             shutil.rmtree(flash)
+
+
+# -- ca.der streamed (issue 11: no block the size of the file; once at boot) ----------------
+
+HOLES = """
+import gc, sys
+sys.path.append(%r)
+import heap_holes, tls
+from plug import http_client as hc, rpc, tls_ca
+tls_ca.CA_FILE = %r
+"""
+
+
+def _holes_code(ca_file):
+    from tools.paths import ROOT
+
+    return HOLES % (os.getenv("H3TMP") or os.path.join(ROOT, "tools"), ca_file)
+
+
+def test_ca_der_loads_into_a_heap_with_no_block_as_large_as_the_file(pki, tmp_path, mpy_dirs):
+    """Nine roots (about 7 KB) into a heap fragmented into holes of 3.5 KB: every piece is
+    a certificate or the context itself (3.1 KB on this 64-bit port, 1.8 KB on 32 bits),
+    never the file (the old single read asked 16 KB). The context then serves a request."""
+    roots = [ca_der(os.path.join(pki, n + ".pem")) for n in ("ca2",) * 8 + ("ca1",)]
+    path = tmp_path / "ca.der"
+    path.write_bytes(b"".join(roots))
+    assert 6000 < len(b"".join(roots)) <= 16384 and max(len(r) for r in roots) < 1500
+    srv = Server(pki, "good")  # vouched for by the last root
+    code = _holes_code(str(path)) + (
+        "keep = heap_holes.holes(3584)\n"
+        "try:\n    tls_ca.context()\n    print('built')\n"
+        "except MemoryError as e:\n    print('no room:', e)\n"
+        "keep = None\ngc.collect()\n"
+        "st, b = hc.request('GET', 'https://localhost:%d/ok', timeout_s=2, deadline_ms=5000)\n"
+        "print(st, bytes(b).decode())\n" % srv.port)
+    try:
+        out = mp.run(code, heap="128k", path_dirs=mpy_dirs, timeout=60)
+    finally:
+        srv.close()
+    lines = out.strip().splitlines()
+    assert lines[-2:] == ["built", '200 {"a": true}'], out
+
+
+def test_out_of_memory_loading_ca_der_is_reported_as_such(pki, ca_file, mpy_dirs):
+    """An RPC call over https with no room to load the CA certificates says that, not that
+    the node's reply was too large."""
+    code = _holes_code(ca_file) + (
+        "r = rpc.RPC(['https://localhost:9'], timeout_s=2, retries=0)\n"
+        "keep = heap_holes.holes(256)\n"
+        "try:\n    r.call('eth_blockNumber')\n    msg = 'answered?'\n"
+        "except rpc.Unreachable as e:\n    msg = str(e)\n"
+        "keep = None\ngc.collect()\nprint(msg)\n")
+    out = mp.run(code, heap="128k", path_dirs=mpy_dirs, timeout=60).strip().splitlines()[-1]
+    assert "reply too large" not in out, out
+    assert "out of memory: https: no memory to load the CA certificates of" in out, out
+
+
+def test_a_certificate_over_the_bound_is_refused_by_name(pki, ca_file, tmp_path, mpy_dirs):
+    srv = Server(pki, "good")
+    big = tmp_path / "big_cert.der"
+    body = b"\x02\x01\x00" * 1700  # framing a root never has: 5100 bytes in one SEQUENCE
+    big.write_bytes(open(ca_file, "rb").read() + b"\x30\x82" + len(body).to_bytes(2, "big")
+                    + body)
+    try:
+        (res,) = plug_get(mpy_dirs, str(big), srv.port)
+    finally:
+        srv.close()
+    assert res[0] == "OSError" and "is not usable" in res[1], res
+    assert "is 5104 bytes, over the 4096 bytes a root may have" in res[1], res
+    assert srv.seen == []
+    with pytest.raises(DeployError, match="over the 4096 bytes"):  # deploy refuses it first
+        ca_der(str(big))
+
+
+def test_the_context_is_built_once_at_boot_and_problems_are_logged(pki, ca_file, tmp_path,
+                                                                   mpy_dirs):
+    """boot() builds the context while the heap is whole; later requests use it (the file
+    is not read again); a plug without ca.der logs nothing, a garbled one says why."""
+    srv = Server(pki, "good")
+    moved = str(tmp_path / "moved.der")
+    code = _holes_code(ca_file) + (
+        "logs = []\ntls_ca.boot(logs.append)\nimport os\nos.rename(%r, %r)\n"
+        "st, b = hc.request('GET', 'https://localhost:%d/ok', timeout_s=2, deadline_ms=5000)\n"
+        "print(st, logs)\n"
+        "tls_ca._made = None\ntls_ca.CA_FILE = %r\ntls_ca.boot(logs.append)\nprint(logs)\n"
+        "open(%r, 'wb').write(b'garbage!')\ntls_ca.CA_FILE = %r\ntls_ca.boot(logs.append)\n"
+        "print(logs)\n"
+        % (ca_file, moved, srv.port, ca_file, str(tmp_path / "bad.der"),
+           str(tmp_path / "bad.der")))
+    try:
+        out = mp.run(code, heap="128k", path_dirs=mpy_dirs, timeout=60)
+    finally:
+        srv.close()
+    ok, none, bad = out.strip().splitlines()[-3:]
+    assert ok == "200 []" and none == "[]", out
+    assert "[tls] https: %s is not usable: not a DER certificate at byte 0" % (
+        tmp_path / "bad.der") in bad, out

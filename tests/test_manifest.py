@@ -32,6 +32,10 @@ def run_manifest(monkeypatch, env_board=None, **kw):
     frozen, included = {}, []
 
     def package(path, files=None, base_path=".", opt=None):
+        if files is not None:  # only these, relative to the package
+            for f in files:
+                frozen[os.path.join(path, f)] = os.path.join(base_path, path, f)
+            return
         for d, _dirs, fs in os.walk(os.path.join(base_path, path)):
             for f in fs:
                 if f.endswith(".py"):
@@ -104,3 +108,15 @@ def test_an_unknown_or_missing_board_is_refused_naming_the_boards(monkeypatch):
     for kw in ({}, {"board": "nope"}):
         with pytest.raises(ValueError, match="PLUG_BOARD.*circuitsetup_6ch.*shelly_ade7953"):
             run_manifest(monkeypatch, **kw)
+
+
+def test_the_frozen_version_module_names_the_build(monkeypatch):
+    from tools.build_mpy import source_build
+
+    frozen, _ = run_manifest(monkeypatch, board="sim", port_manifest=None)
+    staged = frozen["plug/version.py"]
+    assert staged.startswith(os.path.join(BUILD, "frozen") + os.sep)
+    ns = {}
+    with open(staged) as f:
+        exec(f.read(), ns)
+    assert ns["BUILD"] == source_build() != "dev" and ns["VERSION"] == "0.5.0"

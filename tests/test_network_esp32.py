@@ -182,3 +182,21 @@ def test_app_brings_the_link_up_while_it_runs_and_keeps_metering(tmp_path):
     up = links.index("up")  # metering went on while connecting, and after (not per probe:
     assert reads[0] < reads[up - 1] < reads[-1], reads  # a loaded host may run two probes
     assert energy[0] < energy[up - 1] < energy[-1], energy  # between reads)
+
+
+def test_the_app_names_the_plug_before_connecting_and_shows_mac_ip_rssi(tmp_path):
+    # network.hostname("plug-<last 4 hex of the wallet's address>") before the first
+    # connect, so the router's DHCP table and mDNS show the plug by that name
+    code = (APP % free_port()).replace("print((plug.online, seen))", """
+dev = plug.status()["device"]
+print((plug.address(), [e for e in network.log if e[0] in ("hostname", "connect")],
+       network.hostname(), dev["hostname"], dev["mac"], dev["ip"], dev["rssi"]))
+""")
+    settings = {"factory": {"wifi": {"ssid": "home", "password": "secret"},
+                            "meter": {"read_interval_ms": 200}}}
+    addr, log, name, shown, mac, ip, rssi = run(tmp_path, code, settings=settings,
+                                                heap="512k")
+    want = "plug-" + addr[-4:].lower()
+    assert log[0] == ("hostname", want) and ("connect", "home") in log[1:], log
+    assert name == shown == want
+    assert (mac, ip, rssi) == ("24:0a:c4:12:ab:cd", "192.168.1.77", -61)

@@ -50,3 +50,33 @@ def test_running_plug_starts_and_feeds_one_watchdog_and_clears_crashes_when_stab
     assert early and set(early) == {2}
     assert late and set(late) == {0}
     assert end == "machine.reset()" and metered
+
+
+# the periodic jobs share one task (app.Plug._upkeep): one that keeps failing is logged and
+# retried with a backoff that grows, while the watchdog is fed and the other jobs go on
+FAILING_JOB = RUN.replace("plug = Plug(board, state=\"state\")\n", """plug = Plug(board, state="state")
+logs = []
+app.log = logs.append
+steps = []
+def broken_step(now=None):
+    steps.append(time.ticks_ms())
+    raise OSError("radio gone")
+plug.net.step = broken_step
+passes = []
+_money_pass = plug._money_pass
+async def counted_pass():
+    passes.append(time.ticks_ms())
+    return await _money_pass()
+plug._money_pass = counted_pass
+""").replace("print((boot, seen, end, energy > 0))", """failed = [m for m in logs if m.startswith("[app] task network failed: OSError: radio gone")]
+print((len(steps), len(passes), [s[2][0][1] for s in seen], failed[:3], energy > 0))""")
+
+
+def test_a_failing_job_backs_off_and_the_watchdog_and_money_passes_go_on(tmp_path):
+    steps, passes, feeds, failed, metered = run(tmp_path, FAILING_JOB % free_port(),
+                                                heap="512k")
+    # 4.5 s of running: the network step failed at 0, ~1, ~3 s (backoff 1 s, 2 s, 4 s)
+    assert 2 <= steps <= 4 and len(failed) >= 2
+    assert failed[0].endswith("restart in 1000 ms") and failed[1].endswith("restart in 2000 ms")
+    # the money passes (every second) and the watchdog feeds went on regardless
+    assert passes >= 3 and feeds == sorted(feeds) and feeds[-1] >= feeds[0] + 2 and metered

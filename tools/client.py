@@ -174,13 +174,20 @@ def status_text(st, raw=False, native="ETH"):
     dev = st.get("device", {})
     prov = st.get("provider") if isinstance(st.get("provider"), dict) else None
     t = dev.get("time")
-    lines = ["plug %s  config v%s  plug time %s  uptime %s  free heap %s bytes%s" % (
-        _or(dev.get("board"), "?"), _or(dev.get("config_version"), "?"),
+    fw = dev.get("firmware") if isinstance(dev.get("firmware"), dict) else {}
+    lines = ["plug %s%s  config v%s  plug time %s  uptime %s  free heap %s bytes%s" % (
+        _or(dev.get("board"), "?"),
+        " firmware %s (%s)" % (_or(fw.get("version"), "?"), _or(fw.get("build"), "?"))
+        if fw else "", _or(dev.get("config_version"), "?"),
         units.local(t, "%Y-%m-%d %H:%M:%S %Z") if isinstance(t, int) else "?",
         _duration(dev.get("uptime_s")), _or(dev.get("free_heap"), "?"),
         "  SAFE MODE" if dev.get("safe_mode") else "")]
     if dev.get("owner"):
         lines.append("owner %s" % dev["owner"])
+    if dev.get("hostname") or dev.get("ip"):
+        lines.append("network name %s  address %s%s" % (
+            _or(dev.get("hostname"), "?"), _or(dev.get("ip"), "?"),
+            "  Wi-Fi %s dBm" % dev["rssi"] if isinstance(dev.get("rssi"), int) else ""))
     if isinstance(dev.get("temperature_c"), (int, float)):
         lines.append("board temperature %.1f C" % dev["temperature_c"])
     for key, label in (("config_error", "config error"), ("ledger_error", "ledger error"),

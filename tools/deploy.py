@@ -4,7 +4,8 @@
     plugctl repl --port PORT
 
 The plug's flash gets: main.py, board.mpy (boards/board_NAME.py), lib/ (the libraries,
-and for the virtual plug its simulated hardware, boards/sim/), plug/ (the app). All
+and for the virtual plug its simulated hardware, boards/sim/), plug/ (the app), www/ (the
+page at /, index.html.gz as tools/build_mpy gzipped it). All
 of it is compiled by mpy-cross first: for the ESP32 (xtensawin) on a real board, for
 x64 on the virtual plug. `--ca` adds ca.der: the CA certificates (PEM or DER) that the
 plug checks https servers against (without it the plug refuses https URLs). Works
@@ -91,6 +92,8 @@ def stage(board, ca=None):
     shutil.copytree(os.path.join(src, "firmware", "plug"), os.path.join(out, "plug"))
     shutil.copy(os.path.join(FIRMWARE, "main.py"), os.path.join(out, "main.py"))
     shutil.copy(board_mpy, os.path.join(out, "board.mpy"))
+    shutil.copytree(os.path.join(src, "firmware", "www"), os.path.join(out, "www"),  # the page
+                    ignore=lambda d, names: [n for n in names if not n.endswith(".gz")])
     if board in VIRTUAL_BOARDS:
         shutil.copytree(os.path.join(src, "boards", "sim"), os.path.join(out, "lib", "sim"))
     if ca:
@@ -121,6 +124,8 @@ def deploy(port, board, reset=True, log=print, chunk=2048, ca=None):
                 rel = os.path.relpath(os.path.join(d, f), flash).replace(os.sep, "/")
                 with open(os.path.join(d, f), "rb") as fh:
                     t.fs_writefile(rel, fh.read(), chunk_size=chunk)
+            if False:  # the plug ran a release sent over the air
+                t.fs_rmfile("slot.json")  # (plug/slots.py): boot what was just copied
             t.exit_raw_repl()
         finally:
             t.close()

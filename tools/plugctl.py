@@ -5,6 +5,8 @@
     plugctl repl --port PORT
     plugctl status URL [--raw] | ledger URL [--csv|--json] | plot URL out.png
     plugctl wallet ... | owner ... | config sign|push ...
+    plugctl release --key owner.key --version X.Y.Z --board NAME --plug ADDR --out FILE
+    plugctl update push --url http://plug bundle.bin
     plugctl devnet [...] | tariff-server [...]
 
 Each subcommand lives in its own module under tools/; this file only dispatches, and
@@ -28,6 +30,8 @@ COMMANDS = {
     "wallet": ("tools.wallet_cli", "create, provision, show or export a plug's wallet"),
     "owner": ("tools.config_cli", "create an owner key; record the owner on a new plug"),
     "config": ("tools.config_cli", "sign or push a config envelope; print the config schema"),
+    "release": ("tools.release", "build a release bundle signed by the owner for some plugs"),
+    "update": ("tools.release", "push a release bundle to a plug (POST /update, streamed)"),
     "devnet": ("tools.devnet", "run a local chain (anvil) on loopback; --fund gives ETH"),
     "tariff-server": ("tools.tariff_server", "run the reference tariff server"),
 }

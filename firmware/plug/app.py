@@ -8,9 +8,11 @@
 # checkpoint that this firmware cannot read also means safe mode, with metering held
 # and the checkpoint files left as they are (status: device.ledger_error).
 #
-# Tasks: the metering loop (meter.py), the money loop (tariff, billing, settlement,
-# payments), the HTTP server, the serial REPL, the watchdog, the config pull. Each runs
-# under supervise.forever(): a failure is logged and the task restarted with backoff.
+# Tasks: the metering loop (meter.py), the HTTP server, the serial REPL, and one task for
+# the periodic work (_upkeep: the watchdog, the network, the money loop's passes over
+# tariff, billing, settlement and payments, the config pull), each task as few as
+# possible since every one holds heap. Each runs under supervise.forever(): a failure is
+# logged and the task restarted with backoff; inside _upkeep each job likewise.
 # Network calls block the event loop while they wait (plug.http_client), so each is
 # one operation with one total deadline: an RPC call (rpc.CALL_DEADLINE_S, retries
 # and failover included), a provider, rates or config pull fetch
@@ -33,11 +35,20 @@ from plug.ledger import EnergyLedger, LedgerError
 from plug.meter import Meter
 from plug.money import MoneySide
 from plug.store import Store
-from plug.supervise import BootGuard, forever
+from plug.supervise import BootGuard, forever, unload
 
 STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
 WATCHDOG_MS = 300000
 _MAX_PAUSE_MS = 1000  # the longest pause after a stage that held the event loop
+# loaded to check and apply a new config, let go of once it is in force or refused
+# the signing stack (a payment's signature, a quote's or a config's signer) and the rate
+# parsers: loaded by the money pass or the config apply that needs them and let go of
+# after it (about 2.5 KB)
+_SIGNING = ("eth_tx", "eth_message", "eth_decode", "bip32", "ecdsa_micro.rfc6979",
+            "ecdsa_micro.gtable", "ecdsa_micro.curve", "ecdsa_micro._gtable_frozen",
+            "ecdsa_micro", "plug.rates_native", "plug.rates_fiat")
+_CONFIG_MODULES = ("plug.app_config", "plug.config_sig", "plug.cal_config",
+                   "plug.schema") + _SIGNING
 
 
 def log(msg):
@@ -61,11 +72,13 @@ class Plug(MoneySide):
             raise
 
     def _boot(self, board):
+        __import__("plug.tls_ca").tls_ca.boot(log)  # ca.der's https context, once, streamed
         self._address0 = None
         self.wallet = None
         self.cfgm = ConfigManager(self.store, log=log, factory=board.factory_config(),
                                   plug=self._plug_address)
         cfg = self.cfgm.config
+        unload("plug.schema")
         try:
             self.front_ends = board.front_ends(self.clock)
         except Exception as e:  # noqa: BLE001 - in safe mode the REPL must come up regardless
@@ -96,7 +109,13 @@ class Plug(MoneySide):
         from plug import calibration
 
         calibration.restore(self.store, self.front_ends, log=log)
-        self.cal = calibration.Calibrator(self.meter, self.store, log=log, out=repl.log)
+        unload("plug.calibration")  # back at the first cal.<anything> (_Cal)
+        self.cal = _Cal(self)
+        from plug.periods import Periods  # energy today, yesterday, this and last month
+
+        self.periods = Periods(self.ledger, _HeldStore(self.store) if self.ledger_error
+                               else self.store, self.clock, lambda: self.cfgm.config["time"],
+                               log=log)
         self.payments = None
         self.balances = {}
         self._balances_at = None
@@ -105,7 +124,11 @@ class Plug(MoneySide):
         self._reboot = False
         self._fee = None
         self._net_at = time.ticks_ms()  # no network stage blocks the loop before this
-        self.net = board.wifi_link(self.store, log)  # kept up by the "network" task
+        self._pulled = [0, None]  # the config pull: [seconds to the next, version seen]
+        self.net = board.wifi_link(self.store, log)  # kept up by _upkeep's "network"
+        if not self.safe_mode:  # its address names the plug on the network: plug-<4 hex>
+            self.wallet = self._load_wallet(cfg)
+            self.net.hostname = "plug-" + self.wallet.address(0)[-4:].lower()
         self.online = self.net.start(cfg["wifi"])
         if self.safe_mode:
             if not self.ledger_error:
@@ -143,7 +166,10 @@ class Plug(MoneySide):
         flash before it is put in force; otherwise it is rolled back (plug/app_config.py)."""
         from plug.app_config import apply_config
 
-        return apply_config(self, envelope)
+        try:
+            return apply_config(self, envelope)
+        finally:
+            unload(*_CONFIG_MODULES)
 
     def provision_owner(self, address):
         """Record the plug's first owner (only once; later owners come in signed configs)."""
@@ -192,31 +218,33 @@ class Plug(MoneySide):
         return status(self)
 
     def __repr__(self):
-        return "<plug %s, config v%d, %d channels%s>" % (
-            self.board.NAME, self.cfgm.version, len(self.ledger.keys()),
+        from plug.version import BUILD, VERSION
+
+        return "<plug %s %s (%s), config v%d, %d channels%s>" % (
+            self.board.NAME, VERSION, BUILD, self.cfgm.version, len(self.ledger.keys()),
             ", SAFE MODE" if self.safe_mode else "")
 
     # ---- running ----
 
-    async def _money_loop(self):
-        period = 1000
-        while True:
-            t = await self._net_turn()
-            try:
-                for _ in self.money_steps():
-                    t = await self._net_turn(t)
+    async def _money_pass(self):
+        """One pass of the money loop, its stages apart (_net_turn); returns the ms until
+        the next: 1 s, doubling after each failed pass up to a minute."""
+        t = await self._net_turn()
+        try:
+            for _ in self.money_steps():
                 t = await self._net_turn(t)
-                self.refresh_balances()
-                self.money_errors = 0
-            except MemoryError:
-                raise
-            except Exception as e:  # one bad reply never ends the loop
-                self.money_errors += 1
-                self.last_error = "%s: %s" % (type(e).__name__, e)
-                log("[app] money: %s" % self.last_error)
-            self._net_held(t)
-            await asyncio.sleep_ms(period if not self.money_errors else
-                                   min(60000, period << min(self.money_errors, 6)))
+            t = await self._net_turn(t)
+            self.refresh_balances()
+            self.money_errors = 0
+        except MemoryError:
+            raise
+        except Exception as e:  # one bad reply never ends the loop
+            self.money_errors += 1
+            self.last_error = "%s: %s" % (type(e).__name__, e)
+            log("[app] money: %s" % self.last_error)
+        unload(*_SIGNING)
+        self._net_held(t)
+        return min(60000, 1000 << min(self.money_errors, 6)) if self.money_errors else 1000
 
     def _net_held(self, t):
         """A stage that may block the event loop with network calls began at ticks t and
@@ -239,45 +267,79 @@ class Plug(MoneySide):
                 return time.ticks_ms()
             await asyncio.sleep_ms(wait)
 
-    async def _watchdog(self):
-        # generous: network calls block the loop (bounded by their timeouts and retries),
-        # and a watchdog reset counts as a crash
+    async def _net_pass(self):
+        """The Wi-Fi kept up: its settings read afresh, one step every NET_POLL_MS
+        (lib/wifi_link.py)."""
+        import wifi_link
+
+        self.net.configure(self.cfgm.config["wifi"])
+        self.net.step()
+        return wifi_link.NET_POLL_MS
+
+    async def _pull_pass(self):
+        """The config pull, every 5 s. The pull settings are read afresh, so a config that
+        sets or changes pull.url takes effect at once rather than at the next boot."""
+        cfg = self.cfgm.config["pull"]
+        if self._pulled[1] != self.cfgm.version:
+            self._pulled = [0, self.cfgm.version]  # [seconds to the next pull, version]
+        if cfg["url"] and self._pulled[0] <= 0:
+            self._pulled[0] = cfg["interval_s"]
+            t = await self._net_turn()
+            try:
+                from plug.provider import http_get
+
+                env = http_get(cfg["url"])
+                t = await self._net_turn(t)  # the fetch and the config's checks apart
+                self.apply_config(env)
+            except ConfigError as e:
+                if "not newer" not in str(e):
+                    log("[config] pulled config refused: %s" % e)
+            except Exception as e:  # network: try again next interval
+                log("[config] pull failed: %s" % e)
+            self._net_held(t)
+            self._pulled[1] = self.cfgm.version
+        self._pulled[0] -= 5
+        return 5000
+
+    async def _upkeep(self):
+        """The periodic work, one task for all of it (each task's frames cost heap): at
+        least every second the watchdog is fed, the periods roll and a boot that ran
+        STABLE_AFTER_MS clears the crash count; then each job that is due runs: the
+        network (every wifi_link.NET_POLL_MS), a money pass (_money_pass) and the config
+        pull (_pull_pass), the last two not in safe mode. A job returns the ms until it
+        is due again; one that fails is logged and tried again after a backoff that
+        doubles up to a minute, as supervise.forever does, and the others go on. A money
+        pass holds the rest for as long as it runs (its stages apart, seconds); the
+        watchdog (generous: network calls block the loop, bounded by their deadlines, and
+        a watchdog reset counts as a crash) allows far more."""
         wdt = self.board.watchdog(WATCHDOG_MS)
         stable = False
+        jobs = (("network", self._net_pass),) if self.safe_mode else (
+            ("network", self._net_pass), ("money", self._money_pass),
+            ("config-pull", self._pull_pass))
+        due = [time.ticks_ms()] * len(jobs)
+        fails = [0] * len(jobs)
         while True:
             if wdt:
                 wdt.feed()
+            self.periods.roll()  # a local midnight: the periods shift (never raises)
             if not stable and time.ticks_diff(time.ticks_ms(), self.boot_ms) > STABLE_AFTER_MS:
                 stable = True
                 self.guard.stable()
-            await asyncio.sleep_ms(1000)
-
-    async def _pull_config(self):
-        # The pull settings are read afresh every few seconds, so a config that sets or
-        # changes pull.url takes effect at once rather than at the next boot.
-        left, seen = 0, None
-        while True:
-            cfg = self.cfgm.config["pull"]
-            if seen != self.cfgm.version:
-                seen, left = self.cfgm.version, 0
-            if cfg["url"] and left <= 0:
-                left = cfg["interval_s"]
-                t = await self._net_turn()
+            for i in range(len(jobs)):
+                if time.ticks_diff(time.ticks_ms(), due[i]) < 0:
+                    continue
                 try:
-                    from plug.provider import http_get
-
-                    env = http_get(cfg["url"])
-                    t = await self._net_turn(t)  # the fetch and the config's checks apart
-                    self.apply_config(env)
-                except ConfigError as e:
-                    if "not newer" not in str(e):
-                        log("[config] pulled config refused: %s" % e)
-                except Exception as e:  # network: try again next interval
-                    log("[config] pull failed: %s" % e)
-                self._net_held(t)
-                seen = self.cfgm.version
-            await asyncio.sleep_ms(5000)
-            left -= 5
+                    wait = await jobs[i][1]()
+                    fails[i] = 0
+                except Exception as e:  # noqa: BLE001 - one job's failure ends no other
+                    wait = min(60000, 1000 << min(fails[i], 6))
+                    fails[i] += 1
+                    log("[app] task %s failed: %s: %s; restart in %d ms"
+                        % (jobs[i][0], type(e).__name__, e, wait))
+                due[i] = time.ticks_add(time.ticks_ms(), wait)
+            now = time.ticks_ms()
+            await asyncio.sleep_ms(max(0, min([1000] + [time.ticks_diff(d, now) for d in due])))
 
     async def run(self, port=None, repl_on=True):
         from plug import web
@@ -287,14 +349,23 @@ class Plug(MoneySide):
             tasks.append(repl.start({"plug": self, "cal": self.cal, "board": self.board}))
         srv = web.build(self)
         await srv.start("0.0.0.0", port or self.cfgm.config["server"]["port"])
-        tasks.append(asyncio.create_task(forever("watchdog", self._watchdog, log)))
-        tasks.append(asyncio.create_task(forever(
-            "network", lambda: self.net.run(lambda: self.cfgm.config["wifi"]), log)))
+        try:  # a release installed over the air: its trial, or what a rollback did
+            __import__("os").stat("slot.json")
+            t = __import__("plug.slots").slots.start(self, srv)
+            if t is not None:
+                tasks.append(t)
+            else:  # nothing on trial: not kept in the heap
+                unload("plug.slots")
+        except OSError:
+            pass
+        tasks.append(asyncio.create_task(forever("upkeep", self._upkeep, log)))
         if not self.safe_mode:
-            tasks.append(asyncio.create_task(forever("money", self._money_loop, log)))
-            tasks.append(asyncio.create_task(forever("config-pull", self._pull_config, log)))
-        log("[app] running: %d channels, config v%d, http port %d"
-            % (len(self.ledger.keys()), self.cfgm.version,
+            if self.cfgm.config["mqtt"]["url"]:  # Home Assistant over MQTT
+                tasks.append(__import__("plug.mqtt").mqtt.start(self))
+        from plug.version import BUILD, VERSION
+
+        log("[app] running %s (%s): %d channels, config v%d, http port %d"
+            % (VERSION, BUILD, len(self.ledger.keys()), self.cfgm.version,
                port or self.cfgm.config["server"]["port"]))
         while not self._reboot:
             await asyncio.sleep_ms(100)
@@ -309,6 +380,26 @@ class Plug(MoneySide):
             machine.reset()
         except (ImportError, AttributeError):
             raise SystemExit(0)  # the unix port: the virtual plug's supervisor boots it again
+
+
+class _Cal:
+    """`cal` at the REPL (and plug.cal): plug/calibration.py's Calibrator, which is loaded
+    and built at its first use, since most boots never calibrate."""
+
+    def __init__(self, plug):
+        self._plug = plug
+        self._c = None
+
+    def __getattr__(self, name):
+        if self._c is None:
+            from plug.calibration import Calibrator
+
+            p = self._plug
+            self._c = Calibrator(p.meter, p.store, log=log, out=repl.log)
+        return getattr(self._c, name)
+
+    def __repr__(self):
+        return "<cal: calibration helper, type cal.help()>"
 
 
 class _HeldStore:

@@ -59,4 +59,6 @@ def apply_config(plug, envelope):
     plug.meter.interval_s = cfg["meter"]["read_interval_ms"] / 1000
     if built:
         plug._install_money(cfg, built[0])
+    if cfg["mqtt"]["url"] and not plug.safe_mode:  # the first broker: start MQTT now
+        __import__("plug.mqtt").mqtt.start(plug)
     return v

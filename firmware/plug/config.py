@@ -28,15 +28,35 @@
 # The canonical encoding and the signature check are config_sig.py's.
 from micropython import const
 
-from plug.schema import ConfigError, check
+
+class ConfigError(ValueError):
+    pass
+
+
+def check(spec, value, path=""):  # plug/schema.py, loaded for each check (app.py lets it go)
+    from plug.schema import check
+
+    return check(spec, value, path)
+
 
 MAX_ENVELOPE_BYTES = const(8192)
-_BIG = 2**128  # money limits are base units (wei or token units)
 _URL = ("u", 200, "")
 _PPM = ("i", 500000, 2000000, None)  # a gain x 1e6 (frontend.GAIN_MIN..GAIN_MAX)
 _ADDR = ("a", False)
 
-SCHEMA = ("d", {
+
+def __getattr__(name):  # config.SCHEMA, as the host tools read it (plugctl config schema)
+    if name == "SCHEMA":
+        return _schema()
+    raise AttributeError(name)
+
+
+def _schema():
+    """The schema (plug/schema.py's specs), built each time a config is checked: held as
+    a module-level dict it would sit on the heap for good (frozen, only tuples of
+    constants stay in flash). A new section is one more `"name": ("d", {...}),` below."""
+    _BIG = 2**128  # money limits are base units (wei or token units)
+    return ("d", {
     "owner": ("a", True),  # set only to hand the plug to a new owner
     "wifi": ("d", {"ssid": ("s", 32, "", None), "password": ("s", 64, "", None)}),
     "chain": ("d", {
@@ -105,6 +125,19 @@ SCHEMA = ("d", {
         "grace_s": ("i", 0, 30 * 86400, 3600),
         "warn_s": ("i", 0, 30 * 86400, 600),
     }),
+    "time": ("d", {  # the owner's local time, for energy by period (plug/periods.py)
+        "utc_offset_min": ("i", -720, 840, 0),  # a multiple of 15; UTC+1: 60
+        "dst": ("s", 4, "none", ("none", "eu")),  # eu: +1 h, last Sun Mar..last Sun Oct
+    }),
+    "mqtt": ("d", {  # Home Assistant over MQTT (plug/mqtt.py); url "": none
+        "url": ("s", 80, "", None),  # mqtt://host[:port]; checked by plug/mqtt_ha.py
+        "user": ("s", 64, "", None),
+        "password": ("s", 64, "", None),  # sent to the broker only
+        "base_topic": ("s", 64, "", None),  # "": plug-<last 4 hex of the address>
+        "discovery_prefix": ("s", 64, "homeassistant", None),
+        "interval_s": ("i", 5, 3600, 30),
+        "commands": ("b", False),  # obey switch commands (mind the broker's ACL)
+    }),
 })
 
 
@@ -121,11 +154,21 @@ def merged(base, over):
 
 def validate(cfg):
     """The config with defaults filled in, or ConfigError naming the offending field."""
-    out = check(SCHEMA, cfg)
+    schema = _schema()
+    out = check(schema, cfg)
     tok = out["control"]["token_sha256"]
     if tok and (len(tok) != 64 or tok.strip("0123456789abcdef")):
         raise ConfigError("control.token_sha256: must be 64 lower-case hex digits (the "
                           "SHA-256 of the control token), or empty")
+    if out["time"]["utc_offset_min"] % 15:
+        raise ConfigError("time.utc_offset_min: must be a multiple of 15 minutes (UTC+5:45 "
+                          "is 345), got %d" % out["time"]["utc_offset_min"])
+    from plug.schema import default
+
+    if out["mqtt"] != default(schema[1]["mqtt"]):
+        from plug.mqtt_ha import check_config
+
+        check_config(out["mqtt"])
     return out
 
 

@@ -16,7 +16,8 @@
 # refused, never sent unchecked (the clock must be set, from NTP, for the dates to
 # pass). The socket is always closed.
 # A refused reply raises ReplyError (an OSError); network errors and a quiet peer (no
-# byte for timeout_s) raise OSError; a bad URL ValueError.
+# byte for timeout_s) raise OSError; a bad URL ValueError; no room for the reply, the
+# TLS connection or the CA certificates a MemoryError saying which.
 # The name lookup (getaddrinfo) is the one wait no timeout bounds.
 # One operation of several requests (retries, other nodes, pages) shares one deadline:
 # pass the ticks_ms() it began at as start_ms, and each request gets what is left.
@@ -47,6 +48,7 @@ _CHUNK = const(512)
 _MAX_LINES = const(40)  # header lines after the status line
 _MAX_DIGITS = const(9)  # of Content-Length
 _ETIMEDOUT = const(110)
+_ENOMEM = const(12)
 
 
 class ReplyError(OSError):
@@ -168,7 +170,12 @@ def _connect(host, port, tls, wait_s):
 
             return ssl.create_default_context().wrap_socket(s, server_hostname=host), s
         s.setblocking(False)  # the handshake runs in _Conn.send, within the deadline
-        return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False), s
+        try:
+            return ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False), s
+        except (OSError, MemoryError) as e:  # mbedtls' buffers: OSError ENOMEM
+            if isinstance(e, OSError) and e.errno != _ENOMEM:
+                raise
+            raise MemoryError("https: no memory for a TLS connection (%s)" % (e,))
     except BaseException:
         s.close()
         raise
@@ -295,7 +302,11 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
         scratch = memoryview(bytearray(_CHUNK))
         status, length, rest = _head(c, scratch, max_header_bytes, max_body_bytes)
         scratch = None
-        return status, _body(c, rest, length, max_body_bytes)
+        try:
+            return status, _body(c, rest, length, max_body_bytes)
+        except MemoryError as e:
+            raise MemoryError("no room for a reply of %s bytes (%s)"
+                              % (length if length is not None else "up to %d" % max_body_bytes, e))
     finally:
         s.close()
         raw.close()

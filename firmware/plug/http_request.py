@@ -9,8 +9,9 @@ from plug import jsonlimit
 MAX_HEADERS = const(32)
 
 REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
-            400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+            304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+            408: "Request Timeout", 409: "Conflict",
             411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
             422: "Unprocessable Content", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",

@@ -36,7 +36,10 @@
 # merged (older energy gets coarser time resolution, never dropped). The per-read
 # path allocates nothing long-lived, so it does not fragment the heap: totals are
 # kept as whole Wh plus a uWh remainder (small ints; a uWh total passes 2**30 after
-# ~1 kWh) and the buckets live in one preallocated flat list per channel.
+# ~1 kWh) and the buckets live in one flat list per channel, which grows a bucket at a
+# time up to max_buckets and never shrinks: a channel billed every minute holds two
+# buckets' room, not max_buckets' (the list grows only when its channel reaches a
+# count of open buckets it never had, at most max_buckets times).
 #
 # Durability and flash wear. The meter calls checkpoint() every
 # config["meter"]["checkpoint_s"] (default 60 s), on a clean stop and on entering
@@ -71,7 +74,7 @@ _LAST_T = const(4)  # plug time of the last accepted add
 _BILLED_UPTO = const(5)
 _BILLED_IMP = const(6)
 _BILLED_EXP = const(7)
-_B = const(8)  # flat buckets [t_start, t_end, imp, exp, ...] oldest first, preallocated
+_B = const(8)  # flat buckets [t_start, t_end, imp, exp, ...] oldest first, grown as needed
 _NB = const(9)  # buckets in use
 _LIMIT_W = const(10)  # spike limit in watts (float)
 _REJECTED = const(11)  # rejections since the last log line
@@ -113,7 +116,7 @@ class EnergyLedger:
             self.add_channel(key, cfg.get("max_current_a", 16.0) if isinstance(cfg, dict) else 16.0)
 
     def _new_record(self):
-        return [0, 0, 0, 0, 0, 0, 0, 0, [0] * (4 * self.max_buckets), 0, 0.0, 0, 0]
+        return [0, 0, 0, 0, 0, 0, 0, 0, [], 0, 0.0, 0, 0]
 
     # -- channels --------------------------------------------------------------
     def add_channel(self, key, max_current_a):
@@ -147,6 +150,8 @@ class EnergyLedger:
             raise ValueError("%s: energy must be integer uWh, got %r, %r"
                              % (key, import_uwh, export_uwh))
         t = int(t)
+        if t < 1:
+            t = 1  # plug time 0 (a clock not set since boot): its bucket (0, 1] is valid
         if t < self._now:
             t = self._now  # clock stepped back: keep ledger time monotone
         self._now = t
@@ -201,6 +206,8 @@ class EnergyLedger:
             _merge(b, nb)
             nb -= 1
         j = 4 * nb
+        if len(b) == j:
+            b.extend((0, 0, 0, 0))
         b[j] = t0
         b[j + 1] = t
         b[j + 2] = imp
@@ -406,6 +413,8 @@ def _unpack(flat, ch, max_buckets):
                 _merge(b, nb)
                 nb -= 1
             j = 4 * nb
+            if len(b) == j:
+                b.extend((0, 0, 0, 0))
             b[j] = t
             t += flat[i]
             b[j + 1] = t

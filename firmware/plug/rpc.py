@@ -231,8 +231,8 @@ class RPC:
                 except (OSError, BadReply) as e:
                     last = "%s: %s" % (self.urls[i], _describe(e))
                     continue
-                except MemoryError:
-                    last = "%s: reply too large for memory" % self.urls[i]
+                except MemoryError as e:  # e says what had no room: https's CA, the reply...
+                    last = "%s: out of memory: %s" % (self.urls[i], _describe(e))
                     continue
                 self._best = i
                 return result
@@ -270,6 +270,8 @@ class RPC:
             return json.loads(buf)
         except (ValueError, RuntimeError):  # RuntimeError: nesting too deep
             raise BadReply("reply is not JSON")
+        except MemoryError as e:
+            raise MemoryError("no room to parse a reply of %d bytes (%s)" % (len(buf), e))
 
     def _check(self, reply, method):
         if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0":

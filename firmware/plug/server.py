@@ -2,16 +2,21 @@
 #
 #   srv = Server(max_request_bytes=cfg["server"]["max_request_bytes"])
 #   srv.route("GET", "/status", lambda req: {"ok": True})           # dict/list -> JSON
-#   srv.route("GET", "/metrics", lambda req: text_response(
-#       plug.prometheus.prometheus(families), content_type=PROMETHEUS))
+#   srv.route("GET", "/metrics", lambda req: Response(          # a generator: streamed
+#       plug.prometheus.prometheus_lines(families), content_type=PROMETHEUS))
 #   srv.route("POST", "/config", handler)        # handler(req) or async handler(req)
+#   srv.route("POST", "/update", handler, stream=True)  # reads req.stream itself (_Body)
 #   await srv.start("0.0.0.0", cfg["server"]["port"])
 #
 # A handler gets a Request (method, path, query dict, headers dict with lower-case names,
 # body bytes, json()) and returns a Response, a dict/list (JSON), a str/bytes (text) or
 # None (204). It may raise HTTPError(status, message) for a 4xx; any other exception is
 # logged and answered with 500, and the server keeps running. A Response body may be an
-# iterable of str/bytes chunks (CSV rows): it is streamed without Content-Length.
+# iterable of str/bytes chunks (CSV rows, JSON pieces). Every body, whole or not, is
+# copied to the socket through one 512-byte buffer per connection: a whole str/bytes body
+# and an iterable one that fits the buffer get a Content-Length, a longer iterable one is
+# streamed until the connection closes; a dict/list answer is encoded piece by piece
+# (http_response.json_chunks), never as one string.
 # Requests are parsed by http_request.py, answers built by http_response.py; both are
 # re-exported here.
 #
@@ -52,6 +57,7 @@ __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_
            "TEXT", "CSV")
 
 _CHUNK = const(256)
+_BUF = const(512)  # the answer's buffer, one per connection
 _LINGER_MS = const(200)
 _LINGER_BYTES = const(16384)
 _SWEEP_MS = const(100)  # how often deadlines are checked
@@ -73,6 +79,39 @@ def _arrived(sock):
     p = select.poll()
     p.register(sock, select.POLLIN)
     return bool(p.poll(0))
+
+
+class _Body:
+    """A streamed request body: `await readinto(mv)` fills at most len(mv) bytes and
+    returns how many, 0 at its end (or when the client closed early). `left`: bytes still
+    to come. Each read must arrive within the server's timeout_s (408 otherwise); while
+    it waits the connection counts as sending its body, between reads as busy."""
+
+    def __init__(self, srv, conn, reader, rest, length):
+        self.srv = srv
+        self.conn = conn
+        self.r = reader
+        self.rest = rest  # what arrived with the head
+        self.left = length
+
+    async def readinto(self, mv):
+        n = min(len(mv), self.left)
+        if not n:
+            return 0
+        if self.rest:
+            n = min(n, len(self.rest))
+            mv[:n] = self.rest[:n]
+            self.rest = self.rest[n:]
+        else:
+            c = self.conn
+            c[1], c[3] = _BODY, time.ticks_add(time.ticks_ms(), self.srv.timeout_ms)
+            n = await self.r.readinto(mv[:n] if n < len(mv) else mv)
+            c[1] = _BUSY
+            if not n:
+                self.left = 0
+                return 0
+        self.left -= n
+        return n
 
 
 def _log(msg):
@@ -97,13 +136,16 @@ class Server:
         # per connection: [start ticks_ms, phase, task, deadline ticks_ms]; the sweeper
         # cuts off what is past its deadline, _evict() what a newcomer needs
         self._conns = []
-        self.stats = {"requests": 0, "responses_4xx": 0, "responses_5xx": 0, "rejected": 0,
+        self.stats = {"requests": 0, "responses_2xx": 0, "responses_4xx": 0,
+                      "responses_5xx": 0, "rejected": 0,
                       "timeouts": 0, "handler_errors": 0, "evicted": 0}
         self._sock = None
         self._tasks = ()
 
-    def route(self, method, path, handler):
-        self.routes.setdefault(path, {})[method] = handler
+    def route(self, method, path, handler, stream=False):
+        """stream=True: the body is not read before the handler runs (nor bounded by
+        max_request_bytes); the handler reads it from req.stream (_Body) and bounds it."""
+        self.routes.setdefault(path, {})[method] = (handler,) if stream else handler
 
     async def start(self, host="0.0.0.0", port=80, backlog=4):
         import socket
@@ -252,8 +294,13 @@ class Server:
             if not cl.isdigit() or len(cl) > 9:
                 raise HTTPError(400, "invalid Content-Length")
             length = int(cl)
-            if length > self.max_body:
+            if length > self.max_body and type(handler) is not tuple:
                 raise HTTPError(413, "body larger than %d bytes" % self.max_body)
+        if type(handler) is tuple:  # a streamed route: its handler reads the body
+            req = Request(method, path, query, version, headers, b"")
+            req.handler = handler[0]
+            req.stream = _Body(self, conn, reader, rest[:length], length)
+            return req, 0
         body = rest[:length]
         while len(body) < length:
             data = await reader.read(min(_CHUNK * 4, length - len(body)))
@@ -294,34 +341,69 @@ class Server:
         writer.write(data.encode() if isinstance(data, str) else data)
         await writer.drain()
 
-    async def _respond(self, writer, resp, head_only):
-        body = resp.body
-        whole = isinstance(body, (bytes, str, bytearray))
-        if isinstance(body, str):
-            body = body.encode()
+    async def _head(self, writer, resp, length):
         lines = ["HTTP/1.1 %d %s" % (resp.status, REASONS.get(resp.status, "Status")),
-                 "Connection: close", "Cache-Control: no-store"]
+                 "Connection: close"]
+        hs = resp.headers  # a handler's own Cache-Control and Content-Length win (the page)
+        if "Cache-Control" not in hs:
+            lines.append("Cache-Control: no-store")
         if resp.status != 204:
             lines.append("Content-Type: " + resp.content_type)
-        if whole and resp.status != 204:
-            lines.append("Content-Length: %d" % len(body))
+        if length is not None and resp.status not in (204, 304) and "Content-Length" not in hs:
+            lines.append("Content-Length: %d" % length)
         for k in resp.headers:
             lines.append("%s: %s" % (k, resp.headers[k]))
         await self._write(writer, "\r\n".join(lines) + "\r\n\r\n")
-        if head_only or resp.status == 204:
+
+    async def _respond(self, writer, resp, head_only):
+        # Every body goes through one _BUF-byte buffer (a str or bytes body in slices, an
+        # iterable body piece by piece). A whole body is sent with its Content-Length, an
+        # iterable one too if it fits the buffer; a longer one is streamed (Connection:
+        # close ends it). Nothing here allocates more than the buffer, whatever the size.
+        body = resp.body
+        if resp.status == 204:
+            await self._head(writer, resp, None)
             return
-        if whole:
-            if body:
-                await self._write(writer, body)
+        known = None  # the length of a whole body
+        if isinstance(body, (bytes, str, bytearray)):
+            known = len(memoryview(body))  # a str's UTF-8 length (MicroPython)
+            body = (body,)
+        buf = bytearray(_BUF)
+        mv = memoryview(buf)
+        n = 0  # bytes in buf
+        sent = False  # the head has gone (streaming)
+        try:
+            for piece in body:
+                if not isinstance(piece, (bytes, bytearray, memoryview)):
+                    piece = str(piece)
+                src = memoryview(piece)  # a str's UTF-8 bytes, no copy (MicroPython)
+                i, size = 0, len(src)
+                while i < size:
+                    if n == _BUF:
+                        if not sent:
+                            await self._head(writer, resp, known)
+                            sent = True
+                            if head_only:
+                                return
+                        await self._write(writer, mv)
+                        n = 0
+                    k = min(_BUF - n, size - i)
+                    mv[n:n + k] = src[i:i + k]
+                    n += k
+                    i += k
+                src = piece = None
+        except MemoryError:  # making the body (a generator): 503 if nothing has gone yet
+            if sent:
+                raise
+            self.stats["responses_5xx"] += 1
+            self._say(writer, 503, "out of memory; try again", "Retry-After: 1\r\n")
             return
-        buf = bytearray()  # coalesce small chunks (CSV rows) into fewer socket writes
-        for chunk in body:
-            buf += chunk.encode() if isinstance(chunk, str) else chunk
-            if len(buf) >= _CHUNK * 2:
-                await self._write(writer, buf)
-                buf = bytearray()
-        if buf:
-            await self._write(writer, buf)
+        if not sent:
+            await self._head(writer, resp, n)
+            if head_only:
+                return
+        if n:
+            await self._write(writer, mv[:n])
 
     async def _linger(self, reader):
         # Read and drop what the client still sends (for _LINGER_MS, set as the
@@ -377,6 +459,8 @@ class Server:
                 self.stats["responses_5xx"] += 1
             elif resp.status >= 400:
                 self.stats["responses_4xx"] += 1
+            else:  # /metrics: plug_http_responses_total by class
+                self.stats["responses_2xx"] += 1
             conn[1], conn[3] = _SEND, time.ticks_add(time.ticks_ms(), self.timeout_ms)
             try:
                 await self._respond(writer, resp, req is not None and req.method == "HEAD")

@@ -6,9 +6,10 @@
 # takes the newest whose length and checksum match, so a torn or corrupted write
 # falls back to the previous good state instead of losing it.
 #
-# On MicroPython the body is streamed: json.dump runs once into a counter for the
-# header's checksum and length, then once into the file, so a save never holds the
-# encoded state in the heap.
+# The body is streamed: json.dump runs once into a counter for the header's checksum and
+# length, then once into the file through one fixed 512-byte buffer, so a save never
+# holds the encoded state in the heap; a load checks a slot's length and checksum in a
+# streamed pass, then parses it with json.load from the file (no slot is read whole).
 #
 # Every name has a stated maximum size (BOUNDS, bytes per slot file; DEFAULT_BOUND for
 # names not listed). A save that would exceed it raises StoreError before anything is
@@ -20,14 +21,16 @@
 import binascii
 import json
 import os
-import sys
+
+from micropython import const
 
 try:
     from io import IOBase
 except ImportError:
     IOBase = object
 
-_MP = sys.implementation.name == "micropython"
+
+_BLOCK = const(512)  # the buffer a save writes and a load checks through
 
 
 class _Sum(IOBase):
@@ -38,28 +41,47 @@ class _Sum(IOBase):
         self.n = 0
 
     def write(self, b):
+        if isinstance(b, str):  # CPython's json.dump writes str
+            b = b.encode()
         self.crc = binascii.crc32(b, self.crc)
         self.n += len(b)
         return len(b)
 
 
 class _Buffered(IOBase):
-    """json.dump writes a token at a time: hand the file whole blocks."""
+    """json.dump writes a token at a time: hand the file whole blocks, through one
+    fixed buffer that is never reallocated."""
 
     def __init__(self, f):
         self.f = f
-        self.buf = bytearray()
+        self.buf = bytearray(_BLOCK)
+        self.mv = memoryview(self.buf)
+        self.n = 0
 
     def write(self, b):
-        self.buf.extend(b)
-        if len(self.buf) >= 512:
-            self.flush()
-        return len(b)
+        if isinstance(b, str):  # CPython's json.dump writes str
+            b = b.encode()
+        size = len(b)
+        n = self.n
+        if n + size <= _BLOCK:  # a token that fits: copied without allocating anything
+            self.buf[n:n + size] = b
+            self.n = n + size
+            return size
+        src = memoryview(b)
+        i = 0
+        while i < size:
+            if self.n == _BLOCK:
+                self.flush()
+            k = min(_BLOCK - self.n, size - i)
+            self.mv[self.n:self.n + k] = src[i:i + k]
+            self.n += k
+            i += k
+        return size
 
     def flush(self):
-        if self.buf:
-            self.f.write(self.buf)
-            self.buf[:] = b""  # keeps the allocation for the next block
+        if self.n:
+            self.f.write(self.mv[:self.n])
+            self.n = 0
 
 
 class StoreError(Exception):
@@ -75,6 +97,7 @@ BOUNDS = {
     "config": 12288,  # an envelope is at most config.MAX_ENVELOPE_BYTES (8 KB)
     "config_next": 12288,
     "history": 4096,  # the history's carried totals (and up to 32 recent record keys)
+    "periods": 8192,  # energy by period: 8 ints per channel, ~130 bytes each (periods.py)
 }
 DEFAULT_BOUND = 4096  # owner, boots, wallet, wifi_good, outputs ...
 HISTORY_SEGMENT = 16384  # one history segment file (history.py _SEG_BYTES)
@@ -93,8 +116,9 @@ def _exists(path):
         return False
 
 
-def _read_slot(path):
-    """(generation, obj) of a good slot, or None if it is missing, torn or corrupt."""
+def _check_slot(path):
+    """(generation, header length) of a slot whose length and crc32 match, else None
+    (missing, torn or corrupt): one streamed pass, _BLOCK bytes at a time."""
     try:
         with open(path, "rb") as f:
             head = f.readline(64)
@@ -104,14 +128,29 @@ def _read_slot(path):
                 return None
             if not head.endswith(b"\n") or length < 0:
                 return None
-            body = f.read(length + 1)
+            buf = bytearray(_BLOCK)
+            c = n = 0
+            while True:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                n += k
+                if n > length:
+                    return None
+                c = binascii.crc32(buf if k == _BLOCK else memoryview(buf)[:k], c)
     except OSError:
         return None
-    if len(body) != length or binascii.crc32(body) & 0xFFFFFFFF != crc:
-        return None
+    return (gen, len(head)) if n == length and c & 0xFFFFFFFF == crc else None
+
+
+def _parse_slot(path, skip):
+    """The JSON body of a checked slot, parsed from the file (never read whole into the
+    heap), or None."""
     try:
-        return gen, json.loads(body)
-    except ValueError:
+        with open(path, "rb") as f:
+            f.seek(skip)
+            return [json.load(f)]
+    except (OSError, ValueError):
         return None
 
 
@@ -127,16 +166,19 @@ class Store:
 
     def load(self, name, default=None):
         """The newest good copy of `name`, or `default` if none survives."""
-        best = None
+        good = []
         for slot in (0, 1):
-            got = _read_slot(self._path(name, slot))
-            if got is not None and (best is None or got[0] > best[0]):
-                best = got
-        if best is None:
-            self._gen[name] = 0
-            return default
-        self._gen[name] = best[0]
-        return best[1]
+            got = _check_slot(self._path(name, slot))
+            if got is not None:
+                good.append((got[0], got[1], slot))
+        good.sort(reverse=True)  # the newest first; parsed only if it checks out
+        for gen, skip, slot in good:
+            obj = _parse_slot(self._path(name, slot), skip)
+            if obj is not None:
+                self._gen[name] = gen
+                return obj[0]
+        self._gen[name] = 0
+        return default
 
     def save(self, name, obj):
         """Write obj durably as the next generation of `name`; returns that generation."""
@@ -144,25 +186,18 @@ class Store:
             self.load(name)
         gen = self._gen[name] + 1
         tmp = self._path(name, "tmp")
-        if _MP:
-            s = _Sum()
-            json.dump(obj, s)
-            crc, n, body = s.crc, s.n, None
-        else:
-            body = json.dumps(obj).encode()
-            crc, n = binascii.crc32(body), len(body)
+        s = _Sum()
+        json.dump(obj, s)
+        crc, n = s.crc, s.n
         head = b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n)
         if len(head) + n > bound(name):
             raise StoreError("%s: %d bytes, more than the %d this file may hold; the "
                              "previous copy stays" % (name, len(head) + n, bound(name)))
         with open(tmp, "wb") as f:
             f.write(head)
-            if body is None:
-                out = _Buffered(f)
-                json.dump(obj, out)
-                out.flush()
-            else:
-                f.write(body)
+            out = _Buffered(f)
+            json.dump(obj, out)
+            out.flush()
         os.rename(tmp, self._path(name, gen & 1))
         self._gen[name] = gen
         return gen

@@ -1,6 +1,21 @@
-# Keeping the app's tasks alive, and knowing when the plug keeps crashing.
+# Keeping the app's tasks alive, knowing when the plug keeps crashing, and letting go of
+# modules a one-off job loaded.
 import asyncio
+import sys
 import time
+
+
+def unload(*names):
+    """Forget modules imported for a rare job (a config's checks, calibration at boot), so
+    their functions, classes and tables leave the heap; frozen, their code stays in flash
+    and the next import runs it again. Whatever still holds one of their objects keeps
+    just that object."""
+    for name in names:
+        if sys.modules.pop(name, None) is not None:
+            pkg, _, sub = name.rpartition(".")
+            m = sys.modules.get(pkg)
+            if m is not None and sub in m.__dict__:
+                delattr(m, sub)
 
 
 async def forever(name, make, log=print, first_backoff_ms=1000, max_backoff_ms=60000):

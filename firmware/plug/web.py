@@ -1,9 +1,9 @@
-# The plug's HTTP endpoints: GET /status, /metrics, /ledger, /switch and POST /config,
-# /switch. Reads are open on the LAN and show nothing that lets anyone spend; POST
-# /config takes an envelope signed by the owner (config.py), POST /switch the owner's
-# local control token (control.py).
+# The plug's HTTP endpoints: GET / (the owner's page, page.py), /status, /metrics, /ledger,
+# /switch and POST /config, /switch. Reads are open on the LAN and show nothing that lets
+# anyone spend; POST /config takes an envelope signed by the owner (config.py), POST
+# /switch the owner's local control token (control.py); POST /update a release bundle
+# signed by the owner, streamed to the flash as it arrives (update.py).
 from plug.prometheus import CONTENT_TYPE as PROMETHEUS
-from plug.prometheus import prometheus
 from plug.clock import iso_utc
 from plug.server import CSV, JSON, HTTPError, Response, Server, csv_lines
 
@@ -13,13 +13,26 @@ def build(plug):
     srv = Server(max_request_bytes=cfg["max_request_bytes"],
                  max_connections=cfg["max_connections"])
     srv.route("GET", "/status", lambda req: plug.status())
-    srv.route("GET", "/metrics", lambda req: Response(metrics_text(plug),
-                                                      content_type=PROMETHEUS))
+    srv.route("GET", "/metrics", lambda req: metrics(plug, srv))
     srv.route("GET", "/ledger", lambda req: ledger(plug, req))
     srv.route("POST", "/config", lambda req: post_config(plug, req))
     srv.route("GET", "/switch", lambda req: _control().get_switch(plug, req))
     srv.route("POST", "/switch", lambda req: _control().post_switch(plug, req))
+    srv.route("POST", "/update", lambda req: _update().post(plug, req), stream=True)
+    srv.route("GET", "/", _page)
     return srv
+
+
+def _page(req):
+    from plug.page import page  # the owner's page (plug/page.py), loaded when asked for
+
+    return page(req)
+
+
+def _update():
+    from plug import update  # a signed release bundle, streamed (loaded when one comes)
+
+    return update
 
 
 def _control():
@@ -185,32 +198,8 @@ def ledger(plug, req):
     return Response(ledger_chunks(page), content_type=JSON)
 
 
-def metrics_text(plug):
-    st = plug.status()
-    fams = []
+def metrics(plug, srv):
+    """GET /metrics: Prometheus text, streamed line by line (plug/metrics.py)."""
+    from plug.metrics import lines
 
-    def fam(name, kind, help_text, field, scale=1):
-        samples = []
-        for key, ch in st["channels"].items():
-            dev, code = key.split("/")
-            v = ch[field]
-            samples.append(({"device": dev, "channel": code},
-                            v / scale if scale != 1 else v))
-        fams.append((name, kind, help_text, samples))
-
-    fam("plug_voltage_volts", "gauge", "RMS voltage", "V")
-    fam("plug_current_amperes", "gauge", "RMS current", "A")
-    fam("plug_power_watts", "gauge", "Active power, negative when exporting", "W")
-    fam("plug_power_factor", "gauge", "Power factor", "PF")
-    fam("plug_import_energy_wh_total", "counter", "Energy imported", "import_uwh", 1000000)
-    fam("plug_export_energy_wh_total", "counter", "Energy exported", "export_uwh", 1000000)
-    dev = st["device"]
-    fams.append(("plug_uptime_seconds", "gauge", "Seconds since boot", [({}, dev["uptime_s"])]))
-    fams.append(("plug_free_heap_bytes", "gauge", "Free heap", [({}, dev["free_heap"])]))
-    fams.append(("plug_config_version", "gauge", "Config version in force",
-                 [({}, dev["config_version"])]))
-    if "payments" in st:
-        p = st["payments"]
-        fams.append(("plug_payments", "gauge", "Payments by state",
-                     [({"state": s}, len(p[s])) for s in ("pending", "confirmed", "failed")]))
-    return prometheus(fams)
+    return Response(lines(plug, srv), content_type=PROMETHEUS)

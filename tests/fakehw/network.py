@@ -14,6 +14,17 @@ STAT_NO_AP_FOUND = 201
 
 ap = {"ssid": "home", "password": "secret", "after_polls": 2}
 log = []
+_hostname = "mpy-esp32"  # MicroPython's default
+
+
+def hostname(name=None):
+    global _hostname
+    if name is None:
+        return _hostname
+    if not isinstance(name, str) or not 0 < len(name) <= 32:
+        raise ValueError("hostname too long")
+    log.append(("hostname", name))
+    _hostname = name
 
 
 class WLAN:
@@ -61,7 +72,16 @@ class WLAN:
         return WLAN._connected
 
     def status(self, *args):
+        if args == ("rssi",):
+            if not WLAN._connected:
+                raise OSError("Wifi Not Connected")
+            return -61
         return self._status
+
+    def config(self, *args):
+        if args == ("mac",):
+            return b"\x24\x0a\xc4\x12\xab\xcd"
+        raise ValueError("unknown config param")
 
     def ifconfig(self, *args):
         return ("192.168.1.77", "255.255.255.0", "192.168.1.1", "192.168.1.1")

@@ -21,6 +21,7 @@ peak; run with `free=` set (a heap cap) and a confirmed payment proves the app f
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,6 +38,8 @@ from tools.scenario import ETH, OWNER_KEY, plug_config
 from tools.vplug import VirtualPlug
 
 BOOT = os.path.join(ROOT, "tools", "bench", "app_boot.py")
+OBJECTS = os.path.join(ROOT, "tools", "bench", "app_objects.py")
+HOLES = os.path.join(ROOT, "tools", "heap_holes.py")
 
 PROBE = r"""
 import gc
@@ -231,6 +234,55 @@ class LiveRun:
     def peaks(self):
         out = self.exec("import json\nprint(json.dumps(_HW))")
         return json.loads(out.strip().splitlines()[-1])
+
+    def mem_info(self):
+        """{"free": bytes free, "max_free": largest free block in bytes} after gc.collect(),
+        from micropython.mem_info() ("max free sz" counts GC blocks: 16 bytes on 32 bits,
+        32 on 64)."""
+        out = self.exec("import gc, micropython, sys\ngc.collect()\nmicropython.mem_info()\n"
+                        "print('BLOCK', 32 if sys.maxsize > 1 << 32 else 16)")
+        free = re.search(r"GC: total: \d+, used: \d+, free: (\d+)", out)
+        blk = re.search(r"max free sz: (\d+)", out)
+        size = re.search(r"BLOCK (\d+)", out)
+        if not (free and blk and size):
+            raise RuntimeError("no mem_info: %s" % out[-300:])
+        return {"free": int(free.group(1)), "max_free": int(blk.group(1)) * int(size.group(1))}
+
+    def holes(self, size):
+        """Fragment the running plug's heap into holes of `size` bytes (tools/heap_holes.py),
+        kept until the process ends: from now on no allocation above `size` succeeds."""
+        with open(HOLES) as f:
+            src = f.read()
+        self.exec(src + "\n_bench_holes = holes(%d)\nprint('holes made')\n" % size)
+
+    def objects(self, modules, settle_s=8, timeout=120):
+        """{what: bytes it held at idle} (tools/bench/app_objects.py): the plug is stopped
+        (a power cut) and its flash booted again in a fresh process that releases each
+        long-lived object in turn."""
+        self.vp.kill()
+        self.vp.main_script = OBJECTS
+        self.vp.extra_env.update({"PLUG_MODULES": " ".join(modules), "SETTLE_S": str(settle_s)})
+        mark = len(self.vp.screen)
+        self.vp.start()
+        self.vp.attach()
+        try:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < timeout:
+                if "[objects] done" in self.vp.screen[mark:] or not self.vp.alive:
+                    break
+                time.sleep(0.3)
+        finally:
+            self.vp.detach()
+            self.vp.kill()
+        out = {}
+        for line in self.vp.screen[mark:].splitlines():
+            m = re.search(r"\[objects\] (\S+) (-?\d+)", line)
+            if m:
+                out[m.group(1)] = int(m.group(2))
+        if "released" not in out:
+            tail = [x for x in self.vp.screen[mark:].splitlines() if "Error" in x]
+            raise RuntimeError("object release failed: %s" % (tail or ["no output"])[-1])
+        return out
 
     def stop(self):
         self.vp.kill()

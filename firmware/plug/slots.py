@@ -1,0 +1,144 @@
+# Software slots on the file flash: installing a staged release, its trial, and what the
+# root main.py did about it. main.py (which never changes with a release) reads slot.json
+# at every boot:
+#   {"active": "slot/b", "previous": "slot/a" or "" (the flash's root, a plug deployed
+#    with `plugctl deploy`), "version", "previous_version", "good": false, "trial": boots
+#    so far, "trial_s": seconds of health the release must show, "why": its last failure}
+# and runs the active slot; a release not marked good within three boots is rolled back
+# by main.py ("rolled_back": its version, "why").
+#
+#   install(plug, manifest)   staged release (update.py's STAGE) -> the other slot, record
+#                             written (one rename: the switch), plug rebooted into it a
+#                             second later (after the answer); returns the slot
+#   start(plug, srv)          at boot: records what main.py did (trial, rollback) in the
+#                             store's "update" record; on trial, a task that marks the
+#                             release good once it has run trial_s with the meter reading,
+#                             a ledger checkpoint done, the HTTP server up and (if it pays)
+#                             the chain answering, or reboots it (a failed trial boot) if
+#                             it has not by 2 x trial_s
+# State (state/) stays where it is, shared by both slots: a rollback keeps every energy
+# and payment record. Imported at boot only when slot.json exists.
+import json
+import os
+import time
+
+import asyncio
+
+RECORD = "slot.json"
+TRIAL_S = 300  # default; a release's manifest sets its own "trial_s"
+
+
+def load():
+    try:
+        with open(RECORD) as f:
+            rec = json.loads(f.read())
+        rec["active"]  # noqa: B018
+        return rec
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save(rec):
+    with open(RECORD + ".tmp", "w") as f:
+        f.write(json.dumps(rec))
+    os.rename(RECORD + ".tmp", RECORD)
+
+
+def _log(msg):
+    __import__("plug.app").app.log(msg)
+
+
+def note(plug, state, version, reason):
+    rec = {"state": state, "version": version, "reason": reason[:200], "at": plug.clock.time()}
+    try:
+        plug.store.save("update", rec)
+    except Exception as e:  # noqa: BLE001 - the outcome stands; only its record is lost
+        _log("[update] record not saved: %r" % e)
+
+
+def install(plug, m):
+    """Put the staged release `m` (its manifest) in the slot not running and make it the
+    one main.py boots, on trial; then reboot."""
+    from plug.update import STAGE, rmtree
+    from plug.version import VERSION
+
+    rec = load() or {"active": ""}
+    target = "slot/b" if rec["active"] == "slot/a" else "slot/a"
+    try:
+        os.mkdir("slot")
+    except OSError:
+        pass
+    rmtree(target)
+    os.rename(STAGE, target)
+    save({"active": target, "previous": rec["active"], "version": m["version"],
+          "previous_version": VERSION, "good": False, "trial": 0,
+          "trial_s": m.get("trial_s") or TRIAL_S})
+    note(plug, "installed", m["version"], "")
+    _log("[update] %s installed in %s; rebooting into it (on trial)" % (m["version"], target))
+    asyncio.create_task(_reboot_soon(plug))  # after the answer has gone
+    return target
+
+
+async def _reboot_soon(plug):
+    await asyncio.sleep_ms(1000)
+    plug.reboot()
+
+
+def start(plug, srv):
+    """What main.py did at this boot, recorded; the trial's task if on trial, else None."""
+    rec = load()
+    if rec is None:
+        return None
+    if rec.get("rolled_back") and not rec.get("told"):
+        note(plug, "rolled_back", rec["rolled_back"], rec.get("why") or "")
+        rec["told"] = True
+        save(rec)
+    if rec.get("good"):
+        return None
+    note(plug, "trial", rec.get("version"), "boot %d of %d" % (rec.get("trial", 0), 3))
+    return asyncio.create_task(_trial(plug, srv, rec))
+
+
+def _unhealthy(plug, srv, reads):
+    """Why the release is not healthy yet, or None."""
+    if plug.safe_mode:
+        return "safe mode"
+    if plug.meter.reads <= reads:
+        return "the meter is not reading"
+    if plug.meter.checkpoints < 1:
+        return "no ledger checkpoint yet"
+    if srv._sock is None or [t for t in srv._tasks if t.done()]:
+        return "the HTTP server is not running"
+    if plug.payments and not plug.balances:
+        return "the chain has not answered"
+    return None
+
+
+async def _trial(plug, srv, rec):
+    t0 = time.ticks_ms()
+    trial_ms = int(rec.get("trial_s") or TRIAL_S) * 1000
+    reads = plug.meter.reads
+    why = "starting"
+    while True:
+        await asyncio.sleep_ms(2000)
+        why = _unhealthy(plug, srv, reads)
+        reads = plug.meter.reads
+        up = time.ticks_diff(time.ticks_ms(), t0)
+        if why is None and up >= trial_ms:
+            rec = load() or rec
+            rec["good"], rec["trial"] = True, 0
+            rec.pop("why", None)
+            save(rec)
+            note(plug, "good", rec.get("version"), "")
+            _log("[update] %s marked good after %d s of trial" % (rec.get("version"),
+                                                                  up // 1000))
+            __import__("plug.supervise").supervise.unload("plug.slots")
+            return
+        if up >= 2 * trial_ms:
+            rec = load() or rec
+            rec["why"] = why or "not healthy"
+            save(rec)
+            _log("[update] %s failed its trial (%s); rebooting" % (rec.get("version"),
+                                                                   rec["why"]))
+            plug.reboot()
+            return
