@@ -124,7 +124,7 @@ def deploy(port, board, reset=True, log=print, chunk=2048, ca=None):
                 rel = os.path.relpath(os.path.join(d, f), flash).replace(os.sep, "/")
                 with open(os.path.join(d, f), "rb") as fh:
                     t.fs_writefile(rel, fh.read(), chunk_size=chunk)
-            if False:  # the plug ran a release sent over the air
+            if t.fs_exists("slot.json"):  # the plug ran a release sent over the air
                 t.fs_rmfile("slot.json")  # (plug/slots.py): boot what was just copied
             t.exit_raw_repl()
         finally:
