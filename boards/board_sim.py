@@ -239,12 +239,53 @@ def factory_config():
     return _live[1].get("factory", {})
 
 
+# The watchdog: the virtual board's one hardware watchdog, as machine.WDT on the ESP32.
+# Each feed() rewrites the heartbeat file the host's supervisor names in VPLUG_WDT (its
+# text: the timeout in ms); the supervisor (tools/vplug.py) kills the plug's process when
+# the file goes timeout_ms without a write and boots it again with VPLUG_RESET_CAUSE set
+# to "watchdog". Without VPLUG_WDT (a test running the app by itself) there is none.
+WDT_MIN_MS = 1000
+WDT_MAX_MS = 600000
+_wdt = [None]
+
+
+class _Watchdog:
+    def __init__(self, path, timeout_ms):
+        self.timeout_ms = timeout_ms
+        self._beat = ("%d\n" % timeout_ms).encode()
+        self._f = open(path, "wb")
+        self.feed()
+
+    def feed(self):
+        f = self._f
+        f.seek(0)
+        f.write(self._beat)
+        f.flush()
+
+
 def watchdog(timeout_ms):
-    return None  # the unix port has no watchdog; the host's supervisor restarts the plug
+    """Start the board's watchdog; feed() it more often than timeout_ms. Once started it
+    cannot be stopped nor its timeout changed: a second call (the app's, after main.py
+    armed it for a release on trial) returns the running one as it is. None on a host
+    without a supervisor watching."""
+    if not WDT_MIN_MS <= timeout_ms <= WDT_MAX_MS:
+        raise ValueError("watchdog timeout %r ms outside %d..%d" % (timeout_ms, WDT_MIN_MS,
+                                                                  WDT_MAX_MS))
+    if _wdt[0] is None:
+        import os
+
+        path = os.getenv("VPLUG_WDT")
+        if not path:
+            return None  # no supervisor: the host restarts the plug only when it exits
+        _wdt[0] = _Watchdog(path, int(timeout_ms))
+    return _wdt[0]
 
 
 def watchdog_reset():
-    return False
+    """True when the supervisor booted this process after its watchdog fired."""
+    import os
+
+    return os.getenv("VPLUG_RESET_CAUSE") == "watchdog"
 
 
 def network_up(wifi_cfg):

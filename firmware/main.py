@@ -8,10 +8,19 @@
 # good is on trial: each boot of it is counted, an error that ends it is noted, and at its
 # fourth boot the plug goes back to the slot it came from, saying why. This file never
 # changes with a release; without slot.json the plug boots exactly as it always has.
+# Going back also puts back the state copies the release kept before it migrated a file's
+# format (plug/store.py: state/<name>.pre-<version>), so the old release reads its own.
+# A release on trial runs under the board's watchdog from before its app is imported (2 x
+# its trial time, 60 to 300 s; the app feeds that one), so one that hangs, even at import,
+# is reset and the reset counted as a trial boot. A watchdog reset of a release on trial
+# is the trial's to count: the app's crash count (safe mode) does not see it.
 import sys
 
 _REC = "slot.json"
 _TRIAL_BOOTS = 3
+_WDT_MIN_MS = 60000
+_WDT_MAX_MS = 300000
+_trial = []
 
 
 def _save(rec):
@@ -31,13 +40,15 @@ def _slot():
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not rec.get("good"):
-        if rec.get("trial", 0) >= _TRIAL_BOOTS:
+        _trial.append(1)  # this boot is a trial's, or the rollback after one
+        # an image (a frozen plug) is rolled back by the bootloader (plug/slots.py)
+        if rec.get("trial", 0) >= _TRIAL_BOOTS and not rec.get("image"):
+            _restore_pre(rec.get("version"))
             rec = {"active": rec.get("previous", ""), "previous": rec["active"], "good": True,
                    "trial": 0, "version": rec.get("previous_version"),
                    "previous_version": rec.get("version"),
                    "rolled_back": rec.get("version"),
-                   "why": "not marked good after %d boots on trial%s" % (
-                       _TRIAL_BOOTS, ": " + rec["why"] if rec.get("why") else "")}
+                   "why": _rolled_why(rec.get("why"))}
             print("[slot] %s rolled back to %s: %s" % (rec["rolled_back"], rec["version"],
                                                        rec["why"]))
         else:
@@ -47,6 +58,37 @@ def _slot():
         sys.path.insert(0, rec["active"] + "/lib")
         sys.path.insert(0, rec["active"])
     return rec
+
+
+def _restore_pre(version):
+    # a rollback: each state file the release migrated (plug/store.py) gets back the copy
+    # kept before, as its newest slot; a power cut midway: the next boot does the rest
+    import os
+
+    end = ".pre-%s" % version
+    try:
+        names = [e[0] for e in os.ilistdir("state") if e[0].endswith(end)]
+    except OSError:
+        return
+    for n in names:
+        name = "state/" + n[:-len(end)]
+        try:
+            with open("state/" + n, "rb") as f:
+                gen = int(f.readline(64).split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        for suffix in ("tmp", str(1 - (gen & 1))):
+            try:
+                os.remove("%s.%s" % (name, suffix))
+            except OSError:
+                pass
+        os.rename("state/" + n, "%s.%d" % (name, gen & 1))
+        print("[slot] %s: the copy from before %s restored" % (name, version))
+
+
+def _rolled_why(why):
+    return "not marked good after %d boots on trial%s" % (_TRIAL_BOOTS,
+                                                          ": " + why if why else "")
 
 
 def _failed(e):
@@ -68,6 +110,19 @@ except ImportError:  # on the host: boards/board_<PLUG_BOARD>.py
     import os
 
     board = __import__("board_" + (os.getenv("PLUG_BOARD") or "sim"))
+
+if _trial:
+    if board.watchdog_reset():  # the boot before, on trial, hung
+        _why = "watchdog reset: the release stopped feeding it (hung)"
+        _rec["why"] = _rolled_why(_why) if _rec.get("good") else _why
+        _save(_rec)
+    board.watchdog_reset = lambda: False  # the trial counts it (see the top)
+    if not _rec.get("good"):
+        try:
+            board.watchdog(min(_WDT_MAX_MS, max(_WDT_MIN_MS, 2000 * int(_rec.get("trial_s")
+                                                                         or 300))))
+        except Exception as e:  # noqa: BLE001 - a board without one: the trial goes on
+            print("[slot] no watchdog for the trial: %r" % e)
 
 try:
     from plug import app

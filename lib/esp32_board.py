@@ -75,15 +75,22 @@ def factory(s, base):
 
 # ---- watchdog and reset cause ----------------------------------------------------------
 
+_wdt = [None]
+
+
 def watchdog(timeout_ms):
     """Start the hardware watchdog. Once started it cannot be stopped: the app must feed()
-    it more often than timeout_ms or the chip resets."""
+    it more often than timeout_ms or the chip resets. A second call (the app's, after the
+    root main.py armed it for a release on trial) returns the running one, its timeout
+    unchanged."""
     if not WDT_MIN_MS <= timeout_ms <= WDT_MAX_MS:
         raise BoardError("watchdog timeout %r ms outside %d..%d" % (timeout_ms, WDT_MIN_MS,
                                                                   WDT_MAX_MS))
-    import machine
+    if _wdt[0] is None:
+        import machine
 
-    return machine.WDT(timeout=int(timeout_ms))
+        _wdt[0] = machine.WDT(timeout=int(timeout_ms))
+    return _wdt[0]
 
 
 def watchdog_reset():

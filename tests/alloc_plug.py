@@ -11,7 +11,9 @@
 #   <max free after> (bytes, found by allocation) for each request;
 #   S <name> ok|MemoryError <max free before> <max free after> for each store save/load;
 #   X <name> ok|MemoryError for the controls (which must fail);
-#   J status same|differs (json_chunks == json.dumps), then P <json.dumps of a status>
+#   O history opens <n> (files history.py opened from the boot to the end of the first
+#   /status), J status same|differs (json_chunks == json.dumps), J stream same|differs (the streamed
+#   /status writer == json.dumps(plug.status())), then P <json.dumps of a status>
 #   that the answer to B status_pair must equal; M <tag> ... M end around mem_info().
 import asyncio
 import binascii
@@ -117,8 +119,7 @@ def max_free():
     while hi - lo > BLOCK:
         mid = (lo + hi) // 2
         try:
-            b = bytearray(mid)
-            b = None
+            bytearray(mid)
             lo = mid
         except MemoryError:
             hi = mid
@@ -284,7 +285,7 @@ async def exercise(plug, measured):
 
 async def main():
     addr = None
-    if not STATE in os.listdir():
+    if STATE not in os.listdir():
         os.mkdir(STATE)
     # the wallet is made at the first boot: its address goes into the seeded records
     plug = Plug(board, state=STATE)
@@ -292,6 +293,14 @@ async def main():
     plug = None
     gc.collect()
     seed(addr)
+    import plug.history as H  # every file history.py opens (its segments), counted from
+    opened = []               # this boot to the end of its first /status
+
+    def counting_open(path, *a):
+        opened.append(path)
+        return open(path, *a)
+
+    H.open = counting_open
     plug = Plug(board, state=STATE)
     for _ in range(3):
         plug.meter.read_once()
@@ -313,14 +322,47 @@ async def main():
         st = plug.status()
         same["dumps"] = json.dumps(st)
         same["chunks"] = "".join(json_chunks(st))
+        same["stream"] = stream_same()
         return st
+
+    def stream_same():
+        """GET /status's streamed writer gives json.dumps(plug.status())'s very text (the
+        free heap, the uptime and the clock held still between the two)."""
+        import plug.app_status as A
+
+        if not hasattr(A, "status_chunks"):  # firmware from before the streamed /status
+            return False
+
+        class Still:
+            def mem_free(self):
+                return 12345
+
+            def ticks_ms(self):
+                return 0
+
+            def ticks_diff(self, a, b):
+                return 61000
+
+        gc_, time_, now = A.gc, A.time, plug.clock.time()
+        A.gc = A.time = Still()
+        plug.clock.time = lambda: now
+        try:
+            return "".join(A.status_chunks(plug)) == json.dumps(plug.status())
+        finally:
+            A.gc, A.time = gc_, time_
+            del plug.clock.time
 
     srv.route("GET", "/status_pair", status_pair)
     await srv.start("127.0.0.1", PORT)
     # warm up: every request and save once, lazy imports done, caches filled
+    print("B status")
+    await request("/status")
+    print("O history opens %d" % len(opened))
+    del H.open
     print("B status_pair")
     await request("/status_pair")
     print("J status", "same" if same["dumps"] == same["chunks"] else "differs")
+    print("J stream", "same" if same["stream"] else "differs")
     print("P", same["dumps"])  # the host compares the answer with this text
     same = None
     await exercise(plug, False)

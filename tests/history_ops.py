@@ -14,6 +14,7 @@ from plug.history import History
 from plug.store import Store
 
 root, segs, seg_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 store = Store(root)
 
 
@@ -41,6 +42,15 @@ for op in json.loads(sys.stdin.read()):
             h.add({"id": "%d-0" % nxt, "st": op[3], "att": 1, "amt": nxt, "tok": op[4],
                    "err": "x" * op[2]})
             nxt += 1
+    elif op[0] == "lag":  # n appends whose index saves are lost (a power cut after each
+        old = store.load("history")  # append, before its index reached the flash)
+        for _ in range(op[1]):
+            h.add({"id": "%d-0" % nxt, "st": op[3], "att": 1, "amt": nxt, "tok": op[4],
+                   "err": "x" * op[2]})
+            nxt += 1
+        if old is not None and old["thru"] == store.load("history")["thru"]:
+            store.save("history", old)  # (a rotation's save is durable before its removal)
+        h = make()
     elif op[0] in ("tear", "flip"):
         p = newest()
         if p:
@@ -58,4 +68,5 @@ for op in json.loads(sys.stdin.read()):
     elif op[0] == "read":
         got = [r["id"] for r in h.read(op[1], op[2])]
     ids = [r["id"] for r in h.read()]
-    print(json.dumps([h.count(), h.carried(), got, sizes(), len(ids) != len(set(ids))]))
+    print(json.dumps([h.count(), h.carried(), got, sizes(), len(ids) != len(set(ids)),
+                      [h.paid("native"), h.paid(TOKEN)]]))

@@ -1,5 +1,6 @@
-# Runs a list of operations on the ledger and the energy-by-period counters (JSON on
-# stdin) on MicroPython with the real store, and prints one JSON line per operation:
+# Runs a list of operations on the ledger and the energy-by-period counters (on stdin,
+# one JSON list a line) on MicroPython with the real store, and prints one JSON line per
+# operation:
 # [result, {key: energy(key) as lists}, {key: ledger totals}, periods.date()].
 # For tests/test_periods.py. argv: state directory, utc_offset_min, dst[, channels
 # metered from boot, comma-separated (default M1/A)].
@@ -79,9 +80,12 @@ def newest_slot(name):
     return best[1]
 
 
-ops = json.loads(sys.stdin.read())
 led, per = boot()
-for op in ops:
+while True:  # one op a line: the list of ops is not held (the heap is the plug's 64 KB)
+    line = sys.stdin.readline()
+    if not line.strip():
+        break
+    op = json.loads(line)
     kind = op[0]
     out = None
     if kind == "at":

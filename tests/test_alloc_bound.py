@@ -80,6 +80,9 @@ def test_every_answer_and_save_fits_in_2kb_holes(mpy_dirs, tmp_path):
     # json_chunks gives json.dumps's text, and the server sends exactly that
     pair = ctl.pop("status_pair")
     assert "J status same" in out and split(pair[0])[1].decode() == pair[1], out[:2000]
+    assert "J stream same" in out, out[:2000]  # /status, streamed: the same text
+    # the first /status after boot finds the paid total without reading the history
+    assert "O history opens 0" in out, out[:2000]
     print("  controls: %s" % ctl)
     assert mem["fragmented"] * block <= HOLE + block  # no free block beyond the hole
 

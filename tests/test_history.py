@@ -11,16 +11,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tools import mp
-from tools.paths import DEVICE_DIRS
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 
 def run_ops(root, ops, segs=3, seg_bytes=1024):
+    from paytest import build_dir  # the compiled tree, as the plug runs it
+
     out = mp.run(path=os.path.join(TESTS, "history_ops.py"), args=[str(root), str(segs),
                                                                    str(seg_bytes)],
-                 heap="64k", path_dirs=(TESTS,) + DEVICE_DIRS, input=json.dumps(ops))
+                 heap="64k", path_dirs=build_dir(), input=json.dumps(ops))
     return [json.loads(x) for x in out.splitlines()]
 
 
@@ -28,7 +29,7 @@ def test_rotation_bounds_the_files_and_carries_the_totals(tmp_path):
     ops = [["add", 30, 40, "confirmed", None], ["add", 10, 0, "failed", None],
            ["add", 20, 10, "confirmed", TOKEN], ["restart"], ["read", 0, 1000]]
     rows = run_ops(tmp_path, ops)
-    held, carried, got, sizes, dup = rows[-1]
+    held, carried, got, sizes, dup, paid = rows[-1]
     assert len(sizes) <= 3 and max(sizes) <= 1024 and not dup
     assert held + carried["n"] == 60 and carried["n"] > 0  # it rotated
     # what is held is the newest records, in order
@@ -41,6 +42,8 @@ def test_rotation_bounds_the_files_and_carries_the_totals(tmp_path):
     token = sum(i for i in range(40, 60) if i not in held_ids)
     assert carried["paid"].get("native", 0) == native
     assert carried["paid"].get(TOKEN, 0) == token
+    # the index's sums: every confirmed record ever appended, carried or held
+    assert paid == [sum(range(30)), sum(range(40, 60))]
     assert rows[-2][:2] == rows[-1][:2]  # a restart reads back the same
 
 
@@ -59,7 +62,9 @@ def test_a_corrupt_record_is_skipped_and_the_others_stay(tmp_path):
                               ["add", 1, 0, "confirmed", None], ["read", 0, 100]],
                    segs=4, seg_bytes=4096)
     got = rows[-1][2]
-    assert rows[1][0] == 5 and len(got) == 6 and "6-0" in got
+    assert len(got) == 6 and "6-0" in got  # readers skip the spoiled record
+    # the index counted it when it was appended (and paid): it is not read back at start
+    assert rows[1][0] == 6 and rows[-1][0] == 7 and rows[-1][5][0] == sum(range(7))
     assert got == sorted(got, key=lambda i: int(i.split("-")[0]))
 
 
@@ -68,6 +73,8 @@ add_op = st.tuples(st.just("add"), st.integers(1, 12), st.integers(0, 150),
 ops_st = st.lists(st.one_of(
     add_op, add_op, add_op,
     st.tuples(st.just("tear"), st.integers(1, 8)),
+    st.tuples(st.just("lag"), st.integers(1, 5), st.integers(0, 150),
+              st.sampled_from(["confirmed", "failed"]), st.sampled_from([None, TOKEN])),
     st.tuples(st.just("restart")),
     st.tuples(st.just("read"), st.integers(0, 60), st.integers(1, 25)),
 ), min_size=1, max_size=25)
@@ -82,8 +89,9 @@ ops_st = st.lists(st.one_of(
          segs=1, seg_bytes=400)
 def test_history_promises_hold_for_any_sequence(tmp_path_factory, ops, segs, seg_bytes):
     """Held + carried == every record appended but those a tear cut off; what is held is
-    the newest of them, in order, paged exactly; carried sums are what rotated out; at
-    most `segs` files of at most `seg_bytes`; nothing twice."""
+    the newest of them, in order, paged exactly; carried sums are what rotated out; the
+    index's sums are those of every confirmed record alive, also when its saves were lost
+    (lag); at most `segs` files of at most `seg_bytes`; nothing twice."""
     root = tmp_path_factory.mktemp("hist")
     ops = [list(o) for o in ops]
     rows = run_ops(root, ops, segs, seg_bytes)
@@ -92,8 +100,8 @@ def test_history_promises_hold_for_any_sequence(tmp_path_factory, ops, segs, seg
     nxt = 0
     added_since_tear = False
     prev_held = 0
-    for op, (held, carried, got, sizes, dup) in zip(ops, rows):
-        if op[0] == "add":
+    for op, (held, carried, got, sizes, dup, paid) in zip(ops, rows):
+        if op[0] in ("add", "lag"):
             for _ in range(op[1]):
                 alive.append((nxt, op[3], op[4] or "native"))
                 nxt += 1
@@ -112,6 +120,9 @@ def test_history_promises_hold_for_any_sequence(tmp_path_factory, ops, segs, seg
         for asset in ("native", TOKEN):
             assert carried["paid"].get(asset, 0) == sum(a[0] for a in gone if a[1] ==
                                                          "confirmed" and a[2] == asset)
+        # the index's sums: every confirmed record alive, carried or held
+        assert paid == [sum(a[0] for a in alive if a[1] == "confirmed" and a[2] == asset)
+                        for asset in ("native", TOKEN)], (op, paid)
         if op[0] == "read":
             want = alive[carried["n"]:][op[1]:op[1] + op[2]]
             assert got == ["%d-0" % a[0] for a in want], (op, got)

@@ -279,7 +279,7 @@ tls_ca.CA_FILE = %r
 def _holes_code(ca_file):
     from tools.paths import ROOT
 
-    return HOLES % (os.getenv("H3TMP") or os.path.join(ROOT, "tools"), ca_file)
+    return HOLES % (os.path.join(ROOT, "tools"), ca_file)
 
 
 def test_ca_der_loads_into_a_heap_with_no_block_as_large_as_the_file(pki, tmp_path, mpy_dirs):

@@ -25,6 +25,8 @@ BASE = "home/plug1"
 KEYS = ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
 TOKEN_SHA = hashlib.sha256(b"tok").hexdigest()
 SPEED = 240
+# a channel with a name: its entities are named after it
+CHANNELS = {"M1/A": {"name": "Heater"}}
 
 # Home Assistant's sensor device classes used here and the units it accepts for them
 # (homeassistant.components.sensor.const DEVICE_CLASS_UNITS), and the state classes each
@@ -35,7 +37,7 @@ UNITS = {"power": {"W", "kW", "mW", "MW", "GW", "TW", "BTU/h"},
          "voltage": {"V", "mV", "kV", "MV", "µV"},
          "current": {"A", "mA"},
          "power_factor": {"%", None}}
-STATE_CLASSES = {"power": {"measurement"}, "energy": {"total", "total_increasing"},
+STATE_CLASSES = {"power": {"measurement"}, "energy": {"total", "total_increasing", None},
                  "voltage": {"measurement"}, "current": {"measurement"},
                  "power_factor": {"measurement"}, None: {"measurement", "total",
                                                          "total_increasing", None}}
@@ -55,6 +57,7 @@ def push(p, world, version, **over):
     over = dict(over)
     over.setdefault("server", {"port": p.http_port})
     over.setdefault("control", {"token_sha256": TOKEN_SHA})
+    over.setdefault("channels", CHANNELS)
     cfg = plug_config(world.devnet.url, world.tariff.url, world.payee, world.chain_id, **over)
     return p.post_config(p.sign(cfg, version))
 
@@ -84,7 +87,8 @@ def ha(broker):
 def plug(world, broker, ha):
     p = world.add_plug("mq", speed=SPEED, deploy=False)
     # the config that first names a broker starts MQTT at once (no reboot)
-    p.provision({"control": {"token_sha256": TOKEN_SHA}, "mqtt": mqtt_cfg(broker.url)})
+    p.provision({"control": {"token_sha256": TOKEN_SHA}, "mqtt": mqtt_cfg(broker.url),
+                 "channels": CHANNELS})
     p.config_version = 1
     return p
 
@@ -92,8 +96,11 @@ def plug(world, broker, ha):
 def docs(ha):
     out = {}
     for t, payload, retain in ha.since():
-        if t.startswith("homeassistant/") and payload:
-            out[t] = (json.loads(payload), retain)
+        if t.startswith("homeassistant/"):
+            if payload:
+                out[t] = (json.loads(payload), retain)
+            else:  # an empty retained payload removes the entity
+                out.pop(t, None)
     return out
 
 
@@ -145,10 +152,29 @@ def test_discovery_documents_follow_home_assistants_schema(plug, broker, ha):
             assert doc["payload_on"] == "ON" and doc["payload_off"] == "OFF"
         else:
             assert doc["device_class"] in ("problem", "power")
-    # the energy dashboard: every channel's import and export, total_increasing in kWh
+    # the energy dashboard: every channel's import and export, total_increasing in kWh;
+    # today's and this month's energy have no state_class, so the dashboard is offered
+    # only the totals (no double counting)
     assert len(energy) == (4 if per else 2) * len(KEYS)
     for doc in energy:
-        assert doc["state_class"] == "total_increasing" and doc["unit_of_measurement"] == "kWh"
+        assert doc["unit_of_measurement"] == "kWh"
+        period = doc["unique_id"].endswith(("_today", "_month"))
+        assert doc.get("state_class") == (None if period else "total_increasing"), doc
+    # a channel's config name names its entities
+    heater = [d for d, _ in got.values() if "_m1_a_" in d["unique_id"]]
+    assert heater and all(d["name"].startswith("Heater ") for d in heater), heater
+    assert all(d["name"].startswith("M1/B ") for d, _ in got.values()
+               if "_m1_b_" in d["unique_id"])
+    # the balance in the provider's currency (announced again once the provider is known)
+    bal = "homeassistant/sensor/%s/balance/config" % node
+    wait_for(lambda: docs(ha)[bal][0].get("unit_of_measurement") == "ETH", 60,
+             "the balance's unit")
+    dev = json.loads(wait_for(lambda: ha.last(BASE + "/device/state"), 30, "device state"))
+    assert dev["currency"] == "ETH", dev
+    # the connection in /status and /metrics
+    st = plug.status()["device"]["mqtt"]
+    assert st["state"] == "connected" and st["since"] > 1.6e9, st
+    assert re.search(r"^plug_mqtt_connected 1(\.0)?$", plug.get("/metrics"), re.M)
     # the password went nowhere but to the broker
     assert USERS["plug"] not in json.dumps(plug.status())
     assert USERS["plug"] not in plug.get("/metrics")
@@ -236,11 +262,46 @@ def test_an_output_held_off_is_not_switched_on(plug, ha):
         # the plug answers with its real state: still OFF
         wait_for(lambda: ha.last(state, mark) == b"OFF", 30, "M1/B state after ON")
         assert plug.status()["outputs"]["M1/B"]["on"] is False
+        # the alerts the page shows: the protection trip among them
+        dev = wait_for(lambda: (lambda p: p and b"over_temperature:M1/B" in p and p)(
+            ha.last(BASE + "/device/state", mark)), 30, "the trip among the alerts")
+        dev = json.loads(dev)
+        assert dev["alerts"] >= 1 and "over_temperature:M1/B" in dev["alert"].split(","), dev
     finally:
         s = read_settings(plug.state)
         s["temp_c"] = 25
         save_settings(plug.state, s)
     wait_for(lambda: ha.last(BASE + "/m1_b/switch") == b"ON", 60, "M1/B back ON")
+
+
+def test_commands_off_and_on_leave_no_stale_entity(plug, world, broker, ha):
+    """Switching mqtt.commands swaps each output's switch for a binary_sensor (and back):
+    the other component's config is removed (an empty retained payload), so Home
+    Assistant never keeps two entities with one unique_id."""
+    node = "plug_" + plug.status()["wallets"][0]["address"][2:].lower()
+    sw = "homeassistant/switch/%s/m1_a_switch/config" % node
+    bs = "homeassistant/binary_sensor/%s/m1_a_switch/config" % node
+
+    def retained():
+        late = Listener(broker, "guest", ("homeassistant/+/%s/m1_a_switch/config" % node,))
+        try:
+            time.sleep(1.5)  # the retained messages arrive on subscribing
+            return docs(late)
+        finally:
+            late.close()
+
+    for commands, want, other in ((False, bs, sw), (True, sw, bs)):
+        mark = ha.mark()
+        plug.config_version += 1
+        code, body = push(plug, world, plug.config_version,
+                          mqtt=mqtt_cfg(broker.url, commands=commands))
+        assert code == 200, body
+        wait_for(lambda: any(t == other and not p for t, p, _ in ha.since(mark)), 60,
+                 "the removal of %s" % other)
+        got = retained()
+        assert set(got) == {want}, (commands, sorted(got))
+    wait_for(lambda: plug.status()["device"]["mqtt"]["state"] == "connected", 60,
+             "connected again")
 
 
 def test_last_will_and_a_broker_that_goes_away(plug, broker, ha):
@@ -296,6 +357,10 @@ def test_a_bad_broker_costs_only_the_mqtt_task(plug, world, behave):
         # the plug drops each bad connection by itself and tries again, backing off
         wait_for(lambda: fake.closed_by_peer >= 2, 60, "two connections dropped by the plug "
                  "(%d accepted)" % fake.accepted)
+        mq = plug.status()["device"]["mqtt"]
+        assert mq["state"] in ("error", "connecting") and mq["error"], mq
+        assert USERS["plug"] not in json.dumps(mq)
+        assert re.search(r"^plug_mqtt_connected 0(\.0)?$", plug.get("/metrics"), re.M)
         e0 = plug.status()["channels"]["M1/A"]["import_uwh"]
         wait_for(lambda: plug.status()["channels"]["M1/A"]["import_uwh"] > e0, 30,
                  "energy rising")
@@ -340,10 +405,37 @@ def test_names_defaults_and_framing_on_the_unix_port(micropython, mpy_dirs):
         "v = [bytes(mqtt._vlen(x)) for x in (0, 127, 128, 16383, 16384, 2097151, 268435455)]\n"
         "print(repr([mqtt_ha.parse_url(m['url']), n.base, n.node, v,\n"
         "            mqtt_ha.amount(9998043307489472160, 18), mqtt_ha.amount(-5, 6),\n"
-        "            mqtt_ha.amount(7, 0), mqtt_ha.device_state(None, 18, 'ETH', ())]))\n",
+        "            mqtt_ha.amount(7, 0), mqtt_ha.device_state(None, 18, 'ETH', ())]))\n"
+        "for t, doc in n.docs(['M1/A'], ['M1/A'], True, True, {'M1/A': 'Heater \"1\"'},\n"
+        "                      'EURC'):\n"
+        "    print('N' + repr((t, doc)))\n"
+        "print(repr([list(n.gone(['M1/A'], False)), list(n.gone(['M1/A'], True)),\n"
+        "            mqtt_ha.symbol({'token': None, 'symbol': 'native'}),\n"
+        "            mqtt_ha.symbol({'token': '0x' + '11' * 20, 'symbol': 'EURC'}),\n"
+        "            mqtt_ha.device_state(5, 6, 'EURC', [{'kind': 'wallet_cannot_pay'}],\n"
+        "                                 [('M1/B', 'over_temperature')])]))\n",
         heap="64k", path_dirs=mpy_dirs).strip().splitlines()
+    gone_off, gone_on, native, token, held = ast.literal_eval(out[-1])
+    named = [ast.literal_eval(line[1:]) for line in out if line.startswith("N")]
+    out = [line for line in out[:-1] if not line.startswith("N")]
     docs = [ast.literal_eval(line) for line in out[:-1]]
     url, base, node, vlen, big, neg, whole, dev = ast.literal_eval(out[-1])
+    # an output is a switch or a binary_sensor, never both: the other one is removed
+    cfg = "homeassistant/%s/" + node + "/m1_a_switch/config"
+    assert gone_off == [cfg % "switch"] and gone_on == [cfg % "binary_sensor"]
+    named = dict((t, json.loads(d)) for t, d in named)
+    assert named[cfg % "switch"]["name"] == 'Heater "1" output'
+    assert all(d["name"].startswith('Heater "1" ') for d in named.values()
+               if "m1_a" in d["unique_id"])
+    sensors = dict((d["unique_id"][len(node) + 1:], d) for d in named.values())
+    assert sensors["m1_a_energy"]["state_class"] == "total_increasing"
+    for f in ("m1_a_today", "m1_a_month"):  # periods: no statistics (no double counting)
+        assert "state_class" not in sensors[f] and sensors[f]["device_class"] == "energy"
+        assert sensors[f]["unit_of_measurement"] == "kWh"
+    assert sensors["balance"]["unit_of_measurement"] == "EURC"
+    assert (native, token) == ("ETH", "EURC")
+    assert json.loads(held) == {"balance": "0.000005", "currency": "EURC", "alerts": 2,
+                                "alert": "wallet_cannot_pay,over_temperature:M1/B"}
     assert url == ("broker.lan", 1883)
     assert base == "plug-12cd" and node == "plug_" + "ab" * 18 + "12cd"
     assert len(docs) == 2 * 6 + 2 + 1

@@ -34,7 +34,7 @@ def run_ops(root, ops, off=0, dst="none", channels="M1/A"):
 
     out = mp.run(path=os.path.join(TESTS, "periods_ops.py"),
                  args=[str(root), str(off), dst, channels], heap="64k",
-                 path_dirs=build_dir(), input=json.dumps(ops))
+                 path_dirs=build_dir(), input="".join(json.dumps(op) + "\n" for op in ops))
     rows = [json.loads(x) for x in out.splitlines()]
     assert len(rows) == len(ops), out
     return rows

@@ -152,6 +152,24 @@ def test_payments_during_a_serial_session_do_not_garble_it(plug):
     assert paid() > before  # the plug paid (and logged it) during the session
 
 
+def test_one_off_modules_are_let_go_of_and_cal_loads_when_used(plug):
+    # after boot, a config apply and payments, what only those needed has left the heap
+    # (app.py unload: calibration, the config checks, the signing stack); `cal` still works
+    # (between two money passes: one that signs holds the signing stack until it ends)
+    gone = ("plug.calibration", "plug.app_config", "plug.config_sig", "plug.schema",
+            "ecdsa_micro", "ecdsa_micro.curve", "eth_tx", "eth_message")
+    deadline = time.monotonic() + 60
+    while True:
+        loaded = plug.repl_eval("[m for m in %r if m in __import__('sys').modules]" % (gone,))
+        if not loaded or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert loaded == []
+    assert plug.repl_eval("repr(cal)") == "<cal: calibration helper, type cal.help()>"
+    assert "M1/A" in plug.mpremote("cal.help()")  # Calibrator built at its first use
+    assert plug.repl_eval("'plug.calibration' in __import__('sys').modules") is True
+
+
 def test_status_never_shows_the_wallet_secret(plug):
     sys.path.insert(0, os.path.join(ROOT, "tools", "shim"))
     from plug.store import Store

@@ -1,10 +1,12 @@
 """Signed release bundles (tools/release.py, `plugctl release`) and the plug's check and
 staging of one as it streams in (firmware/plug/update.py) on the MicroPython unix port at
-a 64 KB heap: a good bundle lands in the staging folder byte for byte; a bundle the plug
-must not take (older or equal version, another plug's, another board's, another signer's,
-sent while a release is on trial, a flipped byte anywhere, a truncated or overlong stream)
-is refused with its reason and leaves nothing in staging; a refusal from the bundle's head
-leaves a stage it finds as it was, and what a power cut left of a stage is cleared first.
+a 68 KB heap (64 KB until the image path's names filled the unix port's qstr pool, whose
+next growth is 3.6 KB; frozen, those names stay in flash): a good bundle lands in the
+staging folder byte for byte; a bundle the plug must not take (older or equal version,
+another plug's, another board's, another signer's, sent while a release is on trial, a
+flipped byte anywhere, a truncated or overlong stream) is refused with its reason and
+leaves nothing in staging; a refusal from the bundle's head leaves a stage it finds as it
+was, and what a power cut left of a stage is cleared first.
 """
 
 import hashlib
@@ -65,7 +67,7 @@ def stage(mpy_dirs, flash, bundle, length="full", data=None, running=RUNNING, cf
     size = os.path.getsize(bundle)
     n = "-" if length is None else str(size if length == "full" else length)
     out = mp.run(path=DRIVER, args=[bundle, owner(), PLUG, "sim", running, str(cfgv), n],
-                 path_dirs=mpy_dirs, cwd=str(flash), heap="64k",
+                 path_dirs=mpy_dirs, cwd=str(flash), heap="68k",
                  extra_env={"UPDATE_ON_TRIAL": on_trial} if on_trial else None)
     lines = out.strip().splitlines()
     figures = dict((ln.split()[0], int(ln.split()[1])) for ln in lines

@@ -54,7 +54,8 @@ def test_running_plug_starts_and_feeds_one_watchdog_and_clears_crashes_when_stab
 
 # the periodic jobs share one task (app.Plug._upkeep): one that keeps failing is logged and
 # retried with a backoff that grows, while the watchdog is fed and the other jobs go on
-FAILING_JOB = RUN.replace("plug = Plug(board, state=\"state\")\n", """plug = Plug(board, state="state")
+PLUG = 'plug = Plug(board, state="state")\n'
+FAILING_JOB = RUN.replace(PLUG, PLUG + """
 logs = []
 app.log = logs.append
 steps = []
@@ -68,7 +69,8 @@ async def counted_pass():
     passes.append(time.ticks_ms())
     return await _money_pass()
 plug._money_pass = counted_pass
-""").replace("print((boot, seen, end, energy > 0))", """failed = [m for m in logs if m.startswith("[app] task network failed: OSError: radio gone")]
+""").replace("print((boot, seen, end, energy > 0))", """
+failed = [m for m in logs if m.startswith("[app] task network failed: OSError: radio gone")]
 print((len(steps), len(passes), [s[2][0][1] for s in seen], failed[:3], energy > 0))""")
 
 

@@ -16,6 +16,21 @@ _MODULE = gc.mem_alloc() - _BASE
 import eth_message  # noqa: E402, F401 - loaded by the app already (config signatures)
 
 
+def _grow_qstr_pool():
+    # New names (dict keys, ...) are interned in qstr pools on the heap, each pool twice the
+    # last: one allocated mid-stream (KBs, when the names loaded so far just fill the pool)
+    # is the interpreter's, not the staging's. Intern throwaway names until a pool is added.
+    gc.collect()
+    for i in range(600):
+        before = gc.mem_alloc()
+        getattr(gc, "_q%d" % i, None)
+        if gc.mem_alloc() - before > 1024:
+            break
+
+
+_grow_qstr_pool()
+
+
 class FileStream:
     """An asyncio stream stand-in over a file, handing out at most `chunk` bytes a read,
     as a socket does."""

@@ -61,6 +61,8 @@ def main(argv=None):
             % (w.devnet.url, w.tariff.url))
         plug = w.add_plug("plug1", speed=SPEED)
         say("virtual plug up: serial %s, http %s" % (plug.serial, plug.url))
+        say("open its page while the demo runs: %s/  (metrics: %s/metrics)"
+            % (plug.url, plug.url))
         addr = plug.provision()
         say("owner %s provisioned, signed config v1 in force, wallet %s funded with 10 ETH"
             % (w.owner_address, addr))
@@ -71,9 +73,9 @@ def main(argv=None):
             now = st["device"]["time"]
             kwh = sum(c["import_uwh"] for c in st["channels"].values()) / 1e9
             p = st["payments"]
-            say("sim %02d:%02d  %.2f kWh imported  %d payments confirmed, %d pending"
+            say("sim %02d:%02d  %.2f kWh imported  %s confirmed, %d pending"
                 % ((now - start) // 3600 % 24, (now - start) // 60 % 60, kwh,
-                   len(p["confirmed"]), len(p["pending"])))
+                   plural(len(p["confirmed"]), "payment"), len(p["pending"])))
             if now >= end:
                 break
             time.sleep(6)
@@ -101,7 +103,13 @@ def main(argv=None):
         ok = received == paid and paid > 0 and accrued >= 0
         say("%s: on-chain receipts %s the plug's confirmed payments"
             % ("OK" if ok else "FAILED", "equal" if received == paid else "DIFFER FROM"))
+        print("the plug's page was %s/ and its metrics %s/metrics (they stop with the "
+              "demo)" % (plug.url, plug.url))
         return 0 if ok else 1
+
+
+def plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
 if __name__ == "__main__":

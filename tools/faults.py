@@ -1,6 +1,7 @@
 """Faults and load on virtual plugs, checked only from the outside (`make faults`).
 
-    python -m tools.faults [--cuts 50] [--plugs 20] [--day-s 80] [--only cuts,network,load,inputs]
+    python -m tools.faults [--cuts 50] [--plugs 20] [--day-s 80] [--update-cuts 20]
+                           [--only cuts,network,load,inputs,slowloris,lying,update]
 
 - power cuts: one plug, a simulated day, SIGKILLed at random moments (some while a
   payment is pending, some during a config apply, some while it writes its flash; where
@@ -21,13 +22,19 @@
   receipts for transactions it swallowed, another chain id, malformed replies), then
   answers honestly. Checked: every invoice made by then paid on chain exactly once within
   5 minutes, nothing to an unapproved address, the payments store under its bound.
+- update: one plug pushed one signed release after another, each update cut short by a
+  SIGKILL at a random moment (while the bundle streams in, around the switch, during the
+  trial; where it fell read from the flash). Checked: the plug boots one whole version
+  (/status's version is slot.json's, every file of the running slot is that bundle's),
+  energy as for the cuts, and the money audit (tools/faults_update.py).
 - slowloris: four clients trickle header lines at one plug's HTTP server for 25 s,
   reconnecting whenever cut off. Checked: /status answers at least 9 probes in 10, the
   owner's POST /config goes in during the attack, energy keeps rising.
 
 Shared here: the world's dates and rates, the owner's config for these runs, provisioning,
 /status probes, the money audit after a run and main(). The phases live in their own
-modules: faults_power (cuts), faults_net (network, slowloris, lying), faults_load (load);
+modules: faults_power (cuts), faults_net (network, slowloris, lying), faults_load (load),
+faults_update (update);
 faults_audit reads a plug's flash and the chain.
 """
 
@@ -253,7 +260,8 @@ def main(argv=None):
     ap.add_argument("--load-speed", type=float, default=240)
     ap.add_argument("--load-s", type=float, default=90)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", default="cuts,network,load,inputs,slowloris,lying")
+    ap.add_argument("--update-cuts", type=int, default=20)
+    ap.add_argument("--only", default="cuts,network,load,inputs,slowloris,lying,update")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     quiet = (lambda *x: None) if not a.verbose else print
@@ -261,6 +269,7 @@ def main(argv=None):
     from .faults_load import load
     from .faults_net import lying, network, slowloris
     from .faults_power import power_cuts
+    from .faults_update import update_cuts
 
     runs = {
         "cuts": lambda: power_cuts(a.cuts, a.day_s, a.seed, quiet),
@@ -269,6 +278,7 @@ def main(argv=None):
         "inputs": lambda: bad_inputs(quiet),
         "slowloris": lambda: slowloris(log=quiet),
         "lying": lambda: lying(a.day_s, log=quiet),
+        "update": lambda: update_cuts(a.update_cuts, seed=a.seed, log=quiet),
     }
     broken = 0
     for name in a.only.split(","):

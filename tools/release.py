@@ -1,7 +1,7 @@
 """Signed release bundles: the firmware for one board, bound to the owner's plugs.
 
     plugctl release --key owner.key --version X.Y.Z --board NAME --plug ADDR [--plug ADDR...]
-                    [--min-config N] --out bundle.bin
+                    [--min-config N] [--image firmware.bin] --out bundle.bin
     plugctl update push --url http://plug bundle.bin      POST /update, streamed
 
 A bundle is one binary stream the plug can check and stage through a small buffer, never
@@ -23,6 +23,13 @@ files' bytes), "trial_s" (how long the release must run healthy on the plug befo
 is kept; plug/slots.py), "version" ("X.Y.Z")}. The file table is bound to the signature by its
 hash rather than listed in the manifest, so the signed part stays small (the set has
 about 80 files) and the plug verifies the table before it uses any line of it.
+
+An image bundle (`plugctl release --image firmware.bin`, for a plug whose code is frozen
+into its firmware: README "Firmware for a board without PSRAM") has the same head and
+signature; its manifest has "image": [size, sha256 hex] of the firmware image (the .bin
+MicroPython's build makes with boards/manifest.py) and "total" (its size) in place of
+"files" and "table", and the image's bytes follow the signature. The plug streams it into
+its next OTA partition (firmware/plug/update_image.py).
 
 The files are the board's flash without main.py (the root boot script, which a bundle
 never changes) and ca.der: board.mpy, lib/ (with lib/sim/ for the virtual plug), plug/
@@ -121,9 +128,10 @@ def canonical(obj):
 
 
 def make_bundle(key, version, board, plugs, out, min_config=0, flash=None, build=None,
-                trial_s=TRIAL_S):
+                trial_s=TRIAL_S, image=None):
     """Write the bundle to `out`; returns its manifest (a dict). `flash`: an already staged
-    flash directory to take the files from (default: deploy.stage(board), stamped)."""
+    flash directory to take the files from (default: deploy.stage(board), stamped);
+    `image`: a firmware image file to carry instead of files."""
     from eth_account import Account
     from eth_account.messages import encode_defunct
     from eth_utils import to_checksum_address
@@ -142,6 +150,9 @@ def make_bundle(key, version, board, plugs, out, min_config=0, flash=None, build
     if type(trial_s) is not int or not MIN_TRIAL_S <= trial_s <= MAX_TRIAL_S:
         raise ReleaseError("--trial-s: must be %d to %d seconds" % (MIN_TRIAL_S, MAX_TRIAL_S))
     build = build or build_hash()
+    if image is not None:
+        return _image_bundle(key, version, board, plugs, out, min_config, build, trial_s,
+                             image)
     own = flash is None
     if own:
         from .deploy import stage
@@ -170,6 +181,40 @@ def make_bundle(key, version, board, plugs, out, min_config=0, flash=None, build
     finally:
         if own:
             shutil.rmtree(flash, ignore_errors=True)
+    return json.loads(manifest)
+
+
+def _image_bundle(key, version, board, plugs, out, min_config, build, trial_s, image):
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    try:
+        size = os.path.getsize(image)
+        h = hashlib.sha256()
+        with open(image, "rb") as f:
+            head = f.read(1)
+            f.seek(0)
+            for chunk in iter(lambda: f.read(65536), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise ReleaseError("--image: %s" % e)
+    if not size or head != b"\xe9":
+        raise ReleaseError("--image: %s is not an ESP32 app image (it must start with the "
+                           "byte 0xE9: the firmware.bin of MicroPython's build)" % image)
+    manifest = canonical({
+        "board": board, "build": build, "format": FORMAT, "image": [size, h.hexdigest()],
+        "min_config": min_config, "plugs": plugs, "total": size, "trial_s": trial_s,
+        "version": version})
+    if len(manifest) > MAX_MANIFEST:
+        raise ReleaseError("manifest of %d bytes; the plug reads at most %d (fewer --plug)"
+                           % (len(manifest), MAX_MANIFEST))
+    sig = bytes(Account.sign_message(encode_defunct(primitive=manifest), key).signature)
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + len(manifest).to_bytes(2, "big") + manifest + sig)
+        with open(image, "rb") as src:
+            shutil.copyfileobj(src, f)
+    os.replace(tmp, out)
     return json.loads(manifest)
 
 
@@ -269,6 +314,10 @@ def release_cli(argv):
                     help="seconds the release must run healthy (meter reading, ledger "
                          "checkpointed, HTTP up, chain answering) before the plug keeps it; "
                          "default %d" % TRIAL_S)
+    ap.add_argument("--image", metavar="FILE",
+                    help="for a plug whose code is frozen: carry this firmware image (the "
+                         "firmware.bin of MicroPython's build with boards/manifest.py) "
+                         "instead of .mpy files")
     ap.add_argument("--out", required=True, metavar="FILE", help="bundle file to write")
     a = ap.parse_args(argv)
     from .config_cli import read_key
@@ -276,10 +325,11 @@ def release_cli(argv):
     key = read_key(a.key)
     try:
         m = make_bundle(key, a.version, a.board, a.plug, a.out, min_config=a.min_config,
-                        trial_s=a.trial_s)
+                        trial_s=a.trial_s, image=a.image)
     except ReleaseError as e:
         raise SystemExit(str(e))
-    print("%s: version %s (build %s) for %s, %d files, %d bytes, plugs %s"
-          % (a.out, m["version"], m["build"], m["board"], m["files"], os.path.getsize(a.out),
+    what = "an image of %d bytes" % m["total"] if a.image else "%d files" % m["files"]
+    print("%s: version %s (build %s) for %s, %s, %d bytes, plugs %s"
+          % (a.out, m["version"], m["build"], m["board"], what, os.path.getsize(a.out),
              ", ".join(m["plugs"])))
     return 0

@@ -186,7 +186,9 @@ def supervise(plug, log=print, should_run=lambda: True):
             plug.kill()
             time.sleep(0.3)
             plug.start()
-            log("sim: plug exited (%s); booted again (pid %d)" % (code, plug.pid))
+            log("sim: plug %s; booted again (pid %d)" % (
+                "reset by its watchdog" if plug.last_reset == "watchdog" else
+                "exited (%s)" % code, plug.pid))
 
 
 def main(argv=None):

@@ -28,6 +28,14 @@ clients come and go, and a thread drains output that nobody reads once more than
 `backlog` bytes wait, so the plug never blocks on a full pty (a UART drops bytes too).
 It never reads while another process holds the port's exclusive lock (pyserial and
 mpremote take one).
+
+The board's hardware watchdog is played here too: the plug's process gets a heartbeat
+file (VPLUG_WDT, outside the flash) that boards/board_sim.py's watchdog rewrites at every
+feed() (its text: the timeout in ms). Once it has been armed, a feed missing for longer
+than the timeout makes this object SIGKILL the process, as the chip resets; the next
+start() tells the plug with VPLUG_RESET_CAUSE=watchdog (board.watchdog_reset()), else
+"power_on" (the first boot, a kill()) or "reset" (the process ended by itself).
+`watchdog_resets` counts them; `last_reset` is the cause the running boot was given.
 """
 
 import argparse
@@ -39,6 +47,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -83,6 +92,11 @@ class VirtualPlug:
         self.backlog = backlog
         self.slave_name = None
         self.boots = 0
+        self.watchdog_resets = 0
+        self.last_reset = None
+        self._ended = "power_on"  # how the last boot ended: the next one's reset cause
+        self._wdt_path = None
+        self._stop_watch = None
         self._proc = None
         self._keep = None  # our slave fd: keeps the pty up and is what the drain reads
         self._con = None  # the console's own fd for typing, as a second client would
@@ -134,6 +148,9 @@ class VirtualPlug:
         e["MICROPYPATH"] = ":".join(flash + list(self.path_dirs) + [".frozen"])
         if self.main_script:
             e["VPLUG_MAIN"] = self.main_script
+        if self._wdt_path:
+            e["VPLUG_WDT"] = self._wdt_path
+        e["VPLUG_RESET_CAUSE"] = self._ended
         return e
 
     def start(self):
@@ -141,6 +158,8 @@ class VirtualPlug:
             raise VirtualPlugError("virtual plug already running (pid %d)" % self.pid)
         self._close_pty()
         os.makedirs(self.state_dir, exist_ok=True)
+        fd, self._wdt_path = tempfile.mkstemp(prefix="vplug-wdt-")  # empty: not armed
+        os.close(fd)
         env = self.env()
         master, slave = pty.openpty()
         tty.setraw(slave)  # a serial port: no echo, no CR/NL mapping, no signals
@@ -163,6 +182,10 @@ class VirtualPlug:
             raise
         link.start()
         self.boots += 1
+        self.last_reset, self._ended = self._ended, "reset"
+        self._stop_watch = threading.Event()
+        threading.Thread(target=self._watchdog, daemon=True, name="vplug-wdt",
+                         args=(self._proc, self._wdt_path, self._stop_watch)).start()
         if self.serial_link:
             tmp = self.serial_link + ".tmp%d" % os.getpid()
             if os.path.lexists(tmp):
@@ -179,6 +202,7 @@ class VirtualPlug:
         """SIGKILL the plug: a power cut. The flash (state_dir) keeps what was written."""
         if self.alive:
             self._proc.kill()
+            self._ended = "power_on"
         self._reap()
 
     def stop(self, timeout=5.0):
@@ -219,7 +243,31 @@ class VirtualPlug:
                 self._proc.wait()
         self._close_pty()
 
+    def _watchdog(self, proc, path, stopped):
+        # the board's watchdog: SIGKILL once an armed heartbeat file goes stale
+        while not stopped.wait(0.2) and proc.poll() is None:
+            try:
+                last = os.stat(path).st_mtime
+                with open(path, "rb") as f:
+                    timeout = int(f.read().split()[0]) / 1000.0
+            except (OSError, ValueError, IndexError):  # not armed yet, or gone
+                continue
+            if time.time() - last > timeout and proc.poll() is None:
+                self._ended = "watchdog"
+                self.watchdog_resets += 1
+                proc.kill()
+                return
+
     def _close_pty(self):
+        if self._stop_watch is not None:
+            self._stop_watch.set()
+            self._stop_watch = None
+        if self._wdt_path is not None:
+            try:
+                os.remove(self._wdt_path)
+            except OSError:
+                pass
+            self._wdt_path = None
         if self._stop_drain is not None:
             self._stop_drain.set()
             self._thread.join(2)

@@ -125,6 +125,7 @@ class Plug(MoneySide):
         self._fee = None
         self._net_at = time.ticks_ms()  # no network stage blocks the loop before this
         self._pulled = [0, None]  # the config pull: [seconds to the next, version seen]
+        self._upd = [0, None]  # the release pull: [seconds to the next, update.url seen]
         self.net = board.wifi_link(self.store, log)  # kept up by _upkeep's "network"
         if not self.safe_mode:  # its address names the plug on the network: plug-<4 hex>
             self.wallet = self._load_wallet(cfg)
@@ -301,6 +302,23 @@ class Plug(MoneySide):
         self._pulled[0] -= 5
         return 5000
 
+    async def _update_pass(self):
+        """The release pull (plug/update_pull.py, loaded only for a look) every
+        update.interval_s; a config that sets or changes update.url is looked at at once."""
+        cfg = self.cfgm.config["update"]
+        if self._upd[1] != cfg["url"]:
+            self._upd = [0, cfg["url"]]
+        if cfg["url"] and self._upd[0] <= 0:
+            self._upd[0] = cfg["interval_s"]
+            t = await self._net_turn()
+            try:
+                await __import__("plug.update_pull").update_pull.pull(self, cfg["url"], log)
+            finally:
+                unload("plug.update_pull", "plug.update", "eth_message")
+                self._net_held(t)
+        self._upd[0] -= 5
+        return 5000
+
     async def _upkeep(self):
         """The periodic work, one task for all of it (each task's frames cost heap): at
         least every second the watchdog is fed, the periods roll and a boot that ran
@@ -316,7 +334,7 @@ class Plug(MoneySide):
         stable = False
         jobs = (("network", self._net_pass),) if self.safe_mode else (
             ("network", self._net_pass), ("money", self._money_pass),
-            ("config-pull", self._pull_pass))
+            ("config-pull", self._pull_pass), ("update-pull", self._update_pass))
         due = [time.ticks_ms()] * len(jobs)
         fails = [0] * len(jobs)
         while True:

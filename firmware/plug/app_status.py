@@ -3,14 +3,20 @@
 # wallets and balances, provider, payments, invoices, alerts. Imported at the first status
 # asked for, not at boot. Documented field by field in tools/status.schema.json.
 #
+#   status(plug) -> the dict (plug.status() at the REPL, /metrics, MQTT)
+#   status_chunks(plug) -> its JSON text, exactly json.dumps(status(plug)), in small pieces
+#       made section by section (GET /status): never the whole dict at once
+#
 # Times: device.time is plug time (seconds since 2000, the ESP32's epoch), device.time_unix
 # the same instant in Unix seconds. Money: every amount (base units, an int that may pass
 # 2**53) has a decimal-string twin named <field>_str, so a client whose numbers are
 # doubles (JavaScript, Node-RED) reads it exactly.
 import gc
+import json
 import time
 
 from plug.clock import UNIX_2000
+from plug.http_response import json_chunks
 
 
 def _s(v):
@@ -25,77 +31,231 @@ def _s_dict(d):
 
 def status(plug):
     """What `plug.status()` returns (a dict, JSON as /status sends it)."""
-    ms = plug.meter.status()
-    periods = getattr(plug, "periods", None)  # plug/periods.py: energy by period
-    names = plug.cfgm.config["channels"]
-    chans = {}
-    for key in plug.ledger.keys():
-        r = ms["channels"].get(key, {})
-        imp, exp = plug.ledger.totals(key)
-        dev = key.split("/")[0]
-        c = chans[key] = {
-            "name": names.get(key, {}).get("name", ""),
-            "V": r.get("v", 0.0), "A": r.get("a", 0.0), "W": r.get("w", 0.0),
-            "PF": r.get("pf", 0.0), "Hz": r.get("hz", 0.0),
-            "import_uwh": imp, "export_uwh": exp,
-            "import_wh": imp // 1000000, "export_wh": exp // 1000000,
-            "unbilled_uwh": plug.ledger.pending(key)[0],
-            "fault": dev in ms["faulty"],
-        }
-        if periods is not None:
-            c["energy"] = _energy(periods.energy(key))
+    return _build(_top(plug))
+
+
+def status_chunks(plug):
+    """The JSON text of status(plug), exactly as json.dumps gives it, as a generator of
+    small strings: each section, channel, wallet and payment record is made when its turn
+    comes and dropped once written (GET /status; the whole dict is never held)."""
+    return _chunks(_top(plug))
+
+
+# ---- one description, two writers -------------------------------------------------------
+# A _Map is a JSON object whose values are made one at a time (value(key), when its turn
+# comes), a _List an array of items from an iterator. _build makes plain dicts and lists of
+# them (status()), _chunks the JSON text piece by piece (status_chunks()). MicroPython
+# iterates a dict in the order of its hash table, not of insertion; both writers fill a
+# dict with the same keys in the same order (_chunks a stand-in with None values), so the
+# keys come out in the same order and the texts are the same.
+
+
+class _Map:
+    def __init__(self, keys, value):
+        self.keys = keys
+        self.value = value
+
+
+class _List:
+    def __init__(self, items):
+        self.items = items
+
+
+def _build(v):
+    if isinstance(v, _Map):
+        d = {}
+        for k in v.keys:
+            d[k] = _build(v.value(k))
+        return d
+    if isinstance(v, _List):
+        return [_build(x) for x in v.items]
+    return v
+
+
+def _chunks(v):
+    if isinstance(v, _Map):
+        order = {}
+        for k in v.keys:
+            order[k] = None
+        sep = "{"
+        for k in order:
+            yield sep + json.dumps(k) + ": "
+            yield from _chunks(v.value(k))
+            sep = ", "
+        yield "{}" if sep == "{" else "}"
+    elif isinstance(v, _List):
+        sep = "["
+        for x in v.items:
+            yield sep
+            yield from _chunks(x)
+            sep = ", "
+        yield "[]" if sep == "[" else "]"
+    else:
+        yield from json_chunks(v)
+
+
+# ---- the sections -----------------------------------------------------------------------
+# Each takes (plug, c): c caches what several sections share, made at the first that asks.
+
+
+def _top(plug):
+    names = ["device", "channels", "outputs", "faulty", "update"]
+    if plug.wallet:
+        names.append("wallets")
+    if plug.payments:
+        names += ("provider", "payments", "invoices", "alerts", "runway")
+    c = {}
+    return _Map(names, lambda name: _SECTIONS[name](plug, c))
+
+
+def _faulty(plug, c):
+    f = c.get("faulty")
+    if f is None:
+        f = c["faulty"] = plug.meter.faulty()
+    return f
+
+
+def _device(plug, c):
     from plug.version import BUILD, VERSION
 
     net = plug.net
     mac, ip, rssi = net.identity() if hasattr(net, "identity") else (None, None, None)
     t = plug.clock.time()
-    st = {
-        "device": {
-            "board": plug.board.NAME, "time": t, "time_unix": t + UNIX_2000,
-            "firmware": {"version": VERSION, "build": BUILD},
-            "hostname": getattr(net, "hostname", None), "mac": mac, "ip": ip, "rssi": rssi,
-            "uptime_s": time.ticks_diff(time.ticks_ms(), plug.boot_ms) // 1000,
-            "free_heap": gc.mem_free(), "config_version": plug.cfgm.version,
-            "config_error": plug.cfgm.fallback, "ledger_error": plug.ledger_error,
-            "owner": plug.cfgm.owner, "safe_mode": plug.safe_mode,
-            "last_error": plug.last_error, "late_reads": plug.meter.late_reads,
-            "network": net.status(),
-            "temperature_c": plug.out.temperature(),
-        },
-        "channels": chans,
-        "outputs": plug.out.status(),
-        "faulty": ms["faulty"],
-        "update": plug.store.load("update"),  # the last release's fate (plug/update.py)
+    return {
+        "board": plug.board.NAME, "time": t, "time_unix": t + UNIX_2000,
+        "firmware": {"version": VERSION, "build": BUILD},
+        "hostname": getattr(net, "hostname", None), "mac": mac, "ip": ip, "rssi": rssi,
+        "uptime_s": time.ticks_diff(time.ticks_ms(), plug.boot_ms) // 1000,
+        "free_heap": gc.mem_free(), "config_version": plug.cfgm.version,
+        "config_error": plug.cfgm.fallback, "ledger_error": plug.ledger_error,
+        "owner": plug.cfgm.owner, "safe_mode": plug.safe_mode,
+        "last_error": plug.last_error, "late_reads": plug.meter.late_reads,
+        "network": net.status(),
+        "temperature_c": plug.out.temperature(),
+        "mqtt": _mqtt(plug),
     }
-    if plug.wallet:
-        wallets = {}  # account -> what status shows of it
-        for key in plug.ledger.keys():
-            acct = plug.wallet.account_of(key)
-            w = wallets.get(acct)
-            if w is None:
-                addr = plug.wallet.address(acct)
-                b = plug.balances.get(addr)
-                w = wallets[acct] = {"account": acct, "address": addr, "channels": [],
-                                     "balance": b, "balance_str": _s_dict(b)}
-            w["channels"].append(key)
-        st["wallets"] = list(wallets.values())
-    if plug.payments:
-        prov = st["provider"] = plug.tariff.status()
-        prov["rate_per_kwh_str"] = _s(prov.get("rate_per_kwh"))
-        asset = prov.get("token") or "native"  # the currency amounts below are in
-        accrued = dict(("%d/%s" % k, v) for k, v in plug.settlement.accrued().items())
-        pays = {"accrued": accrued, "accrued_str": _s_dict(accrued),
-                "pending": [], "confirmed": [], "failed": []}
-        recs = plug.payments.records()
-        for r in recs:
-            pays[_PAY_STATE.get(r["st"], "pending")].append(_pay_view(r))
-        paid = _paid_total(plug.payments, recs, asset)
-        pays["paid_total"], pays["paid_total_str"] = paid, str(paid)
-        st["payments"] = pays
-        st["invoices"] = _invoices(plug, recs, asset)
+
+
+def _mqtt(plug):
+    """plug/mqtt.py's connection (the module is imported once a config names a broker)."""
+    if getattr(plug, "mqtt_task", None) is None:
+        return {"state": "off", "error": None, "since": None}
+    from plug import mqtt
+
+    return mqtt.state()
+
+
+def _channels(plug, c):
+    return _Map(plug.ledger.keys(), lambda key: _channel(plug, c, key))
+
+
+_NO_READING = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _channel(plug, c, key):
+    # the meter's latest reading of key: (V, A, W, PF, Hz, t, ok) (meter.py's _latest,
+    # read directly: meter.status() would make a dict for every channel at once)
+    r = plug.meter._latest.get(key) or _NO_READING
+    imp, exp = plug.ledger.totals(key)
+    ch = {
+        "name": plug.cfgm.config["channels"].get(key, {}).get("name", ""),
+        "V": r[0], "A": r[1], "W": r[2], "PF": r[3], "Hz": r[4],
+        "import_uwh": imp, "export_uwh": exp,
+        "import_wh": imp // 1000000, "export_wh": exp // 1000000,
+        "unbilled_uwh": plug.ledger.pending(key)[0],
+        "fault": key.split("/")[0] in _faulty(plug, c),
+    }
+    periods = getattr(plug, "periods", None)  # plug/periods.py: energy by period
+    if periods is not None:
+        ch["energy"] = _energy(periods.flat(key))
+    return ch
+
+
+def _energy(f):
+    # periods.flat() -> {period: {"import_uwh", "export_uwh"}}
+    from plug.periods import PERIODS
+
+    e = {}
+    for i in range(4):
+        e[PERIODS[i]] = {"import_uwh": f[2 * i], "export_uwh": f[2 * i + 1]}
+    return e
+
+
+def _wallets(plug, c):
+    return _List(_wallet_items(plug))
+
+
+def _wallet_items(plug):
+    w = plug.wallet
+    keys = plug.ledger.keys()
+    accts = []
+    for key in keys:
+        a = w.account_of(key)
+        if a not in accts:
+            accts.append(a)
+    for a in accts:
+        addr = w.address(a)
+        b = plug.balances.get(addr)
+        yield {"account": a, "address": addr,
+               "channels": [k for k in keys if w.account_of(k) == a],
+               "balance": b, "balance_str": _s_dict(b)}
+
+
+def _provider(plug, c):
+    prov = plug.tariff.status()
+    prov["rate_per_kwh_str"] = _s(prov.get("rate_per_kwh"))
+    return prov
+
+
+def _asset(plug, c):
+    """The provider's currency: what the amounts of payments and invoices count in."""
+    a = c.get("asset")
+    if a is None:
+        a = c["asset"] = plug.tariff.status().get("token") or "native"
+    return a
+
+
+def _recs(plug, c):
+    r = c.get("recs")
+    if r is None:
+        r = c["recs"] = plug.payments.records()
+    return r
+
+
+_PAYS = ("accrued", "accrued_str", "pending", "confirmed", "failed", "paid_total",
+         "paid_total_str")
+
+
+def _payments(plug, c):
+    return _Map(_PAYS, lambda k: _pay_part(plug, c, k))
+
+
+def _pay_part(plug, c, k):
+    if k[:7] == "accrued":
+        a = c.get("accrued")
+        if a is None:
+            a = c["accrued"] = dict(("%d/%s" % kv[0], kv[1])
+                                    for kv in plug.settlement.accrued().items())
+        return _s_dict(a) if k == "accrued_str" else a
+    if k[:10] == "paid_total":
+        p = c.get("paid")
+        if p is None:
+            p = c["paid"] = _paid_total(plug.payments, _recs(plug, c), _asset(plug, c))
+        return str(p) if k == "paid_total_str" else p
+    return _List(_pay_view(r) for r in _recs(plug, c)
+                 if _PAY_STATE.get(r["st"], "pending") == k)
+
+
+def _invoices_part(plug, c):
+    return _invoices(plug, _recs(plug, c), _asset(plug, c))
+
+
+def _money_alerts(plug, c):
+    m = c.get("alerts")
+    if m is None:
         from plug.supply import money_alerts
 
-        alerts, runway = money_alerts(plug)
+        alerts, runway = m = c["alerts"] = money_alerts(plug)
         for a in alerts:
             for k in ("amount_due", "balance"):
                 if k in a:
@@ -103,18 +263,22 @@ def status(plug):
         for w in runway:
             for k in ("balance", "spendable", "spent_24h"):
                 w[k + "_str"] = _s(w[k])
-        st["alerts"], st["runway"] = alerts, runway
-    return st
+    return m
 
 
-def _energy(e):
-    # {period: (import, export)} -> {period: {"import_uwh", "export_uwh"}}, as literals:
-    # each dict allocated once at its size (no generator, no items() tuples)
-    t, y, m, lm = e["today"], e["yesterday"], e["month"], e["last_month"]
-    return {"today": {"import_uwh": t[0], "export_uwh": t[1]},
-            "yesterday": {"import_uwh": y[0], "export_uwh": y[1]},
-            "month": {"import_uwh": m[0], "export_uwh": m[1]},
-            "last_month": {"import_uwh": lm[0], "export_uwh": lm[1]}}
+_SECTIONS = {
+    "device": _device,
+    "channels": _channels,
+    "outputs": lambda plug, c: plug.out.status(),
+    "faulty": _faulty,
+    "update": lambda plug, c: plug.store.load("update"),  # the last release's fate (update.py)
+    "wallets": _wallets,
+    "provider": _provider,
+    "payments": _payments,
+    "invoices": _invoices_part,
+    "alerts": lambda plug, c: _money_alerts(plug, c)[0],
+    "runway": lambda plug, c: _money_alerts(plug, c)[1],
+}
 
 
 _PAY_STATE = {"confirmed": "confirmed", "failed": "failed"}  # prepared, sent: pending
@@ -143,40 +307,13 @@ def _invoices(plug, recs, asset):
     return {"open": n, "unpaid_amount": amt, "unpaid_amount_str": str(amt)}
 
 
-# What the payment history on the flash holds of confirmed payments, per asset: [records
-# seen in all (carried + held), their sum]. History only grows at its end (its oldest
-# segments rotate into the carried totals), so after the first scan (once per boot) only
-# the records appended since are read.
-_hist = {}
-
-
 def _paid_total(pays, recs, asset):
-    """Everything confirmed in `asset`: the history (carried totals and records held) and
-    the live records it does not hold yet."""
+    """Everything confirmed in `asset`: the history's index (carried and held: no segment
+    is read) and the live records it does not hold yet."""
     hist = pays.history if pays._arch else None  # nothing archived: not loaded for this
     total = 0
     for r in recs:
         if r["st"] == "confirmed" and (r["tok"] or "native") == asset and not (
                 hist is not None and hist.has(r)):
             total += r["amt"]
-    if hist is None:
-        return total
-    held = hist.count()
-    carried = hist.carried()
-    seen = carried["n"] + held
-    c = _hist.get(asset)
-    new = seen - c[0] if c else -1
-    if new < 0 or new > held:  # first time, or lost track: read it all
-        c = _hist[asset] = [seen, carried["paid"].get(asset, 0) + _sum(hist.read(), asset)]
-    elif new:
-        c[0] = seen
-        c[1] += _sum(hist.read(held - new), asset)
-    return total + c[1]
-
-
-def _sum(records, asset):
-    s = 0
-    for rec in records:
-        if rec.get("st") == "confirmed" and (rec.get("tok") or "native") == asset:
-            s += rec.get("amt") or 0
-    return s
+    return total if hist is None else total + hist.paid(asset)

@@ -24,8 +24,8 @@ import binascii
 import eth
 from plug.rpc import AlreadyKnown, BadReply, ChainError, RPCError, WrongChain
 
-_U256 = (1 << 256) - 1
-_U64 = (1 << 64) - 1
+_U256 = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF  # literals stay
+_U64 = 0xFFFFFFFFFFFFFFFF  # in flash when frozen; (1 << 256) - 1 is computed onto the heap
 _HEXDIGITS = "0123456789abcdefABCDEF"
 _DECIMALS = b"\x31\x3c\xe5\x67"  # selector of ERC-20 decimals()
 

@@ -112,6 +112,8 @@ def _schema():
         "max_connections": ("i", 1, 16, 4),
     }),
     "pull": ("d", {"url": _URL, "interval_s": ("i", 60, 7 * 86400, 3600)}),
+    # releases pulled (plug/update_pull.py): url "": none
+    "update": ("d", {"url": _URL, "interval_s": ("i", 60, 7 * 86400, 86400)}),
     "control": ("d", {"token_sha256": ("s", 64, "", None)}),  # "": no switching over HTTP
     "protect": ("d", {  # per channel with a relay; 0: no limit
         "max_power_w": ("i", 0, 100000, 0),

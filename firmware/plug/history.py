@@ -6,6 +6,8 @@
 #   h.read(offset=0, limit=None)     generator of records, oldest first, streamed
 #   h.find(invoice_id)               the newest record of that invoice, or None (a scan)
 #   h.carried()                      {"n", "confirmed", "paid": {asset: sum}} rotated out
+#   h.paid(asset)                    confirmed amount of every record ever appended (carried
+#                                    + held), from the index: no segment is read
 #   compact(rec)                     what the history keeps of a payments.py record
 #   archive(payments, ...)           move payments.py's oldest finished records here
 #
@@ -25,11 +27,20 @@
 # lines at a time and reopen the file between batches, so appends and rotation between
 # two batches are harmless (a page read across a rotation may start later).
 #
+# The index (in the same "history" state file, saved after each append): per segment held
+# [number, records, bytes], the confirmed amount per asset of every record ever appended,
+# and the recent keys (below). Starting from it reads no segment: only the newest one may
+# have grown since (a power cut after an append, before the index was saved), which its
+# size shows (os.stat) and only its new tail is read; a segment the index does not know
+# yet (started just before such a cut) is read whole. Anything else that does not match
+# (a file missing, shorter, or an index from before this firmware) rebuilds the index from
+# every segment once, logged. A record spoiled after it was indexed (a flipped bit) is
+# skipped by readers but stays in the index's counts and sums: it was appended and paid.
+#
 # A record's key is "<id>/<att>" (an invoice paid again after a failed attempt is a new
-# record). The keys of the last _RECENT records appended are kept in RAM (read back at
-# start from the newest two segments, and those of a segment rotated out from the carried
-# totals), so a record moved again after a power cut is appended only once, even when
-# its segment rotated out before its live copy was dropped.
+# record). The keys of the last _RECENT records appended are kept in RAM and in the index,
+# so a record moved again after a power cut is appended only once, even when its segment
+# rotated out before its live copy was dropped.
 import binascii
 import json
 import os
@@ -182,6 +193,9 @@ class History:
         except OSError:
             pass  # exists
         self._segs = []  # [[k, records, bytes], ...] oldest first
+        self._sum = {}  # asset -> confirmed amount of every record ever appended
+        self._recent = []
+        self._pad = False  # the newest segment ends in a torn line
         ks = []
         for name in os.listdir(self.dir):
             try:
@@ -189,18 +203,105 @@ class History:
             except ValueError:
                 continue
         ks.sort()
-        last = b"\n"
+        held = []
         for k in ks:
             if k <= self._carry["thru"]:  # carried before a power cut: finish dropping it
                 self._remove(k)
-                continue
-            n, size, last = self._scan(k)
-            self._segs.append([k, n, size])
-        self._pad = bool(self._segs) and self._segs[-1][2] > 0 and last != b"\n"
-        self._recent = list(self._carry.get("recent", ()))
-        for k in [s[0] for s in self._segs[-2:]]:
-            for rec in self._read_seg(k, 0, None):
-                self._remember(key(rec))
+            else:
+                held.append(k)
+        try:
+            ok = self._resume(held)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            ok = False  # an index that is not one
+        if not ok:
+            self._rebuild(held)
+
+    def _resume(self, held):
+        """Take the index as saved, reading only what was appended after it; False if it
+        does not match the files (then _rebuild)."""
+        c = self._carry
+        idx = c.get("segs")
+        if idx is None or not isinstance(c["sum"], dict):
+            return False  # a state from before the index
+        ks = [s[0] for s in idx]
+        last = ks[-1] if ks else c["thru"]
+        new = [k for k in held if k not in ks]
+        if [k for k in ks if k not in held] or [k for k in new if k < last]:
+            return False
+        for s in idx[:-1]:  # closed segments: appends only go to the newest
+            if self._size(s[0]) != s[2]:
+                return False
+        grown = 0
+        if idx:
+            grown = self._size(last) - idx[-1][2]
+            if grown < 0:
+                return False
+        self._segs = [list(s) for s in idx]
+        self._sum = dict(c["sum"])
+        self._recent = list(c.get("recent", ()))
+        self._pad = c.get("pad") is True  # indexed up to a torn line (a rebuild's, a tail's)
+        if grown:
+            self._catch_up(self._segs[-1], self._segs[-1][2])
+        for k in new:
+            self._segs.append([k, 0, 0])
+            self._catch_up(self._segs[-1], 0)
+        if grown or new:
+            self._save_index()
+        return True
+
+    def _rebuild(self, held):
+        """The index from every segment held (a state from before the index, or files
+        that do not match it): reads them all, once."""
+        c = self._carry
+        self._segs = []
+        self._sum = dict(c["paid"])
+        self._recent = list(c.get("recent", ()))
+        self._pad = False
+        if not held:
+            return  # nothing to index yet: the first append saves it
+        for k in held:
+            self._segs.append([k, 0, 0])
+            self._catch_up(self._segs[-1], 0)
+        if self.log:
+            self.log("[history] index rebuilt from %d segments" % len(held))
+        self._save_index()
+
+    def _catch_up(self, seg, pos):
+        """Add what segment seg holds from byte pos on to the index (counts, sums, recent
+        keys); note whether it ends in a torn line."""
+        last = b"\n"
+        try:
+            with open(self._path(seg[0]), "rb") as f:
+                f.seek(pos)
+                for ln in _lines(f):
+                    seg[2] += len(ln)
+                    last = ln[-1:]
+                    rec = _parse(ln)
+                    if rec is not None:
+                        seg[1] += 1
+                        self._count(rec)
+        except OSError:
+            pass
+        self._pad = seg[2] > 0 and last != b"\n"
+
+    def _count(self, rec):
+        self._remember(key(rec))
+        if rec.get("st") == "confirmed":
+            a = asset(rec)
+            self._sum[a] = self._sum.get(a, 0) + (rec.get("amt") or 0)
+
+    def _state(self, carry, segs):
+        """The "history" state file: the carried totals and the index."""
+        return {"thru": carry["thru"], "n": carry["n"], "confirmed": carry["confirmed"],
+                "paid": carry["paid"], "segs": segs, "sum": self._sum,
+                "recent": self._recent, "pad": self._pad}
+
+    def _save_index(self):
+        try:
+            self.store.save(_CARRY, self._state(self._carry, self._segs))
+        except Exception as e:  # noqa: BLE001 - the segments hold the truth: caught up at start
+            if self.log:
+                self.log("[history] index not saved (%r): read again at the next start" % (e,))
 
     # ---- files ----
 
@@ -213,20 +314,11 @@ class History:
         except OSError:
             pass
 
-    def _scan(self, k):
-        """(valid records, bytes, last byte) of segment k."""
-        n = size = 0
-        last = b""
+    def _size(self, k):
         try:
-            with open(self._path(k), "rb") as f:
-                for ln in _lines(f):
-                    size += len(ln)
-                    last = ln[-1:]
-                    if _valid(ln):
-                        n += 1
+            return os.stat(self._path(k))[6]
         except OSError:
-            pass
-        return n, size, last
+            return -1
 
     def _read_seg(self, k, skip, limit):
         """Valid records of segment k after skipping `skip` of them, in batches of lines
@@ -295,23 +387,22 @@ class History:
             f.write(line)
         seg[1] += 1
         seg[2] += len(line)
-        self._remember(key(rec))
+        self._count(rec)
+        self._save_index()
         return True
 
     def _drop_oldest(self):
         k = self._segs[0][0]
         c = self._carry
-        new = {"thru": k, "n": c["n"], "confirmed": c["confirmed"], "paid": dict(c["paid"]),
-               "recent": []}
+        new = {"thru": k, "n": c["n"], "confirmed": c["confirmed"], "paid": dict(c["paid"])}
         for rec in self._read_seg(k, 0, None):
             new["n"] += 1
-            if key(rec) in self._recent:  # may still be live until the caller's next save
-                new["recent"].append(key(rec))
             if rec.get("st") == "confirmed":
                 new["confirmed"] += 1
                 a = asset(rec)
                 new["paid"][a] = new["paid"].get(a, 0) + (rec.get("amt") or 0)
-        self.store.save(_CARRY, new)  # durable before the segment goes
+        # durable before the segment goes (the index without it, the sums unchanged)
+        self.store.save(_CARRY, self._state(new, self._segs[1:]))
         self._carry = new
         self._remove(k)
         self._segs.pop(0)
@@ -330,6 +421,11 @@ class History:
     def carried(self):
         c = self._carry
         return {"n": c["n"], "confirmed": c["confirmed"], "paid": dict(c["paid"])}
+
+    def paid(self, asset):
+        """The confirmed amount in asset of every record ever appended (carried + held),
+        from the index."""
+        return self._sum.get(asset, 0)
 
     def read(self, offset=0, limit=None):
         """Records oldest first from the offset-th one held, at most `limit`."""

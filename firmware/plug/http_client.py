@@ -271,10 +271,42 @@ def _body(c, rest, length, cap):
     return buf
 
 
+class Reply:
+    """A reply's body as it arrives (request(..., stream=True)), within the request's
+    waits and deadline: readinto(mv) -> bytes read (0 at the end: Content-Length reached,
+    or EOF; a body cut short just ends early), then close()."""
+
+    def __init__(self, c, rest, length, socks):
+        self.c = c
+        self.rest = rest
+        self.left = length  # None: until EOF
+        self.socks = socks
+
+    def readinto(self, mv):
+        n = len(mv) if self.left is None else min(len(mv), self.left)
+        if not n:
+            return 0
+        if self.rest:
+            k = min(n, len(self.rest))
+            mv[:k] = self.rest[:k]
+            self.rest = self.rest[k:]
+        else:
+            k = self.c.into(mv[:n])
+        if self.left is not None:
+            self.left -= k
+        return k
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+
+
 def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
-            max_header_bytes=4096, max_body_bytes=16384, start_ms=None):
+            max_header_bytes=4096, max_body_bytes=16384, start_ms=None, stream=False):
     """(status, body as a bytearray); deadline_ms defaults to 2 * timeout_s + 1 s, counted
-    from start_ms (a ticks_ms() value; default: now)."""
+    from start_ms (a ticks_ms() value; default: now). stream=True: (status, Reply), the
+    body left to read (max_body_bytes bounds its Content-Length) and the caller to close
+    it."""
     start = _ms() if start_ms is None else start_ms
     if deadline_ms is None:
         deadline_ms = int((2 * timeout_s + 1) * 1000)
@@ -292,6 +324,7 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
     # connect waits what is left (at least 1 ms: past the deadline, send() refuses)
     left = deadline_ms - _diff(_ms(), start)
     s, raw = _connect(host, port, tls, max(0.001, min(timeout_s * 1000, left) / 1000))
+    kept = None
     try:
         c = _Conn(s, timeout_s, start, deadline_ms)
         try:
@@ -302,11 +335,15 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
         scratch = memoryview(bytearray(_CHUNK))
         status, length, rest = _head(c, scratch, max_header_bytes, max_body_bytes)
         scratch = None
+        if stream:
+            kept = Reply(c, rest, length, (s, raw))
+            return status, kept
         try:
             return status, _body(c, rest, length, max_body_bytes)
         except MemoryError as e:
             raise MemoryError("no room for a reply of %s bytes (%s)"
                               % (length if length is not None else "up to %d" % max_body_bytes, e))
     finally:
-        s.close()
-        raw.close()
+        if kept is None:
+            s.close()
+            raw.close()

@@ -74,6 +74,9 @@ def families(plug, srv=None):
                int(net.get("link") == "up"))
     if dev.get("rssi") is not None:
         yield _fam("plug_wifi_rssi_dbm", "gauge", "Wi-Fi signal strength", dev["rssi"])
+    if "mqtt" in dev:
+        yield _fam("plug_mqtt_connected", "gauge", "1 while connected to the MQTT broker "
+                   "(see /status device.mqtt)", int(dev["mqtt"]["state"] == "connected"))
     if srv is not None:
         s = srv.stats
         yield _fam("plug_http_requests_total", "counter", "HTTP requests read since boot",
@@ -85,7 +88,7 @@ def families(plug, srv=None):
                "busy (503), too slow (408), evicted for a newcomer (408)",
                (({"reason": r}, s[k]) for r, k in (("busy", "rejected"), ("timeout", "timeouts"),
                                                    ("evicted", "evicted"))))
-    for fam in _money(st):
+    for fam in _money(st, plug):
         yield fam
 
 
@@ -107,7 +110,18 @@ def _periods(st):
 _EXACT = "; float64 here, the exact figure is /status "
 
 
-def _money(st):
+def _provider(plug, pid):
+    """The provider's name (the payee's address if it has none) for a provider number."""
+    from plug.provider import TariffError
+
+    try:
+        d = plug.tariff.provider(int(pid))
+        return d.get("name") or d["payee"]
+    except (AttributeError, KeyError, ValueError, TariffError):  # no longer kept
+        return pid
+
+
+def _money(st, plug=None):
     prov = st.get("provider") or {}
     asset = prov.get("token") or "native"
     if "wallets" in st:
@@ -123,8 +137,8 @@ def _money(st):
     p = st["payments"]
     yield ("plug_accrued", "gauge", "Billed, not yet invoiced, base units, per wallet account "
            "and provider" + _EXACT + "payments.accrued_str",
-           (({"account": k.split("/")[0], "provider": k.split("/", 1)[1], "asset": asset}, v)
-            for k, v in p["accrued"].items()))
+           (({"account": k.split("/")[0], "provider": _provider(plug, k.split("/", 1)[1]),
+              "asset": asset}, v) for k, v in p["accrued"].items()))
     yield ("plug_paid_total", "counter", "Everything paid and confirmed, base units, "
            "history included" + _EXACT + "payments.paid_total_str",
            (({"asset": asset}, p["paid_total"]),))

@@ -8,6 +8,8 @@
 #       (app.py: the watchdog loop); between midnights it is one comparison. Never raises.
 #   per.energy(key) -> {"today": (imp, exp), "yesterday": (imp, exp), "month": (imp, exp),
 #                       "last_month": (imp, exp)}      ints, uWh, never negative
+#   per.flat(key) -> the same as one tuple of 8 ints, PERIODS in order (import, export
+#                       of each): one allocation, what /status writes from
 #   per.date() -> "2026-12-07", the local date "today" is, or None until the clock is set
 #   utc_offset_s(t, tz), civil(days), days_from(y, m, d): the calendar, epoch 2000
 #
@@ -54,6 +56,7 @@ _LMON = const(6)  # last month's energy
 _CLOCK_SET = const(631152000)  # 2020-01-01: before this the clock is not set
 _RETRY_S = const(60)  # a failed checkpoint or save is tried again this much later
 _D = const(86400)
+PERIODS = ("today", "yesterday", "month", "last_month")  # the order of flat()
 
 
 def days_from(y, m, d):
@@ -244,19 +247,26 @@ class Periods:
             return None
         return "%04d-%02d-%02d" % civil(self._day)
 
-    def energy(self, key):
+    def flat(self, key):
+        """energy(key) as one tuple of 8 ints, PERIODS in order, import then export of
+        each: one allocation (what /status writes from)."""
         a = self._ch.get(key)
         if a is None:  # first seen now (the ledger raises for a channel it does not meter)
             a = self._add(key)
             self._save()
-        now = self.ledger.totals(key)
-        if now[0] < a[_DAY_IMP] or now[1] < a[_DAY_IMP + 1] \
-                or now[0] < a[_MON_IMP] or now[1] < a[_MON_IMP + 1]:
-            self._rebase(key, a, now)
-        return {"today": (now[0] - a[_DAY_IMP], now[1] - a[_DAY_IMP + 1]),
-                "yesterday": (a[_YDAY], a[_YDAY + 1]),
-                "month": (now[0] - a[_MON_IMP], now[1] - a[_MON_IMP + 1]),
-                "last_month": (a[_LMON], a[_LMON + 1])}
+        imp, exp = self.ledger.totals(key)
+        # each element read once: a read of array("q") makes a new int object (mpz)
+        di, de, mi, me = a[_DAY_IMP], a[_DAY_IMP + 1], a[_MON_IMP], a[_MON_IMP + 1]
+        if imp < di or exp < de or imp < mi or exp < me:
+            self._rebase(key, a, (imp, exp))
+            di, de, mi, me = a[_DAY_IMP], a[_DAY_IMP + 1], a[_MON_IMP], a[_MON_IMP + 1]
+        return (imp - di, exp - de, a[_YDAY], a[_YDAY + 1], imp - mi, exp - me, a[_LMON],
+                a[_LMON + 1])
+
+    def energy(self, key):
+        t0, t1, y0, y1, m0, m1, l0, l1 = self.flat(key)
+        return {"today": (t0, t1), "yesterday": (y0, y1), "month": (m0, m1),
+                "last_month": (l0, l1)}
 
     def _rebase(self, key, a, now):
         self.log("[periods] %s: ledger totals %d/%d uWh are below today's or this month's "

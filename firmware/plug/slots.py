@@ -16,6 +16,11 @@
 #                             a ledger checkpoint done, the HTTP server up and (if it pays)
 #                             the chain answering, or reboots it (a failed trial boot) if
 #                             it has not by 2 x trial_s
+# A firmware image (plug/update_image.py, a frozen plug) is recorded the same way with
+# "image": the OTA partition written, "previous_image": the one it came from; main.py
+# counts no boots for it: the bootloader runs it once on trial and goes back by itself at
+# a reset before it is kept, which start() notices (the running partition is not the
+# record's) and records as a rollback. Keeping it calls mark_app_valid_cancel_rollback().
 # State (state/) stays where it is, shared by both slots: a rollback keeps every energy
 # and payment record. Imported at boot only when slot.json exists.
 import json
@@ -89,6 +94,8 @@ def start(plug, srv):
     rec = load()
     if rec is None:
         return None
+    if rec.get("image") and not rec.get("good"):
+        rec = image_boot(rec, __import__("plug.update_image").update_image.partition_api())
     if rec.get("rolled_back") and not rec.get("told"):
         note(plug, "rolled_back", rec["rolled_back"], rec.get("why") or "")
         rec["told"] = True
@@ -97,6 +104,41 @@ def start(plug, srv):
         return None
     note(plug, "trial", rec.get("version"), "boot %d of %d" % (rec.get("trial", 0), 3))
     return asyncio.create_task(_trial(plug, srv, rec))
+
+
+def image_boot(rec, P):
+    """An image on trial, at boot: `rec` if its partition is the one running, else the
+    record of the bootloader having gone back (saved)."""
+    running = P(P.RUNNING).info()[4] if P else None
+    if running == rec["image"]:
+        return rec
+    try:  # its state migrations undone (plug/store.py)
+        __import__("plug.store").store.restore_pre("state", rec.get("version"))
+    except (OSError, ValueError) as e:
+        _log("[update] copies from before %s not restored: %r" % (rec.get("version"), e))
+    rec = {"active": "", "previous": "", "image": running, "previous_image": rec["image"],
+           "good": True, "trial": 0, "version": rec.get("previous_version"),
+           "previous_version": rec.get("version"), "rolled_back": rec.get("version"),
+           "why": "the bootloader booted %s again: %s was not kept before a reset%s" % (
+               running, rec["image"], ": " + rec["why"] if rec.get("why") else "")}
+    save(rec)
+    return rec
+
+
+def keep(rec, state="state"):
+    """Mark the release on trial good (an image: ESP-IDF's rollback cancelled first); the
+    state copies kept from before its migrations (plug/store.py) go once it is."""
+    if rec.get("image"):
+        P = __import__("plug.update_image").update_image.partition_api()
+        P.mark_app_valid_cancel_rollback()
+    rec["good"], rec["trial"] = True, 0
+    rec.pop("why", None)
+    save(rec)
+    try:
+        __import__("plug.store").store.drop_pre(state, rec.get("version"))
+    except OSError as e:  # kept all the same; the copies are only litter
+        _log("[update] copies from before %s not removed: %r" % (rec.get("version"), e))
+    return rec
 
 
 def _unhealthy(plug, srv, reads):
@@ -125,10 +167,7 @@ async def _trial(plug, srv, rec):
         reads = plug.meter.reads
         up = time.ticks_diff(time.ticks_ms(), t0)
         if why is None and up >= trial_ms:
-            rec = load() or rec
-            rec["good"], rec["trial"] = True, 0
-            rec.pop("why", None)
-            save(rec)
+            rec = keep(load() or rec, plug.store.root)
             note(plug, "good", rec.get("version"), "")
             _log("[update] %s marked good after %d s of trial" % (rec.get("version"),
                                                                   up // 1000))

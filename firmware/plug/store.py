@@ -18,6 +18,16 @@
 # the backstop that keeps a bug or a hostile peer from filling the flash or the heap.
 # The payment history (history.py) lives beside these files under history/, bounded
 # per segment file (HISTORY_SEGMENT) and in number of segments.
+#
+# Formats: a release that changes a file's format registers it, migrate(name, format,
+# fn): fn(obj, old_format) -> obj. Such a file's header carries its format as a 4th field
+# ("<generation> <crc32> <length> <format>"; none: format 1). Loading a copy of an older
+# format first keeps it as `<name>.pre-<version>` (the raw slot file; version: the release
+# migrating), then migrates and saves it. A release on trial is kept or rolled back
+# (plug/slots.py, main.py): kept, drop_pre(root, version) removes its copies; rolled
+# back, restore_pre (main.py's own, as the release it returns to may predate this) puts
+# each copy back as the newest, so the old release reads what it wrote. Anything written
+# to such a file during the trial is lost then (energy metered: since the migration).
 import binascii
 import json
 import os
@@ -88,6 +98,44 @@ class StoreError(Exception):
     pass
 
 
+FORMATS = {}  # name -> (format, fn(obj, old format) -> obj): see the top
+
+
+def migrate(name, fmt, fn):
+    FORMATS[name] = (fmt, fn)
+
+
+def _pre(root, version):
+    # names of the copies release `version` kept
+    end = ".pre-%s" % version
+    try:
+        return [e[0] for e in os.ilistdir(root) if e[0].endswith(end)], end
+    except OSError:  # no state yet
+        return (), end
+
+
+def restore_pre(root, version):
+    """Put back the copies release `version` kept (rolled back), each as its file's newest
+    slot (main.py does the same for a folder slot's rollback)."""
+    names, end = _pre(root, version)
+    for n in names:
+        name = root + "/" + n[:-len(end)]
+        with open(root + "/" + n, "rb") as f:
+            gen = int(f.readline(64).split()[0])
+        for suffix in ("tmp", str(1 - (gen & 1))):
+            try:
+                os.remove("%s.%s" % (name, suffix))
+            except OSError:
+                pass
+        os.rename(root + "/" + n, "%s.%d" % (name, gen & 1))
+
+
+def drop_pre(root, version):
+    """Remove the pre-migration copies release `version` kept (it has been kept)."""
+    for n in _pre(root, version)[0]:
+        os.remove(root + "/" + n)
+
+
 BOUNDS = {
     "payments": 32768,  # live payment records (payments.py: _MAX_OPEN, _KEEP_DONE, ...)
     "billing": 32768,  # billed lines (12 per channel) and open invoices (8)
@@ -117,15 +165,19 @@ def _exists(path):
 
 
 def _check_slot(path):
-    """(generation, header length) of a slot whose length and crc32 match, else None
+    """(generation, header length, format) of a slot whose length and crc32 match, else None
     (missing, torn or corrupt): one streamed pass, _BLOCK bytes at a time."""
     try:
         with open(path, "rb") as f:
             head = f.readline(64)
             try:
-                gen, crc, length = [int(x) for x in head.split()]
+                f4 = [int(x) for x in head.split()]
             except ValueError:
                 return None
+            if not 3 <= len(f4) <= 4:
+                return None
+            gen, crc, length = f4[0], f4[1], f4[2]
+            fmt = f4[3] if len(f4) == 4 else 1
             if not head.endswith(b"\n") or length < 0:
                 return None
             buf = bytearray(_BLOCK)
@@ -140,7 +192,7 @@ def _check_slot(path):
                 c = binascii.crc32(buf if k == _BLOCK else memoryview(buf)[:k], c)
     except OSError:
         return None
-    return (gen, len(head)) if n == length and c & 0xFFFFFFFF == crc else None
+    return (gen, len(head), fmt) if n == length and c & 0xFFFFFFFF == crc else None
 
 
 def _parse_slot(path, skip):
@@ -170,15 +222,36 @@ class Store:
         for slot in (0, 1):
             got = _check_slot(self._path(name, slot))
             if got is not None:
-                good.append((got[0], got[1], slot))
+                good.append((got[0], got[1], slot, got[2]))
         good.sort(reverse=True)  # the newest first; parsed only if it checks out
-        for gen, skip, slot in good:
+        for gen, skip, slot, fmt in good:
             obj = _parse_slot(self._path(name, slot), skip)
             if obj is not None:
                 self._gen[name] = gen
+                if name in FORMATS and fmt < FORMATS[name][0]:
+                    return self._migrate(name, self._path(name, slot), obj[0], fmt)
                 return obj[0]
         self._gen[name] = 0
         return default
+
+    def _migrate(self, name, path, obj, fmt):
+        # keep the old copy (a power cut before the save below: done again next boot)
+        from plug.version import VERSION
+
+        pre = "%s/%s.pre-%s" % (self.root, name, VERSION)
+        buf = bytearray(_BLOCK)
+        with open(path, "rb") as src, open(pre + ".tmp", "wb") as dst:
+            while True:
+                k = src.readinto(buf)
+                if not k:
+                    break
+                dst.write(memoryview(buf)[:k])
+        os.rename(pre + ".tmp", pre)
+        obj = FORMATS[name][1](obj, fmt)
+        self.save(name, obj)
+        print("[store] %s: format %d -> %d (the old copy kept as %s until %s is kept)"
+              % (name, fmt, FORMATS[name][0], pre, VERSION))
+        return obj
 
     def save(self, name, obj):
         """Write obj durably as the next generation of `name`; returns that generation."""
@@ -189,7 +262,9 @@ class Store:
         s = _Sum()
         json.dump(obj, s)
         crc, n = s.crc, s.n
-        head = b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n)
+        fmt = FORMATS[name][0] if name in FORMATS else 1
+        head = (b"%d %d %d %d\n" % (gen, crc & 0xFFFFFFFF, n, fmt) if fmt > 1 else
+                b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n))
         if len(head) + n > bound(name):
             raise StoreError("%s: %d bytes, more than the %d this file may hold; the "
                              "previous copy stays" % (name, len(head) + n, bound(name)))

@@ -19,6 +19,11 @@
 # connection being cut off). A complete stage ends with STAGE/.manifest (the manifest's
 # bytes), written last.
 #
+# An image bundle (its manifest has "image": [size, sha256] instead of "table" and
+# "files") is for a plug whose code is frozen: its image goes into the next OTA partition
+# (plug/update_image.py), not into STAGE; a plug running from files refuses one, and a
+# frozen plug refuses a bundle of files.
+#
 # Every outcome is recorded as the store's "update" record {state, version, reason, at}
 # (state "staged" or "refused"), which /status shows, and logged as one [update] line.
 # Imported only when a bundle arrives; its heap while staging is the manifest buffer
@@ -157,6 +162,7 @@ class Staging:
         self.config_version = config_version
         self.on_trial = None  # the version installed and not yet kept (plug/slots.py)
         self.manifest = None
+        self.parts = self.part = None  # partition API (frozen app), partition written
 
     async def run(self, reader, length=None):
         """The manifest once the bundle is staged; UpdateError with the reason if not, and
@@ -165,10 +171,14 @@ class Staging:
             raise UpdateError("bundle of %d bytes; at most %d" % (length, MAX_BUNDLE))
         src = _In(reader, length)
         m, mlen = await self._head(src)
-        if length is not None and length != 10 + mlen + _SIG + m["table"][0] + m["total"]:
-            raise UpdateError("bundle of %d bytes; its manifest says %d" % (
-                length, 10 + mlen + _SIG + m["table"][0] + m["total"]))
+        want = 10 + mlen + _SIG + ("image" not in m and m["table"][0]) + m["total"]
+        if length is not None and length != want:
+            raise UpdateError("bundle of %d bytes; its manifest says %d" % (length, want))
         self.manifest = m
+        if "image" in m:  # never in STAGE: straight into the next OTA partition
+            self.part = await __import__("plug.update_image").update_image.write(src, m,
+                                                                                 self.parts)
+            return m
         done = False
         try:
             rmtree(STAGE)  # what a power cut left of an earlier bundle, if anything
@@ -250,6 +260,8 @@ class Staging:
         ts = m.get("trial_s", 300)
         if type(ts) is not int or not 5 <= ts <= 86400:
             raise UpdateError("manifest: trial_s must be 5 to 86400 seconds")
+        if "image" in m or self.parts is not None:  # plug/update_image.py
+            return __import__("plug.update_image").update_image.check(m, v, self.parts)
         t = field("table", list)
         n, total = field("files", int), field("total", int)
         if (len(t) != 2 or type(t[0]) is not int or not 0 < t[0] <= _MAX_TABLE
@@ -312,8 +324,11 @@ class Staging:
                               % (count, total, m["files"], m["total"]))
 
 
-async def receive(plug, reader, length=None):
-    """Check and stage a bundle for `plug` (the app); records and logs the outcome."""
+async def receive(plug, reader, length=None, pulled=False):
+    """Check and stage a bundle for `plug` (the app); records and logs the outcome.
+    pulled (plug/update_pull.py): what the server keeps serving (not newer than the
+    running release or than one rolled back, or sent while one is on trial) is refused
+    without a record or a log line."""
     from plug.version import VERSION
 
     try:  # the wallet's account 0, also in safe mode (a release may be what fixes it)
@@ -321,23 +336,32 @@ async def receive(plug, reader, length=None):
     except Exception:  # noqa: BLE001 - no wallet yet: no plug address to be bound to
         address = None
     s = Staging(plug.cfgm.owner, address, plug.board.NAME, VERSION, plug.cfgm.version)
+    s.parts = __import__("plug.update_image").update_image.partition_api()
     try:
         with open("slot.json") as f:
             rec = json.loads(f.read())
         if not rec.get("good"):
             s.on_trial = rec.get("version") or "?"
+        elif pulled and rec.get("rolled_back") and parse_version(
+                rec["rolled_back"]) > parse_version(VERSION):
+            s.version = rec["rolled_back"]  # not the one that failed its trial again
     except (OSError, ValueError, AttributeError):
         pass
     try:
         m = await s.run(reader, length)
     except (UpdateError, asyncio.CancelledError) as e:
         why = str(e) if isinstance(e, UpdateError) else "the stream stopped (cut off)"
+        if pulled and ("is not newer than" in why or "is on trial;" in why):
+            raise
         version = s.manifest["version"] if s.manifest else None
         _record(plug, "refused", version, why)
         _log("[update] refused%s: %s" % (" " + version if version else "", why))
         raise
     _record(plug, "staged", m["version"], "")
-    _log("[update] release %s (build %s) staged: %d files, %d bytes"
+    if s.part:
+        m["_part"] = s.part  # the partition written (update_image logged it)
+    else:
+        _log("[update] release %s (build %s) staged: %d files, %d bytes"
              % (m["version"], m.get("build"), m["files"], m["total"]))
     return m
 
@@ -351,14 +375,16 @@ async def post(plug, req):
 
     try:
         m = await receive(plug, req.stream, req.stream.left)
-        slot = __import__("plug.slots").slots.install(plug, m)
+        slot = (__import__("plug.update_image").update_image if "_part" in m else
+                __import__("plug.slots").slots).install(plug, m)
     except UpdateError as e:
         if req.stream.left <= MAX_BUNDLE:
             await drain(req.stream)
         raise HTTPError(400, str(e))
     finally:  # let go of the updater and the signature check (loaded for this bundle)
-        __import__("plug.supervise").supervise.unload("plug.update", "eth_message")
-    return {"installed": m["version"], "build": m.get("build"), "files": m["files"],
+        __import__("plug.supervise").supervise.unload("plug.update", "plug.update_image",
+                                                      "eth_message")
+    return {"installed": m["version"], "build": m.get("build"), "files": m.get("files", 1),
             "bytes": m["total"], "slot": slot, "rebooting": True}
 
 

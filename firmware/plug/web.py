@@ -12,7 +12,7 @@ def build(plug):
     cfg = plug.cfgm.config["server"]
     srv = Server(max_request_bytes=cfg["max_request_bytes"],
                  max_connections=cfg["max_connections"])
-    srv.route("GET", "/status", lambda req: plug.status())
+    srv.route("GET", "/status", lambda req: _status(plug))
     srv.route("GET", "/metrics", lambda req: metrics(plug, srv))
     srv.route("GET", "/ledger", lambda req: ledger(plug, req))
     srv.route("POST", "/config", lambda req: post_config(plug, req))
@@ -21,6 +21,12 @@ def build(plug):
     srv.route("POST", "/update", lambda req: _update().post(plug, req), stream=True)
     srv.route("GET", "/", _page)
     return srv
+
+
+def _status(plug):
+    from plug.app_status import status_chunks  # streamed section by section
+
+    return Response(status_chunks(plug), 200, JSON)
 
 
 def _page(req):

@@ -212,7 +212,7 @@ class LiveRun:
     def last_error(self):
         """The newest MemoryError line on the serial, else the app's last_error."""
         for line in reversed(self.vp.screen.splitlines()):
-            if "MemoryError" in line:
+            if "MemoryError" in line or "memory allocation failed" in line:
                 return line.strip()[-200:]
         try:
             return self.status()["device"].get("last_error")
