@@ -9,7 +9,8 @@
 // page's figures ([data-f] cells) comes with the very /status text it was drawn from.
 // Steps: load; a snapshot; wait until at least 3 more polls drew; a second snapshot;
 // a wrong token, then the right one, on CHANNEL's switch; the copy button; a reload (the
-// token stays in localStorage); the screenshot OUT_DIR/page.png. CASES.json: a list of
+// token stays in localStorage); the screenshot OUT_DIR/page.png; a phone's width (360 and
+// 390 px: what is wider than the screen, OUT_DIR/page-phone.png). CASES.json: a list of
 // {"name", "status": text, "ledger": text or null (503)} the page is then shown instead
 // of the plug's own (safe mode, amounts beyond 2**53), one snapshot and screenshot
 // (OUT_DIR/page-case<n>.png) each.
@@ -99,6 +100,22 @@ try {
 
   await page.screenshot({ path: path.join(outDir, "page.png"), fullPage: true });
 
+  // on a phone: the document no wider than the screen, the channel and energy tables
+  // whole (no scrolling inside them), every button on screen
+  const phone = () => page.evaluate(() => ({ vw: innerWidth,
+    doc: document.documentElement.scrollWidth,
+    tables: [...document.querySelectorAll(".scroll")].slice(0, 2).map(e => e.scrollWidth - e.clientWidth),
+    right: Math.max(...[...document.querySelectorAll("#live button, #save, #forget")].map(b =>
+      b.getBoundingClientRect().right)) }));
+  report.steps.phone = [];
+  for (const width of [360, 390]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.waitForTimeout(300);
+    report.steps.phone.push(await phone());
+  }
+  await page.screenshot({ path: path.join(outDir, "page-phone.png"), fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 900 });
+
   // a reload keeps the token (localStorage) and is answered 304 from the ETag
   const again = await page.reload({ waitUntil: "load" });
   await waitDrawn(1);
@@ -123,6 +140,10 @@ try {
     const s = await snapshot(c.name);
     s.status = c.status;
     s.wallets = await page.textContent("#wallets");
+    await page.setViewportSize({ width: 360, height: 800 });
+    await page.waitForTimeout(300);
+    s.phone = await phone();
+    await page.setViewportSize({ width: 1100, height: 900 });
     await page.screenshot({ path: path.join(outDir, "page-case" + (i + 1) + ".png"), fullPage: true });
     await page.unroute(/\/ledger/);
   }

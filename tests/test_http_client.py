@@ -31,6 +31,8 @@ REPLIES = {
     "/ok": _head("HTTP/1.1 200 OK", "Content-Type: application/json", body=b'{"a": true}'),
     "/lf": b"HTTP/1.0 200 OK\nContent-Length: 2\n\n{}",
     "/eof": _head("HTTP/1.0 200 OK", body=b"x" * 3000, length=False),
+    "/long": _head("HTTP/1.0 200 OK", body=b"y" * 1500),
+    "/k1": _head("HTTP/1.0 200 OK", body=b"z" * 1024),
     "/extra": b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}xyz",
     "/redirect": _head("HTTP/1.1 302 Found", "Location: /ok"),
     "/status500": _head("HTTP/1.1 500 Internal Server Error", body=b"{}"),
@@ -59,6 +61,8 @@ CASES = [
     ("/ok?a=1&b=x", 2, 3000, 16384, ["ok", 200, '{"a": true}']),
     ("/lf", 2, 3000, 16384, ["ok", 200, "{}"]),
     ("/eof", 2, 3000, 16384, ["ok", 200, "3000 x 'x'"]),
+    ("/long", 2, 3000, 16384, ["ok", 200, "1500 x 'y'"]),
+    ("/k1", 2, 3000, 16384, ["ok", 200, "1024 x 'z'"]),
     ("/extra", 2, 3000, 16384, ["ok", 200, "{}"]),
     ("/redirect", 2, 3000, 16384, ["ok", 302, ""]),
     ("/status500", 2, 3000, 16384, ["ok", 500, "{}"]),
@@ -91,13 +95,18 @@ try:
 except AttributeError:
     ticks = lambda: int(time.monotonic() * 1000)
     diff = lambda a, b: a - b
-BASE, CASES = %r, json.loads(%r)
+BASE, CASES, CH = %r, json.loads(%r), %r
 res = []
 for path, timeout, deadline, cap in CASES:
     t = ticks()
     try:
         st, b = hc.request('POST', BASE + path, '{"q": 1}', {'X-Test': 'yes'}, timeout, deadline,
-                           4096, cap)
+                           4096, cap, chunks=CH)
+        if CH:  # pieces of 1..512 bytes, each full but the last
+            sizes = [len(x) for x in b]
+            if any(n != 512 for n in sizes[:-1]) or sizes and not 0 < sizes[-1] <= 512:
+                raise ValueError('chunks of %%r bytes' %% (sizes,))
+            b = b''.join(bytes(x) for x in b)
         body = bytes(b).decode()  # a long one is kept short: res lives on the 64 KB heap
         r = ['ok', st, body if len(body) <= 64 else '%%d x %%r' %% (len(body), body[0])]
         body = b = None
@@ -117,7 +126,7 @@ free = gc.mem_free() if hasattr(gc, 'mem_free') else 0
 for path, timeout, deadline, cap in CASES:
     if path not in ('/trickle', '/body_trickle', '/hang'):
         try:
-            hc.request('GET', BASE + path, timeout_s=timeout, max_body_bytes=cap)
+            hc.request('GET', BASE + path, timeout_s=timeout, max_body_bytes=cap, chunks=CH)
         except OSError:
             pass
 gc.collect()
@@ -229,14 +238,18 @@ def _cases():
     return json.dumps([c[:4] for c in CASES])
 
 
-def test_cases_on_cpython(scripted, capsys):
-    exec(DRIVER % (scripted.base, _cases()), {})
+# chunks=True (RPC and rates replies, issue 11): the body as pieces of <= 512 B, with the
+# same bounds and the same refusals
+@pytest.mark.parametrize("chunks", [False, True], ids=["whole", "chunks"])
+def test_cases_on_cpython(scripted, capsys, chunks):
+    exec(DRIVER % (scripted.base, _cases(), chunks), {})
     _check(scripted, json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
 
 
-
-def test_cases_on_micropython_in_64k(scripted, mpy_dirs):
-    out = mp.run(DRIVER % (scripted.base, _cases()), heap="64k", path_dirs=mpy_dirs, timeout=120)
+@pytest.mark.parametrize("chunks", [False, True], ids=["whole", "chunks"])
+def test_cases_on_micropython_in_64k(scripted, mpy_dirs, chunks):
+    out = mp.run(DRIVER % (scripted.base, _cases(), chunks), heap="64k", path_dirs=mpy_dirs,
+                 timeout=120)
     got = json.loads(out.strip().splitlines()[-1])
     _check(scripted, got)
     assert abs(got[2]) < 256  # nothing kept on the heap by two dozen requests

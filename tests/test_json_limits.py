@@ -71,6 +71,46 @@ def test_the_scanner_counts_nesting_outside_strings_exactly():
     assert [x == "True" for x in out[2:]] == want
 
 
+CHUNKED = """
+import json
+from plug import jsonlimit
+def pieces(b, size):
+    return [bytearray(b[i:i + size]) for i in range(0, len(b), size)]
+for line in open(%r, 'rb'):
+    b = line.rstrip(b'\\n')
+    out = []
+    for size in (1, 2, 3, 7, 512):  # every split point: in strings, after backslashes
+        try:
+            jsonlimit.check(pieces(b, size), 16384)
+            same = jsonlimit.parse(pieces(b, size)) == json.loads(b)
+            out.append('ok' if same else 'differs')
+        except ValueError as e:
+            out.append(str(e))
+    print(json.dumps(out))
+"""
+
+
+def test_a_reply_in_chunks_is_scanned_and_parsed_as_the_whole_would_be(tmp_path):
+    """RPC and rates replies come as pieces of <= 512 B (issue 11): the scanner carries its
+    state across them (split inside strings, after a backslash, between brackets) and
+    parse() reads them as one stream, on MicroPython (viper, json.load over readinto)
+    and CPython (the fallback)."""
+    import contextlib
+    import io
+
+    cases = docs(seed=11, n=80)
+    want = [["nested deeper than 8 levels" if ref_depth(b) > 8 else "ok"] * 5 for b in cases]
+    assert any(w[0] == "ok" for w in want) and not all(w[0] == "ok" for w in want)
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(b"\n".join(cases) + b"\n")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(CHUNKED % str(path), {})
+    assert [json.loads(x) for x in buf.getvalue().split("\n") if x] == want
+    out = mp.run(CHUNKED % str(path), heap="4m", path_dirs=build_dir())  # 1 B pieces
+    assert [json.loads(x) for x in out.strip().splitlines()] == want
+
+
 class _Replies(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     bodies = {}

@@ -10,12 +10,14 @@ import ast
 import calendar
 import hashlib
 import json
+import os
 import re
 import time
 
 import pytest
 
 from tests.mqtt_util import USERS, Broker, FakeBroker, Listener, wait_for
+from tools.paths import ROOT
 from tools.scenario import World, plug_config
 from tools.simrun import read_settings, save_settings
 
@@ -175,6 +177,15 @@ def test_discovery_documents_follow_home_assistants_schema(plug, broker, ha):
     st = plug.status()["device"]["mqtt"]
     assert st["state"] == "connected" and st["since"] > 1.6e9, st
     assert re.search(r"^plug_mqtt_connected 1(\.0)?$", plug.get("/metrics"), re.M)
+    import jsonschema
+
+    with open(os.path.join(ROOT, "tools", "status.schema.json")) as f:
+        jsonschema.validate(st, json.load(f)["properties"]["device"]["properties"]["mqtt"])
+    # /metrics names the provider money accrues to, not its number in the plug's history
+    name = plug.status()["provider"]["name"]
+    acc = wait_for(lambda: re.findall(r'^plug_accrued\{.*provider="([^"]*)"', plug.get("/metrics"),
+                                      re.M), 60, "an accrued amount")
+    assert set(acc) == {name}, (acc, name)
     # the password went nowhere but to the broker
     assert USERS["plug"] not in json.dumps(plug.status())
     assert USERS["plug"] not in plug.get("/metrics")
@@ -296,7 +307,7 @@ def test_commands_off_and_on_leave_no_stale_entity(plug, world, broker, ha):
         code, body = push(plug, world, plug.config_version,
                           mqtt=mqtt_cfg(broker.url, commands=commands))
         assert code == 200, body
-        wait_for(lambda: any(t == other and not p for t, p, _ in ha.since(mark)), 60,
+        wait_for(lambda o=other, m=mark: any(t == o and not p for t, p, _ in ha.since(m)), 60,
                  "the removal of %s" % other)
         got = retained()
         assert set(got) == {want}, (commands, sorted(got))
@@ -406,7 +417,7 @@ def test_names_defaults_and_framing_on_the_unix_port(micropython, mpy_dirs):
         "print(repr([mqtt_ha.parse_url(m['url']), n.base, n.node, v,\n"
         "            mqtt_ha.amount(9998043307489472160, 18), mqtt_ha.amount(-5, 6),\n"
         "            mqtt_ha.amount(7, 0), mqtt_ha.device_state(None, 18, 'ETH', ())]))\n"
-        "for t, doc in n.docs(['M1/A'], ['M1/A'], True, True, {'M1/A': 'Heater \"1\"'},\n"
+        "for t, doc in n.docs(['M1/A'], ['M1/A'], True, True, {'M1/A': 'Heater \"1\"\\t'},\n"
         "                      'EURC'):\n"
         "    print('N' + repr((t, doc)))\n"
         "print(repr([list(n.gone(['M1/A'], False)), list(n.gone(['M1/A'], True)),\n"
@@ -424,8 +435,8 @@ def test_names_defaults_and_framing_on_the_unix_port(micropython, mpy_dirs):
     cfg = "homeassistant/%s/" + node + "/m1_a_switch/config"
     assert gone_off == [cfg % "switch"] and gone_on == [cfg % "binary_sensor"]
     named = dict((t, json.loads(d)) for t, d in named)
-    assert named[cfg % "switch"]["name"] == 'Heater "1" output'
-    assert all(d["name"].startswith('Heater "1" ') for d in named.values()
+    assert named[cfg % "switch"]["name"] == 'Heater "1"  output'  # the tab: a space
+    assert all(d["name"].startswith('Heater "1"  ') for d in named.values()
                if "m1_a" in d["unique_id"])
     sensors = dict((d["unique_id"][len(node) + 1:], d) for d in named.values())
     assert sensors["m1_a_energy"]["state_class"] == "total_increasing"

@@ -437,6 +437,11 @@ def expected_fields(st):
     return exp
 
 
+def steps_phone(rep):
+    assert len(rep["steps"]["phone"]) == 2, rep["steps"]
+    return rep["steps"]["phone"]
+
+
 def made_up_cases():
     """/status and /ledger answers the plug gives in rarer states, to show in the page:
     safe mode (no money at all, no energy by period, /ledger 503); a token with 0
@@ -445,7 +450,8 @@ def made_up_cases():
           "import_uwh": 123456789012, "export_uwh": 7}
     safe = {"device": {"board": "sim", "time": 800000000, "safe_mode": True,
                        "ledger_error": "ledger format 9 unknown to this firmware"},
-            "channels": {"M1/A": dict(ch)}, "outputs": {"M1/A": {"relay": False}},
+            "channels": {"M1/A": dict(ch)}, "outputs": {"M1/A": {"relay": False, "on": None,
+                                            "reason": "measurement only"}},
             "faulty": {}}
     tok = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     big = 2**64 + 1
@@ -466,7 +472,15 @@ def made_up_cases():
                          "unpaid_amount_str": str(2**55 + 1)},
             "alerts": [{"kind": "wallet_cannot_pay", "account": 0, "amount_due": 2**55 + 1,
                         "supply": "at_risk", "channels": ["M1/A"], "since": 799990000,
-                        "error": "balance below invoice + gas"}]}
+                        "error": "balance of 0x%s is 1500000000000000000 wei, needs "
+                                 "2000000000000000000 (amount + gas + floor "
+                                 "1000000000000000)" % ("ab" * 20)},
+                       {"kind": "limit_reached", "account": 0, "amount_due": 5,
+                        "error": "amount 9007199254740993 is over the per-payment limit "
+                                 "1000000"},
+                       {"kind": "node_unreachable", "since": 799990000,
+                        "error": "http://127.0.0.1:8545: fee 30000000000 wei/gas is over "
+                                 "the configured cap 20000000000"}]}
     pay = {"id": "7-0", "st": "confirmed", "amt": 2**53 + 1, "t": 799999000,
            "hash": "0x" + "cd" * 32, "to": "0x" + "01" * 20, "tok": tok}
     led = {"total": 1, "offset": 0, "next_offset": None, "payments": [pay],
@@ -543,6 +557,19 @@ def test_the_page_in_a_browser_shows_the_plug_and_switches_it(plug):
     alerts = snaps["beyond 2**53"]["alerts"]
     assert "wallet cannot pay" in alerts and "due 36028797018963969 UNIT" in alerts
     assert "supply at risk (M1/A)" in alerts and "M1/A off: over_power" in alerts
+    # amounts in the alerts' texts in whole units with their symbol, not raw base units
+    assert "is 1.50 ETH, needs 2.00 ETH (amount + gas + floor 0.001 ETH)" in alerts, alerts
+    assert "amount 9007199254740993 UNIT is over the per-payment limit 1000000 UNIT" in alerts
+    assert "127.0.0.1:8545: fee 30 gwei/gas is over the configured cap 20 gwei" in alerts
+    # a measuring-only channel is no alert
+    assert "measurement" not in safe["alerts"]
+    # on a phone (360 and 390 px wide): nothing wider than the screen, the channel and
+    # energy tables whole, every button on screen
+    for ph in steps_phone(rep) + [snaps["safe mode"]["phone"], snaps["beyond 2**53"]["phone"]]:
+        assert ph["doc"] <= ph["vw"], ph
+    for ph in steps_phone(rep):
+        assert ph["tables"] == [0, 0] and ph["right"] <= ph["vw"], ph
+    assert os.path.getsize(os.path.join(ARTIFACTS, "page-phone.png")) > 10000
     # ... and follows the energy: a later poll, more energy
     a, b = json.loads(snaps["first"]["status"]), json.loads(snaps["later"]["status"])
     assert b["channels"]["M1/A"]["import_uwh"] > a["channels"]["M1/A"]["import_uwh"]

@@ -9,9 +9,12 @@
 # chunk (a wait ends at the deadline), so a peer that trickles bytes holds the caller
 # no longer than deadline_ms. Headers: at most max_header_bytes and _MAX_LINES lines.
 # Body: exactly Content-Length bytes (refused if garbage or over max_body_bytes), or up
-# to EOF, at most max_body_bytes. No redirects (a 3xx is returned as its status), no chunked or
-# other transfer encodings (refused: an HTTP/1.0 request should not get one). https on
-# MicroPython checks the server's certificate chain, validity dates and host name
+# to EOF, at most max_body_bytes; in one bytearray, or with chunks=True as a list of
+# bytearrays of 512 bytes (the last shorter), for replies read in steady state (RPC,
+# rates: plug/jsonlimit.py parses the list), so none needs a block its size.
+# No redirects (a 3xx is returned as its status), no chunked or other transfer
+# encodings (refused: an HTTP/1.0 request should not get one). https on MicroPython
+# checks the server's certificate chain, validity dates and host name
 # against the CA certificates on the flash (plug/tls_ca.py); without them https is
 # refused, never sent unchecked (the clock must be set, from NTP, for the dates to
 # pass). The socket is always closed.
@@ -271,6 +274,43 @@ def _body(c, rest, length, cap):
     return buf
 
 
+def _pieces(c, rest, length, cap):
+    """The body as a list of bytearrays of _CHUNK bytes (the last one shorter): no block
+    the size of the reply, whatever its length (plug/jsonlimit.py parses such a list)."""
+    out = []
+    got = 0
+    rest = memoryview(rest)
+    while True:
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
+        k = 0
+        while k < _CHUNK:
+            want = _CHUNK - k if length is None else min(_CHUNK - k, length - got)
+            if not want:
+                break
+            if len(rest):
+                n = min(want, len(rest))
+                mv[k:k + n] = rest[:n]
+                rest = rest[n:]
+            else:
+                n = c.into(mv[k:k + want])
+            if not n:
+                break
+            k += n
+            got += n
+            if length is None and got > cap:
+                raise ReplyError("reply is over the %d byte limit" % cap)
+        if k < _CHUNK:
+            if length is not None and got < length:
+                raise ReplyError("truncated reply: %d of %d bytes" % (got, length))
+            if k:
+                mv = None  # CPython: no resize while a view is held
+                buf[k:] = b""
+                out.append(buf)
+            return out
+        out.append(buf)
+
+
 class Reply:
     """A reply's body as it arrives (request(..., stream=True)), within the request's
     waits and deadline: readinto(mv) -> bytes read (0 at the end: Content-Length reached,
@@ -302,11 +342,14 @@ class Reply:
 
 
 def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
-            max_header_bytes=4096, max_body_bytes=16384, start_ms=None, stream=False):
+            max_header_bytes=4096, max_body_bytes=16384, start_ms=None, stream=False,
+            chunks=False):
     """(status, body as a bytearray); deadline_ms defaults to 2 * timeout_s + 1 s, counted
-    from start_ms (a ticks_ms() value; default: now). stream=True: (status, Reply), the
-    body left to read (max_body_bytes bounds its Content-Length) and the caller to close
-    it."""
+    from start_ms (a ticks_ms() value; default: now). chunks=True: the body as a list of
+    bytearrays of at most 512 bytes (the same bounds and errors), for the replies read in
+    steady state (RPC, rates), so none asks for a block the size of the reply.
+    stream=True: (status, Reply), the body left to read (max_body_bytes bounds its
+    Content-Length) and the caller to close it."""
     start = _ms() if start_ms is None else start_ms
     if deadline_ms is None:
         deadline_ms = int((2 * timeout_s + 1) * 1000)
@@ -339,6 +382,8 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
             kept = Reply(c, rest, length, (s, raw))
             return status, kept
         try:
+            if chunks:
+                return status, _pieces(c, rest, length, max_body_bytes)
             return status, _body(c, rest, length, max_body_bytes)
         except MemoryError as e:
             raise MemoryError("no room for a reply of %s bytes (%s)"

@@ -32,6 +32,10 @@
 #
 # The password goes to the broker in CONNECT and nowhere else: not in /status, logs or
 # errors (a refused login says "bad user name or password").
+#
+# state() (/status device.mqtt, /metrics plug_mqtt_connected): {"state": "off" |
+# "connecting" | "connected" | "error", "error": the last failure's text or None,
+# "since": Unix time of the last change or None}.
 import asyncio
 import time
 from micropython import const
@@ -42,12 +46,29 @@ _MAX_IN = const(512)  # the longest packet taken from the broker
 _IO_MS = const(5000)
 _KEEPALIVE_S = const(60)
 _BACKOFF_MAX_MS = const(300000)
+_UNIX_2000 = const(946684800)
+_STATE = ["off", None, None]  # state, last error, since (Unix time)
 _REFUSED = ("", "unacceptable protocol version", "client id refused", "server unavailable",
             "bad user name or password", "not authorised")
 
 
 class MQTTError(Exception):
     pass
+
+
+def state():
+    return {"state": _STATE[0], "error": _STATE[1], "since": _STATE[2]}
+
+
+def _set(plug, st, err=None):
+    if st != _STATE[0] or err is not None:
+        _STATE[0] = st
+        if err is not None:
+            _STATE[1] = err[:120]
+        try:
+            _STATE[2] = plug.clock.time() + _UNIX_2000
+        except (AttributeError, OSError):
+            _STATE[2] = None
 
 
 def _vlen(n):
@@ -204,6 +225,7 @@ class Session:
         self.keys = plug.ledger.keys()
         self.relays = plug.out.keys()
         self.commands = m["commands"] and bool(self.relays)
+        self.unit = None  # the currency symbol the balance sensor was announced with
         self.c = Client(log)
         self.c.on_message = self.command
         self.shown = {}  # output key -> state last published
@@ -212,13 +234,21 @@ class Session:
         m, n = self.m, self.names
         host, port = mqtt_ha.parse_url(m["url"])
         await self.c.connect(host, port, n.node, m["user"], m["password"], n.avail, "offline")
+        _set(self.plug, "connected")
         await self.c.publish(n.avail, "online", True)
         count = 0
         per = getattr(self.plug, "periods", None) is not None
-        for topic, doc in n.docs(self.keys, self.relays, self.commands, per):
+        chans = self.plug.cfgm.config["channels"]
+        labels = dict((k, chans[k].get("name")) for k in chans if chans[k].get("name"))
+        self.unit = self.symbol()
+        for topic, doc in n.docs(self.keys, self.relays, self.commands, per, labels,
+                                 self.unit):
             await self.c.publish(topic, doc, True)
             count += 1
             await self.c.poll(0)  # a broker that talks back meanwhile is heard
+        labels = None
+        for topic in n.gone(self.relays, self.commands):  # commands switched on or off
+            await self.c.publish(topic, b"", True)
         if self.commands:
             await self.c.subscribe(n.base + "/+/switch/set")
         self.log("[mqtt] connected to %s:%d as %s: %d entities%s"
@@ -234,6 +264,12 @@ class Session:
             else:
                 await self.publish_outputs(False)
             await self.c.poll(max(0, min(1000, time.ticks_diff(due, time.ticks_ms()))))
+
+    def symbol(self):
+        try:
+            return mqtt_ha.symbol(self.plug.tariff.current())
+        except AttributeError:  # no tariff (safe mode)
+            return None
 
     async def publish_state(self):
         p, n = self.plug, self.names
@@ -254,10 +290,21 @@ class Session:
                     bal = runway[0]["balance"]
                 d = p.tariff.current()
                 if d:
-                    dec, sym = d["decimals"], d["symbol"]
+                    dec, sym = d["decimals"], mqtt_ha.symbol(d)
             except (KeyError, TypeError, ValueError) as e:  # the states go out regardless
                 self.log("[mqtt] balance and alerts not published: %r" % (e,))
-        await self.c.publish(n.device, mqtt_ha.device_state(bal, dec, sym, alerts))
+        if sym and sym != self.unit:  # the provider came (or changed currency) later
+            self.unit = sym
+            topic, doc = n.balance_doc(sym)
+            await self.c.publish(topic, doc, True)
+        held = []
+        if self.relays:
+            st = p.out.status()
+            for key in self.relays:
+                why = st[key]["reason"]
+                if why not in ("on", "off"):
+                    held.append((key, why))
+        await self.c.publish(n.device, mqtt_ha.device_state(bal, dec, sym, alerts, held))
         await self.publish_outputs(True)
 
     async def publish_outputs(self, every):
@@ -316,10 +363,12 @@ async def run(plug, log=print):
         m = plug.cfgm.config["mqtt"]
         version = plug.cfgm.version
         if not m["url"]:
+            _set(plug, "off")
             await asyncio.sleep_ms(5000)
             continue
         s = None
         started = time.ticks_ms()
+        _set(plug, "connecting")
         try:
             s = Session(plug, m, log)
             await s.run(version)
@@ -327,6 +376,7 @@ async def run(plug, log=print):
         except (OSError, MQTTError, ValueError, asyncio.TimeoutError, EOFError) as e:
             if time.ticks_diff(time.ticks_ms(), started) > _BACKOFF_MAX_MS:
                 backoff = 1000
+            _set(plug, "error", "%s: %s" % (type(e).__name__, e))
             log("[mqtt] %s: %s; retry in %d s" % (type(e).__name__, e, backoff // 1000))
         finally:
             if s is not None:
@@ -338,7 +388,3 @@ async def run(plug, log=print):
             waited += 1000
         # a new config (a corrected broker, say) is tried at once
         backoff = 1000 if waited < backoff else min(backoff * 2, _BACKOFF_MAX_MS)
-
-
-def state():  # TEMP stub for the fail-before run
-    return {"state": "off", "error": None, "since": None}

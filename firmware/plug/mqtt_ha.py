@@ -12,11 +12,16 @@
 #   B/O/switch              "ON" | "OFF" (retained), on change and every interval_s
 #   B/O/switch/set          commands "ON" | "OFF" (only with mqtt.commands true)
 #   B/device/state          {"balance": "9.99", "currency": "ETH", "alerts": n,
-#                            "alert": "wallet_cannot_pay,..."}
+#                            "alert": "wallet_cannot_pay,over_temperature:M1/B,..."}
+#                           (the page's alerts: /status alerts, outputs held off)
 # Discovery: <prefix>/<component>/<node_id>/<object_id>/config, retained, one device per
 # plug (identifiers [node_id], node_id = "plug_" + the plug's address in lower-case hex).
 # Energy sensors meet the energy dashboard: device_class energy, state_class
-# total_increasing, unit kWh (energy totals never go backwards: ledger.py).
+# total_increasing, unit kWh (energy totals never go backwards: ledger.py); the period
+# sensors have no state_class, so the dashboard is offered only the totals (no double
+# counting). An output is a switch (commands on) or a binary_sensor (off): the other
+# component's config topic gets an empty retained payload, Home Assistant's removal.
+# Entity names start with the channel's config name (channels.<key>.name) when set.
 # (field in B/O/state, entity name, device_class, state_class, unit)
 _SENSORS = (
     ("power", "power", "power", "measurement", "W"),
@@ -26,11 +31,11 @@ _SENSORS = (
     ("current", "current", "current", "measurement", "A"),
     ("pf", "power factor", "power_factor", "measurement", None),
 )
-# energy by period (plug/periods.py), imported: reset at the owner's local midnight and
-# at the start of a month, which total_increasing takes as a new cycle
+# energy by period (plug/periods.py), imported, reset at the owner's local midnight and
+# at the start of a month: no state_class (the totals alone feed the statistics)
 _PERIODS = (
-    ("today", "energy today", "energy", "total_increasing", "kWh"),
-    ("month", "energy this month", "energy", "total_increasing", "kWh"),
+    ("today", "energy today", "energy", None, "kWh"),
+    ("month", "energy this month", "energy", None, "kWh"),
 )
 
 
@@ -116,41 +121,68 @@ class Names:
     def switch(self, key):
         return "%s/%s/switch" % (self.base, obj_id(key))
 
-    def docs(self, keys, relays, commands, periods=False):
+    def docs(self, keys, relays, commands, periods=False, labels=None, unit=None):
         """(topic, document) one at a time: per channel its sensors (with periods, its
-        energy today and this month too), then the device's balance and alerts, then a
-        switch per output (commands on) or its state as a binary sensor (commands off)."""
+        energy today and this month too), then the device's balance (in `unit`, the
+        currency's symbol) and alerts, then a switch per output (commands on) or its
+        state as a binary sensor (commands off). labels: {key: the channel's name}."""
+        labels = labels or {}
         for key in keys:
             o = obj_id(key)
-            for f, name, dc, sc, unit in _SENSORS + (_PERIODS if periods else ()):
-                yield self._doc("sensor", o + "_" + f, "%s %s" % (key, name),
+            label = _json_str(labels.get(key) or key)
+            for f, name, dc, sc, unit_ in _SENSORS + (_PERIODS if periods else ()):
+                yield self._doc("sensor", o + "_" + f, "%s %s" % (label, name),
                                 '"state_topic":"%s","value_template":"{{ value_json.%s }}",'
-                                '"device_class":"%s","state_class":"%s"%s'
-                                % (self.state(key), f, dc, sc,
-                                   ',"unit_of_measurement":"%s"' % unit if unit else ""))
-        yield self._doc("sensor", "balance", "Wallet balance",
-                        '"state_topic":"%s","value_template":"{{ value_json.balance }}",'
-                        '"state_class":"measurement","icon":"mdi:wallet"' % self.device)
+                                '"device_class":"%s"%s%s'
+                                % (self.state(key), f, dc,
+                                   ',"state_class":"%s"' % sc if sc else "",
+                                   ',"unit_of_measurement":"%s"' % unit_ if unit_ else ""))
+        yield self.balance_doc(unit)
         yield self._doc("binary_sensor", "alerts", "Alerts",
                         '"state_topic":"%s","value_template":"{{ \'ON\' if value_json.alerts '
                         'else \'OFF\' }}","device_class":"problem","json_attributes_topic":"%s"'
                         % (self.device, self.device))
         for key in relays:
             o = obj_id(key)
+            label = _json_str(labels.get(key) or key)
             if commands:
-                yield self._doc("switch", o + "_switch", "%s output" % key,
+                yield self._doc("switch", o + "_switch", "%s output" % label,
                                 '"state_topic":"%s","command_topic":"%s/set",'
                                 '"payload_on":"ON","payload_off":"OFF","device_class":"outlet"'
                                 % (self.switch(key), self.switch(key)))
             else:
-                yield self._doc("binary_sensor", o + "_switch", "%s output" % key,
+                yield self._doc("binary_sensor", o + "_switch", "%s output" % label,
                                 '"state_topic":"%s","payload_on":"ON","payload_off":"OFF",'
                                 '"device_class":"power"' % self.switch(key))
+
+    def balance_doc(self, unit):
+        return self._doc("sensor", "balance", "Wallet balance",
+                         '"state_topic":"%s","value_template":"{{ value_json.balance }}",'
+                         '"state_class":"measurement","icon":"mdi:wallet"%s'
+                         % (self.device, ',"unit_of_measurement":"%s"' % _json_str(unit)
+                            if unit else ""))
+
+    def gone(self, relays, commands):
+        """The config topics of what the plug no longer announces (an output's other
+        component): each gets an empty retained payload, Home Assistant's removal."""
+        for key in relays:
+            yield "%s/%s/%s/%s_switch/config" % (
+                self.prefix, "binary_sensor" if commands else "switch", self.node, obj_id(key))
 
     def _doc(self, comp, obj, name, body):
         return ("%s/%s/%s/%s/config" % (self.prefix, comp, self.node, obj),
                 '{"name":"%s","unique_id":"%s_%s",%s,"availability_topic":"%s",%s}'
                 % (name, self.node, obj, body, self.avail, self._dev))
+
+
+def _json_str(t):
+    """Text safe inside a JSON string (a channel's name, a currency's symbol): control
+    characters become spaces."""
+    t = t.replace("\\", "\\\\").replace('"', '\\"')
+    for c in t:
+        if ord(c) < 32:
+            return "".join(" " if ord(x) < 32 else x for x in t)
+    return t
 
 
 def _kwh(uwh):
@@ -183,7 +215,20 @@ def amount(n, decimals):
     return '"%s%d.%s"' % (s, n // d, frac)
 
 
-def device_state(balance, decimals, symbol, alerts):
-    names = ",".join(a.get("kind", "alert") for a in alerts)
+def symbol(d):
+    """The currency's symbol of a provider descriptor (tariff.current()): a token's own,
+    "ETH" for the chain's native coin (as the page shows it); None without a provider."""
+    if not d:
+        return None
+    return d["symbol"] if d.get("token") and d.get("symbol") else "ETH"
+
+
+def device_state(balance, decimals, symbol, alerts, held=()):
+    """alerts: /status alerts (their kinds); held: (output key, reason) of the outputs
+    held off: the alerts the page shows."""
+    names = [a.get("kind", "alert") for a in alerts]
+    for key, why in held:
+        names.append("%s:%s" % (why, key))
     return '{"balance":%s,"currency":"%s","alerts":%d,"alert":"%s"}' % (
-        amount(balance, decimals), symbol or "", len(alerts), names)
+        amount(balance, decimals), _json_str(symbol or ""), len(names),
+        _json_str(",".join(names)))

@@ -17,9 +17,8 @@
 # after every chunk read, and a quiet peer is given up after FETCH_TIMEOUT_S (2 s)
 # without a byte. At most 40 header lines and 4 KB of headers, no redirects, at most
 # MAX_BODY bytes. The tariff's rates refresh (Octopus pages included), the descriptor
-# and the config pull URL (app.py) are one such operation each.
-import json
-
+# and the config pull URL (app.py) are one such operation each. Rates and descriptors
+# are read in pieces of <= 512 B and parsed as one stream (no block the size of a reply).
 from plug import rates
 
 FETCH_TIMEOUT_S = 2  # seconds without a byte before a quiet peer is given up
@@ -138,15 +137,17 @@ def same_provider(a, b):
 
 
 def http_get(url, limit=rates.MAX_BODY, timeout=FETCH_TIMEOUT_S, deadline_s=FETCH_DEADLINE_S,
-             since=None):
+             since=None, chunks=False):
     """Body of a 200 reply, at most `limit` bytes, all of it within `deadline_s` seconds
-    (connect to the last byte) of ms_now() `since` (default: now), or TariffError."""
+    (connect to the last byte) of ms_now() `since` (default: now), or TariffError.
+    chunks=True: the body as a list of pieces of <= 512 B (for get_json; no block the
+    size of a rates reply)."""
     from plug import http_client
 
     try:  # several requests of one operation share its deadline (since: when it began)
         status, body = http_client.request(
             "GET", url, timeout_s=timeout, deadline_ms=int(deadline_s * 1000),
-            max_body_bytes=limit, start_ms=since)
+            max_body_bytes=limit, start_ms=since, chunks=chunks)
     except http_client.ReplyError as e:
         raise TariffError("reply from %s refused: %s" % (url, e))
     except OSError as e:
@@ -162,7 +163,8 @@ def http_get(url, limit=rates.MAX_BODY, timeout=FETCH_TIMEOUT_S, deadline_s=FETC
 
 
 def get_json(get, url):
-    """The JSON of get(url), or TariffError."""
+    """The JSON of get(url) (bytes, or a list of chunks: parsed as one stream), or
+    TariffError."""
     body = get(url)
     from plug import jsonlimit
 
@@ -171,7 +173,7 @@ def get_json(get, url):
     except ValueError as e:
         raise TariffError("JSON from %s refused: %s" % (url, e))
     try:
-        return json.loads(body)
+        return jsonlimit.parse(body)
     except ValueError:
         raise TariffError("malformed JSON from %s" % url)
     except (RuntimeError, MemoryError):  # nesting too deep for the parser or the heap

@@ -257,7 +257,8 @@ class RPC:
         try:
             status, buf = http_client.request(
                 "POST", url, body, {"Content-Type": "application/json"}, self.timeout_s,
-                self._slice, max_body_bytes=self.max_reply_bytes, start_ms=self._t)
+                self._slice, max_body_bytes=self.max_reply_bytes, start_ms=self._t,
+                chunks=True)  # pieces of <= 512 B, parsed as one stream (issue 11)
         except (http_client.ReplyError, ValueError) as e:  # ValueError: a bad URL
             raise BadReply(str(e))
         if status != 200:
@@ -267,11 +268,12 @@ class RPC:
         except ValueError as e:
             raise BadReply("reply refused: %s" % e)
         try:
-            return json.loads(buf)
+            return jsonlimit.parse(buf)
         except (ValueError, RuntimeError):  # RuntimeError: nesting too deep
             raise BadReply("reply is not JSON")
         except MemoryError as e:
-            raise MemoryError("no room to parse a reply of %d bytes (%s)" % (len(buf), e))
+            raise MemoryError("no room to parse a reply of %d bytes (%s)"
+                              % (sum(len(b) for b in buf), e))
 
     def _check(self, reply, method):
         if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0":

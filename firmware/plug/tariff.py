@@ -158,7 +158,7 @@ class Tariff:
 
     def _get(self, url):
         """The body at url, within what is left of the operation's deadline."""
-        return http_get(url, rates.MAX_BODY, self.timeout, self.deadline_s, self._t0)
+        return http_get(url, rates.MAX_BODY, self.timeout, self.deadline_s, self._t0, True)
 
     def poll(self, now=None):
         """Refresh descriptor and rates when due; never raises. True if rates changed."""
