@@ -26,7 +26,7 @@ $(NODESTAMP): package.json
 	touch $@
 
 test: setup mpy
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: setup mpy
 	$(PY) -m tools.bench

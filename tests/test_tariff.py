@@ -106,7 +106,7 @@ def test_fiat_formats_over_http_convert_exactly(mpy_dirs, tmp_path, fmt, decimal
         got = run_plug(mpy_dirs, tmp_path, ts, """
 tf.poll()
 print(json.dumps([tf.sched, tf.reports, tf.current()['format']]))
-""", heap="64k")
+""", heap="80k")  # the .mpy bytecode sits in this heap; frozen on the plug it does not
     sched, reports, f = got
     assert reports == [] and f == fmt
     assert [r for _, _, r in sched] == [245900, -30100, 85740]

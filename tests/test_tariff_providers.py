@@ -1,6 +1,6 @@
 """Which descriptor changes make a new provider, and how many providers the plug keeps.
 A week of 15-minute refreshes against the reference tariff server on the MicroPython
-unix port (64 KB heap, .mpy files, as the plug runs them); a month of daily payee
+unix port (80 KB heap: .mpy files, whose bytecode a frozen plug keeps in flash); a month of daily payee
 changes with the provider's replies served by a function, on CPython."""
 
 import json
@@ -89,7 +89,8 @@ again = Tariff(store, clock, cfg, log=None)   # a reboot keeps it
 print(json.dumps([week, [p[0] for p in tf.providers], [p[1]['payee'] for p in tf.providers],
                   again.providers == tf.providers]))
 """ % (T0, json.dumps(c), str(tmp_path / "plug"), ts.url, json.dumps(schedule(payee=PAYEE2)))
-        out = mp.run(code, heap="64k", path_dirs=mpy_dirs, timeout=300, cwd=ROOT)
+        # 80k: the .mpy bytecode sits in this heap; frozen on the plug it does not
+        out = mp.run(code, heap="80k", path_dirs=mpy_dirs, timeout=300, cwd=ROOT)
     week, starts, payees, same = json.loads(out.strip().splitlines()[-1])
     n, base, name, url, size, pids, reports = week
     assert reports == []

@@ -3,8 +3,8 @@ staging of one as it streams in (firmware/plug/update.py) on the MicroPython uni
 a 68 KB heap (64 KB until the image path's names filled the unix port's qstr pool, whose
 next growth is 3.6 KB; frozen, those names stay in flash): a good bundle lands in the
 staging folder byte for byte; a bundle the plug must not take (older or equal version,
-another plug's, another board's, another signer's, sent while a release is on trial, a
-flipped byte anywhere, a truncated or overlong stream) is refused with its reason and
+another plug's, another board's, another signer's, sent while a release is on trial, one
+rolled back, a flipped byte anywhere, a truncated or overlong stream) is refused with its reason and
 leaves nothing in staging; a refusal from the bundle's head leaves a stage it finds as it
 was, and what a power cut left of a stage is cleared first.
 """
@@ -57,7 +57,7 @@ def owner():
 
 
 def stage(mpy_dirs, flash, bundle, length="full", data=None, running=RUNNING, cfgv=1,
-          on_trial=None):
+          on_trial=None, rolled_back=None):
     """Run the plug's staging on `bundle` (or on `data`, bytes) with `flash` as the flash;
     returns (outcome line, figures)."""
     if data is not None:
@@ -68,7 +68,8 @@ def stage(mpy_dirs, flash, bundle, length="full", data=None, running=RUNNING, cf
     n = "-" if length is None else str(size if length == "full" else length)
     out = mp.run(path=DRIVER, args=[bundle, owner(), PLUG, "sim", running, str(cfgv), n],
                  path_dirs=mpy_dirs, cwd=str(flash), heap="68k",
-                 extra_env={"UPDATE_ON_TRIAL": on_trial} if on_trial else None)
+                 extra_env=dict((k, v) for k, v in (("UPDATE_ON_TRIAL", on_trial),
+                                                    ("UPDATE_ROLLED_BACK", rolled_back)) if v))
     lines = out.strip().splitlines()
     figures = dict((ln.split()[0], int(ln.split()[1])) for ln in lines
                    if ln.split()[0] in ("MODULE", "STREAM_PEAK"))
@@ -142,6 +143,11 @@ def test_a_good_bundle_is_staged_byte_for_byte(bundles, flash_src, mpy_dirs, tmp
     outcome, _ = stage(mpy_dirs, flash, bundles("good"), on_trial="0.5.9")
     assert outcome == ("REFUSED release 0.5.9 is on trial; send 0.6.0 once it is kept or "
                        "rolled back")
+    assert tree(str(flash / "stage")) == got
+    # a release that failed its trial is not taken again, pushed by whoever kept a copy
+    outcome, _ = stage(mpy_dirs, flash, bundles("good"), rolled_back="0.6.0")
+    assert outcome == ("REFUSED release 0.6.0 is not newer than 0.6.0, which was rolled back: "
+                       "sign a newer version")
     assert tree(str(flash / "stage")) == got
     # what a power cut left of an earlier stage goes before the next bundle is staged
     os.remove(str(flash / "stage" / ".manifest"))

@@ -24,6 +24,8 @@ from tools import plugctl, release
 from tools.paths import FIRMWARE, executable
 from tools.scenario import OWNER_KEY, World
 
+# one story told in order on one plug (v1, v2, bad releases, cuts, a serial deploy): the
+# module runs on one xdist worker (make test: --dist loadfile)
 pytestmark = pytest.mark.slow
 
 OTHER_KEY = "0x" + "a1" * 32

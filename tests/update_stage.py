@@ -56,6 +56,7 @@ def main():
         stream = FileStream(f, chunk, gc.mem_alloc())
         s = Staging(owner, address, board, version, int(cfgv))
         s.on_trial = __import__("os").getenv("UPDATE_ON_TRIAL")  # a release not yet kept
+        s.rolled_back = __import__("os").getenv("UPDATE_ROLLED_BACK")  # failed its trial
         try:
             m = asyncio.run(s.run(stream, None if length == "-" else int(length)))
             print("STAGED", m["version"])

@@ -161,6 +161,7 @@ class Staging:
         self.version = version
         self.config_version = config_version
         self.on_trial = None  # the version installed and not yet kept (plug/slots.py)
+        self.rolled_back = None  # the last release rolled back: never installed again
         self.manifest = None
         self.parts = self.part = None  # partition API (frozen app), partition written
 
@@ -253,6 +254,9 @@ class Staging:
         new = parse_version(v)
         if new <= parse_version(self.version):
             raise UpdateError("release %s is not newer than the running %s" % (v, self.version))
+        if self.rolled_back and new <= parse_version(self.rolled_back):
+            raise UpdateError("release %s is not newer than %s, which was rolled back: sign a "
+                              "newer version" % (v, self.rolled_back))
         need = field("min_config", int)
         if self.config_version < need:
             raise UpdateError("release %s needs config version %d or later; this plug has %d"
@@ -342,9 +346,8 @@ async def receive(plug, reader, length=None, pulled=False):
             rec = json.loads(f.read())
         if not rec.get("good"):
             s.on_trial = rec.get("version") or "?"
-        elif pulled and rec.get("rolled_back") and parse_version(
-                rec["rolled_back"]) > parse_version(VERSION):
-            s.version = rec["rolled_back"]  # not the one that failed its trial again
+        elif rec.get("rolled_back"):  # never the one that failed its trial again
+            s.rolled_back = rec["rolled_back"]
     except (OSError, ValueError, AttributeError):
         pass
     try:
