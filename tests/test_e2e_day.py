@@ -47,17 +47,23 @@ def day():
         while p.status()["device"]["time"] < start + 86400:
             time.sleep(2)
         last = p.repl_eval(snap)
-        for _ in range(50):  # a moment with no payment in flight
+        # one consistent snapshot while the plug keeps running: no payment in flight and
+        # nothing billed before and after the ledger and the chain are read (a busy host
+        # can let a billing pass or a receipt land between the reads)
+        q = ("[(plug.ledger.totals(k)[0], plug.ledger.billed(k)[0], plug.ledger.pending(k)[0],"
+             " plug.billing.totals(k)[0]) for k in %s]" % keys)
+        for _ in range(60):
             st = p.status()
-            if not st["payments"]["pending"]:
+            if st["payments"]["pending"]:
+                time.sleep(0.5)
+                continue
+            tally = p.repl_eval(q)
+            led = p.ledger()
+            received = w.payee_received()
+            sent_txs = w.devnet.nonce(p.address)
+            if [t[1] for t in p.repl_eval(q)] == [t[1] for t in tally] and \
+                    not p.status()["payments"]["pending"]:
                 break
-            time.sleep(0.2)
-        tally = p.repl_eval("[(plug.ledger.totals(k)[0], plug.ledger.billed(k)[0], "
-                            "plug.ledger.pending(k)[0], plug.billing.totals(k)[0]) "
-                            "for k in %s]" % keys)
-        led = p.ledger()
-        received = w.payee_received()
-        sent_txs = w.devnet.nonce(p.address)
         yield dict(world=w, plug=p, cal_out=cal_out, first=first, last=last, status=st,
                    ledger=led, received=received, sent_txs=sent_txs, tally=dict(zip(KEYS, tally)))
 
