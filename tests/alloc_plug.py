@@ -25,6 +25,7 @@ import sys
 import micropython
 
 import board_sim as board
+import heap_holes  # tools/
 from plug.app import Plug
 try:
     from plug.http_response import json_chunks
@@ -112,19 +113,9 @@ def seed(addr):
 
 
 def max_free():
-    """Bytes of the largest free block, from micropython.mem_info()'s "max free sz"
-    (printed between markers the host parses); here: found by allocation."""
-    gc.collect()
-    lo, hi = 0, 1 << 22
-    while hi - lo > BLOCK:
-        mid = (lo + hi) // 2
-        try:
-            bytearray(mid)
-            lo = mid
-        except MemoryError:
-            hi = mid
-    gc.collect()
-    return lo
+    """Bytes of the largest free block, found by allocation (mem() prints
+    micropython.mem_info()'s "max free sz" between markers the host parses)."""
+    return heap_holes.largest(BLOCK)
 
 
 def mem(tag):

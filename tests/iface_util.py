@@ -5,6 +5,8 @@ tests compile the modules they need into a private directory with mpy-cross; oth
 work in progress in firmware/ cannot break them.
 """
 
+import calendar
+import contextlib
 import os
 import socket
 import subprocess
@@ -29,6 +31,32 @@ def compile_plug(out_dir, modules=IFACE_MODULES):
         if r.returncode:
             raise AssertionError("mpy-cross rejected plug/%s.py: %s" % (m, r.stderr))
     return out_dir
+
+
+def wait_for(cond, timeout=60, what="condition", every=0.2):
+    """cond()'s first true answer, polled every `every` s; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
+        time.sleep(every)
+
+
+@contextlib.contextmanager
+def yesterdays_world(**kw):
+    """A tools.scenario.World (anvil, tariff server) whose day began yesterday 00:00 UTC."""
+    from tools.scenario import World
+
+    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
+    with World(day, **kw) as w:
+        yield w
+
+
+def wait_paid(plug, timeout=60):
+    """Wait until the virtual plug's /status lists a confirmed payment."""
+    wait_for(lambda: plug.status()["payments"]["confirmed"], timeout, "payment", every=1)
 
 
 def free_port():

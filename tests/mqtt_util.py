@@ -10,22 +10,13 @@ import subprocess
 import threading
 import time
 
+from tests.iface_util import wait_for
 from tools.devnet import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 USERS = {"plug": "plug-secret-pw", "ha": "ha-pw", "guest": "guest-pw"}
-
-
-def wait_for(cond, timeout=60, what="condition", every=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
-        time.sleep(every)
 
 
 class Broker:

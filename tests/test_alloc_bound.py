@@ -22,12 +22,13 @@ from tools import mp
 
 HOLE = 2048
 TESTS = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.join(os.path.dirname(TESTS), "tools")  # heap_holes.py
 
 
 def run_plug(mpy_dirs, flash, hole=HOLE):
     (flash / "sim.json").write_text(json.dumps({"speed": 1, "start": 820000000 + 52 * 3600}))
     return mp.run(path=os.path.join(TESTS, "alloc_plug.py"), args=(str(free_port()), str(hole)),
-                  heap="1m", path_dirs=mpy_dirs, cwd=str(flash), timeout=240)
+                  heap="1m", path_dirs=tuple(mpy_dirs) + (TOOLS,), cwd=str(flash), timeout=240)
 
 
 def parse(out):

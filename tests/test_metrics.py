@@ -4,10 +4,8 @@ check metrics` finds nothing to say, energy counters are in joules (1 uWh = 0.00
 and balance, accrued, paid, unpaid invoices, frequency, link state, late reads, HTTP
 counters and plug_build_info agree with /status."""
 
-import calendar
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -15,21 +13,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tools.build_mpy import source_build
-from tools.scenario import World
+from tests.iface_util import wait_paid, yesterdays_world
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def plug():
-    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
-    with World(day) as w:
+    with yesterdays_world() as w:
         p = w.add_plug("metrics", speed=1440, deploy=False)
         p.provision()
-        deadline = time.monotonic() + 90
-        while not p.status()["payments"]["confirmed"]:
-            assert time.monotonic() < deadline, "no payment within 90 s"
-            time.sleep(1)
+        wait_paid(p, 90)
         yield p
 
 

@@ -7,7 +7,6 @@ power cut, and that a stopped broker costs the plug nothing but MQTT. A fake bro
 raw socket sends garbage, an oversize packet, or nothing at all."""
 
 import ast
-import calendar
 import hashlib
 import json
 import os
@@ -16,9 +15,10 @@ import time
 
 import pytest
 
-from tests.mqtt_util import USERS, Broker, FakeBroker, Listener, wait_for
+from tests.iface_util import wait_for, yesterdays_world
+from tests.mqtt_util import USERS, Broker, FakeBroker, Listener
 from tools.paths import ROOT
-from tools.scenario import World, plug_config
+from tools.scenario import plug_config
 from tools.simrun import read_settings, save_settings
 
 pytestmark = pytest.mark.slow
@@ -66,8 +66,7 @@ def push(p, world, version, **over):
 
 @pytest.fixture(scope="module")
 def world():
-    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
-    with World(day, log=lambda *a: None) as w:
+    with yesterdays_world(log=lambda *a: None) as w:
         yield w
 
 

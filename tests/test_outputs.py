@@ -3,7 +3,6 @@ control token, restore_last across power cuts, overload protection that still bi
 overload, over-temperature with hysteresis. All on virtual plugs through their interfaces
 (HTTP, the serial REPL, sim.json) with a real anvil."""
 
-import calendar
 import hashlib
 import json
 import time
@@ -12,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tools.scenario import World
+from tests.iface_util import wait_for, yesterdays_world
 from tools.simrun import read_settings, save_settings
 
 pytestmark = pytest.mark.slow
@@ -21,16 +20,6 @@ TOKEN = "correct horse battery staple"
 TOKEN_SHA = hashlib.sha256(TOKEN.encode()).hexdigest()
 KEYS = ("M1/A", "M1/B", "M2/1", "M2/2", "M2/3")
 SPEED = 240  # sim s per real s; reads every 10 sim s (scenario's plug_config)
-
-
-def wait_for(cond, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
-        time.sleep(0.2)
 
 
 def post_switch(p, body, token=None, auth=None):
@@ -64,8 +53,7 @@ def sim_set(p, **kw):
 
 @pytest.fixture(scope="module")
 def world():
-    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
-    with World(day, log=lambda *a: None) as w:
+    with yesterdays_world(log=lambda *a: None) as w:
         yield w
 
 

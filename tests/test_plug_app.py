@@ -2,7 +2,6 @@
 and Prometheus, its wallet reached from the host, and safe mode after crashes.
 Everything goes through the plug's interfaces (pty, HTTP, the chain)."""
 
-import calendar
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from tools.scenario import World
+from tests.iface_util import wait_paid, yesterdays_world
 
 PLUGCTL = [sys.executable, "-m", "tools.plugctl"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +25,7 @@ def plugctl(*args, timeout=120):
 
 @pytest.fixture(scope="module")
 def world():
-    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
-    with World(day) as w:
+    with yesterdays_world() as w:
         yield w
 
 
@@ -35,10 +33,7 @@ def world():
 def plug(world):
     p = world.add_plug("app", speed=1440, deploy=True)  # plugctl deploy over the pty
     p.provision()
-    deadline = time.monotonic() + 60
-    while not p.status()["payments"]["confirmed"]:
-        assert time.monotonic() < deadline, "no payment within a minute"
-        time.sleep(1)
+    wait_paid(p, 60)
     return p
 
 

@@ -118,22 +118,10 @@ def old():
         b = None
     return out
 
-def max_free():
-    gc.collect()
-    lo, hi = 0, 1 << 16
-    while hi - lo > 16:
-        mid = (lo + hi) // 2
-        try:
-            bytearray(mid)
-            lo = mid
-        except MemoryError:
-            hi = mid
-    return lo
-
 print(json.dumps(['whole', both(), old()]))
 gc.collect()
 keep = heap_holes.holes(HOLE)
-print(json.dumps(['holes', max_free(), gc.mem_free(), both(), old()]))
+print(json.dumps(['holes', heap_holes.largest(), gc.mem_free(), both(), old()]))
 keep = None
 gc.collect()
 """

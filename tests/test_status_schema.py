@@ -4,16 +4,14 @@ after a payment, and in safe mode; times come as Unix time too; every money amou
 an exact decimal-string twin (a balance above 2**53 survives a client that reads JSON
 numbers as doubles); the firmware names its version and build and the plug its hostname."""
 
-import calendar
 import json
 import os
-import time
 
 import jsonschema
 import pytest
 
 from tools.build_mpy import source_build
-from tools.scenario import World
+from tests.iface_util import wait_for, yesterdays_world
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_PATH = os.path.join(ROOT, "tools", "status.schema.json")
@@ -65,20 +63,9 @@ def test_the_schema_describes_every_field(schema):
         assert p + "_str" in paths, p
 
 
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        assert time.monotonic() < deadline, "no %s within %d s" % (what, timeout)
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def world():
-    day = calendar.timegm(time.gmtime()[:3] + (0, 0, 0)) - 86400
-    with World(day) as w:
+    with yesterdays_world() as w:
         yield w
 
 

@@ -9,7 +9,6 @@ leaves nothing in staging; a refusal from the bundle's head leaves a stage it fi
 was, and what a power cut left of a stage is cleared first.
 """
 
-import hashlib
 import os
 import shutil
 
@@ -78,17 +77,6 @@ def stage(mpy_dirs, flash, bundle, length="full", data=None, running=RUNNING, cf
     return outcome[-1], figures
 
 
-def tree(d):
-    """{path: sha256} of the files under d."""
-    got = {}
-    for root, _dirs, names in os.walk(d):
-        for n in names:
-            p = os.path.join(root, n)
-            with open(p, "rb") as f:
-                got[os.path.relpath(p, d)] = hashlib.sha256(f.read()).hexdigest()
-    return got
-
-
 def test_bundle_layout_and_signer(bundles, flash_src):
     path = bundles("good")
     m, signer = release.read_manifest(path)
@@ -127,7 +115,7 @@ def test_a_good_bundle_is_staged_byte_for_byte(bundles, flash_src, mpy_dirs, tmp
     flash.mkdir()
     outcome, fig = stage(mpy_dirs, flash, bundles("good"))
     assert outcome == "STAGED 0.6.0"
-    got = tree(str(flash / "stage"))
+    got = release.tree(str(flash / "stage"))
     want = {p: h for p, _n, h in release.files_of(flash_src)}
     assert {p: got[p] for p in want} == want
     assert set(got) - set(want) == {".table", ".manifest"}
@@ -139,16 +127,16 @@ def test_a_good_bundle_is_staged_byte_for_byte(bundles, flash_src, mpy_dirs, tmp
     # on trial) leaves a stage it finds as it was
     outcome, _ = stage(mpy_dirs, flash, bundles("stranger", key=OTHER_KEY))
     assert "not by the plug's owner" in outcome
-    assert tree(str(flash / "stage")) == got
+    assert release.tree(str(flash / "stage")) == got
     outcome, _ = stage(mpy_dirs, flash, bundles("good"), on_trial="0.5.9")
     assert outcome == ("REFUSED release 0.5.9 is on trial; send 0.6.0 once it is kept or "
                        "rolled back")
-    assert tree(str(flash / "stage")) == got
+    assert release.tree(str(flash / "stage")) == got
     # a release that failed its trial is not taken again, pushed by whoever kept a copy
     outcome, _ = stage(mpy_dirs, flash, bundles("good"), rolled_back="0.6.0")
     assert outcome == ("REFUSED release 0.6.0 is not newer than 0.6.0, which was rolled back: "
                        "sign a newer version")
-    assert tree(str(flash / "stage")) == got
+    assert release.tree(str(flash / "stage")) == got
     # what a power cut left of an earlier stage goes before the next bundle is staged
     os.remove(str(flash / "stage" / ".manifest"))
     with open(str(flash / "stage" / "plug" / "app.mpy"), "r+b") as f:
@@ -156,7 +144,7 @@ def test_a_good_bundle_is_staged_byte_for_byte(bundles, flash_src, mpy_dirs, tmp
     (flash / "stage" / "junk").write_bytes(b"x" * 1000)
     outcome, _ = stage(mpy_dirs, flash, bundles("good"))
     assert outcome == "STAGED 0.6.0"
-    assert tree(str(flash / "stage")) == got
+    assert release.tree(str(flash / "stage")) == got
 
 
 @pytest.mark.parametrize("case, reason", [

@@ -15,7 +15,6 @@ and at the end the money audit of tools/faults.py (each invoice paid at most onc
 delta == transfers == confirmed records).
 """
 
-import hashlib
 import os
 import random
 import shutil
@@ -24,7 +23,7 @@ import threading
 import time
 import urllib.parse
 
-from . import faults_audit as audit
+from . import faults_audit as audit, release
 from .faults import (CHECKPOINT_S, DAY, RATES, READ_S, _money, import_power, provision,
                      save_console, try_status, wait_up)
 from .faults_power import MIN_REAL_MS, _invented, _last_read_in_checkpoint, read_sim_energy
@@ -34,31 +33,11 @@ TRIAL_S = 6
 KINDS = ("download", "switch", "trial")
 
 
-def _tree(d, paths=None):
-    """{path: sha256} of the files under d (or only of `paths`, None for a missing one)."""
-    out = {}
-    if paths is not None:
-        for p in paths:
-            try:
-                with open(os.path.join(d, p), "rb") as f:
-                    out[p] = hashlib.sha256(f.read()).hexdigest()
-            except OSError:
-                out[p] = None
-        return out
-    for root, _dirs, names in os.walk(d):
-        for n in names:
-            p = os.path.join(root, n)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, d)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 class Releases:
     """Bundles 0.6.0, 0.7.0, ... for one plug, made as they are needed; {version: {path:
     sha256}} of each, and of what the flash's root was deployed with."""
 
     def __init__(self, plug, tmp):
-        from . import release
         from .deploy import stage
 
         self.plug, self.tmp = plug, tmp
@@ -70,7 +49,6 @@ class Releases:
             shutil.rmtree(flash, ignore_errors=True)
 
     def bundle(self, version):
-        from . import release
         from .deploy import stage
 
         if version not in self.paths:
@@ -114,13 +92,13 @@ def whole_version(p, rel, root_version, where):
     if files is None:
         return probs + ["%s: running %s, which no bundle made" % (where, running)]
     d = os.path.join(p.state, active) if active else p.state
-    got = _tree(d, list(files))
+    got = release.tree(d, list(files))
     bad = sorted(k for k in files if got[k] != files[k])
     if bad:
         probs.append("%s: %s in %r differs from its bundle: %s" % (where, running, active,
                                                                    ", ".join(bad[:5])))
     if active:
-        extra = sorted(set(_tree(d)) - set(files) - {".table", ".manifest"})
+        extra = sorted(set(release.tree(d)) - set(files) - {".table", ".manifest"})
         if extra:
             probs.append("%s: %r holds files no bundle had: %s" % (where, active, extra[:5]))
     return probs

@@ -5,6 +5,7 @@
 #   keep = heap_holes.holes(2048)   # the heap is now kept blocks with free holes of
 #   ...                             # about 2 KB between them (no free block larger)
 #   keep = None; gc.collect()       # the heap whole again
+#   heap_holes.largest()            # bytes of the largest free block, by allocation
 #
 # holes(size): allocate bytearrays of `size` bytes until MemoryError (then smaller ones
 # down to 16 bytes, so no other free block is left anywhere), drop every other one of
@@ -40,3 +41,18 @@ def holes(size):
         i += 2
     gc.collect()
     return full
+
+
+def largest(step=16):
+    """Bytes of the largest free block (within `step`), found by allocation."""
+    gc.collect()
+    lo, hi = 0, 1 << 22
+    while hi - lo > step:
+        mid = (lo + hi) // 2
+        try:
+            bytearray(mid)
+            lo = mid
+        except MemoryError:
+            hi = mid
+    gc.collect()
+    return lo

@@ -69,20 +69,20 @@ def check_version(v):
 
 
 def build_hash():
-    """The checkout's short commit hash (with "+" when device code has local changes),
-    or "dev" outside a git checkout."""
+    """build_mpy.source_build() (the short commit hash, or "dev"), with "+" when device code
+    has local changes."""
+    from .build_mpy import source_build
     from .paths import ROOT
 
+    h = source_build()
+    if h == "dev":
+        return h
     try:
-        h = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=30)
-        if h.returncode:
-            return "dev"
         d = subprocess.run(["git", "status", "--porcelain", "--", "lib", "firmware", "boards"],
                            cwd=ROOT, capture_output=True, text=True, timeout=30)
-        return h.stdout.strip() + ("+" if d.stdout.strip() else "")
-    except OSError:
-        return "dev"
+    except (OSError, subprocess.SubprocessError):
+        return h
+    return h + ("+" if d.stdout.strip() else "")
 
 
 def _stamp_version(flash, board, version, build):
@@ -120,6 +120,25 @@ def files_of(flash):
                 data = f.read()
             out.append((rel, len(data), hashlib.sha256(data).hexdigest()))
     out.sort()
+    return out
+
+
+def tree(d, paths=None):
+    """{path: sha256} of the files under d (or only of `paths`, None for a missing one)."""
+    out = {}
+    if paths is not None:
+        for p in paths:
+            try:
+                with open(os.path.join(d, p), "rb") as f:
+                    out[p] = hashlib.sha256(f.read()).hexdigest()
+            except OSError:
+                out[p] = None
+        return out
+    for root, _dirs, names in os.walk(d):
+        for n in names:
+            p = os.path.join(root, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, d)] = hashlib.sha256(f.read()).hexdigest()
     return out
 
 

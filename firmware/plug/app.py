@@ -103,7 +103,6 @@ class Plug(MoneySide):
                            interval_s=cfg["meter"]["read_interval_ms"] / 1000, log=log)
         from plug.outputs import Outputs
 
-
         self.out = Outputs(self.store, board, cfg, self.ledger.keys(), self.clock, log=log)
         self.meter.on_read = lambda t: self.out.check(self.meter, t)
         from plug import calibration
@@ -323,8 +322,9 @@ class Plug(MoneySide):
         """The periodic work, one task for all of it (each task's frames cost heap): at
         least every second the watchdog is fed, the periods roll and a boot that ran
         STABLE_AFTER_MS clears the crash count; then each job that is due runs: the
-        network (every wifi_link.NET_POLL_MS), a money pass (_money_pass) and the config
-        pull (_pull_pass), the last two not in safe mode. A job returns the ms until it
+        network (every wifi_link.NET_POLL_MS), a money pass (_money_pass), the config
+        pull (_pull_pass) and the release pull (_update_pass), the last three not in
+        safe mode. A job returns the ms until it
         is due again; one that fails is logged and tried again after a backoff that
         doubles up to a minute, as supervise.forever does, and the others go on. A money
         pass holds the rest for as long as it runs (its stages apart, seconds); the

@@ -266,12 +266,23 @@ def _money_alerts(plug, c):
     return m
 
 
+_upd = [None, -1, None]  # store, generation, record: re-read only after a save
+
+
+def _update(store):
+    """The last release's fate (update.py), read from flash once per generation."""
+    gen = store.generation("update")
+    if _upd[0] is not store or _upd[1] != gen:
+        _upd[:] = [store, gen, store.load("update")]
+    return _upd[2]
+
+
 _SECTIONS = {
     "device": _device,
     "channels": _channels,
     "outputs": lambda plug, c: plug.out.status(),
     "faulty": _faulty,
-    "update": lambda plug, c: plug.store.load("update"),  # the last release's fate (update.py)
+    "update": lambda plug, c: _update(plug.store),
     "wallets": _wallets,
     "provider": _provider,
     "payments": _payments,

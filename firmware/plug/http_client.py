@@ -274,43 +274,6 @@ def _body(c, rest, length, cap):
     return buf
 
 
-def _pieces(c, rest, length, cap):
-    """The body as a list of bytearrays of _CHUNK bytes (the last one shorter): no block
-    the size of the reply, whatever its length (plug/jsonlimit.py parses such a list)."""
-    out = []
-    got = 0
-    rest = memoryview(rest)
-    while True:
-        buf = bytearray(_CHUNK)
-        mv = memoryview(buf)
-        k = 0
-        while k < _CHUNK:
-            want = _CHUNK - k if length is None else min(_CHUNK - k, length - got)
-            if not want:
-                break
-            if len(rest):
-                n = min(want, len(rest))
-                mv[k:k + n] = rest[:n]
-                rest = rest[n:]
-            else:
-                n = c.into(mv[k:k + want])
-            if not n:
-                break
-            k += n
-            got += n
-            if length is None and got > cap:
-                raise ReplyError("reply is over the %d byte limit" % cap)
-        if k < _CHUNK:
-            if length is not None and got < length:
-                raise ReplyError("truncated reply: %d of %d bytes" % (got, length))
-            if k:
-                mv = None  # CPython: no resize while a view is held
-                buf[k:] = b""
-                out.append(buf)
-            return out
-        out.append(buf)
-
-
 class Reply:
     """A reply's body as it arrives (request(..., stream=True)), within the request's
     waits and deadline: readinto(mv) -> bytes read (0 at the end: Content-Length reached,
@@ -318,7 +281,7 @@ class Reply:
 
     def __init__(self, c, rest, length, socks):
         self.c = c
-        self.rest = rest
+        self.rest = memoryview(rest)  # what came with the headers
         self.left = length  # None: until EOF
         self.socks = socks
 
@@ -326,7 +289,7 @@ class Reply:
         n = len(mv) if self.left is None else min(len(mv), self.left)
         if not n:
             return 0
-        if self.rest:
+        if len(self.rest):
             k = min(n, len(self.rest))
             mv[:k] = self.rest[:k]
             self.rest = self.rest[k:]
@@ -339,6 +302,34 @@ class Reply:
     def close(self):
         for s in self.socks:
             s.close()
+
+
+def _pieces(r, cap):
+    """The body read from Reply r as a list of bytearrays of _CHUNK bytes (the last one
+    shorter): no block the size of the reply (plug/jsonlimit.py parses such a list)."""
+    out = []
+    got = 0
+    while True:
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
+        k = 0
+        while k < _CHUNK:
+            n = r.readinto(mv[k:])
+            if not n:
+                break
+            k += n
+            got += n
+            if got > cap:  # only without a Content-Length (_head bounds one)
+                raise ReplyError("reply is over the %d byte limit" % cap)
+        if k < _CHUNK:
+            if r.left:
+                raise ReplyError("truncated reply: %d of %d bytes" % (got, got + r.left))
+            if k:
+                mv = None  # CPython: no resize while a view is held
+                buf[k:] = b""
+                out.append(buf)
+            return out
+        out.append(buf)
 
 
 def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
@@ -383,7 +374,7 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
             return status, kept
         try:
             if chunks:
-                return status, _pieces(c, rest, length, max_body_bytes)
+                return status, _pieces(Reply(c, rest, length, ()), max_body_bytes)
             return status, _body(c, rest, length, max_body_bytes)
         except MemoryError as e:
             raise MemoryError("no room for a reply of %s bytes (%s)"

@@ -7,6 +7,7 @@
 #                                            UpdateError(reason) if refused
 #   await post(plug, req)                  POST /update (web.py; the server streams its
 #                                            body: req.stream)
+#   install(plug, manifest)                the staged release installed, plug rebooting
 #
 # `reader` has `await reader.readinto(memoryview)` (an asyncio stream); `length` is the
 # bundle's size if known (Content-Length), checked against the manifest before anything is
@@ -369,6 +370,13 @@ async def receive(plug, reader, length=None, pulled=False):
     return m
 
 
+def install(plug, m):
+    """The release received (`m`, from receive) installed: an image by plug/update_image.py,
+    files by plug/slots.py; the plug reboots into it. The slot or partition's label."""
+    return (__import__("plug.update_image").update_image if "_part" in m else
+            __import__("plug.slots").slots).install(plug, m)
+
+
 async def post(plug, req):
     """POST /update: the bundle staged, installed in the other slot (plug/slots.py) and
     the plug rebooting into it: 200 {"installed": version, "build", "files", "bytes",
@@ -378,8 +386,7 @@ async def post(plug, req):
 
     try:
         m = await receive(plug, req.stream, req.stream.left)
-        slot = (__import__("plug.update_image").update_image if "_part" in m else
-                __import__("plug.slots").slots).install(plug, m)
+        slot = install(plug, m)
     except UpdateError as e:
         if req.stream.left <= MAX_BUNDLE:
             await drain(req.stream)

@@ -129,7 +129,8 @@ def install(plug, m):
 
     part = m.pop("_part")
     label = part.info()[4]
-    running = partition_api()(partition_api().RUNNING).info()[4]
+    P = partition_api()
+    running = P(P.RUNNING).info()[4]
     slots.save({"active": "", "previous": "", "image": label, "previous_image": running,
                 "version": m["version"], "previous_version": VERSION, "good": False,
                 "trial": 0, "trial_s": m.get("trial_s") or slots.TRIAL_S})

@@ -58,8 +58,6 @@ async def pull(plug, url, log):
         except update.UpdateError:
             return None  # recorded and logged by receive, or dropped quietly
         log("[update] %s pulled from %s" % (m["version"], url))
-        mod = (__import__("plug.update_image").update_image if "_part" in m else
-               __import__("plug.slots").slots)
-        return mod.install(plug, m)
+        return update.install(plug, m)
     finally:
         body.close()
