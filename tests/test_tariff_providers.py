@@ -1,7 +1,7 @@
 """Which descriptor changes make a new provider, and how many providers the plug keeps.
 A week of 15-minute refreshes against the reference tariff server on the MicroPython
-unix port (80 KB heap: .mpy files, whose bytecode a frozen plug keeps in flash); a month of daily payee
-changes with the provider's replies served by a function, on CPython."""
+unix port (80 KB heap: .mpy files, whose bytecode a frozen plug keeps in flash); a month of
+daily payee changes with the provider's replies served by a function, on CPython."""
 
 import json
 import os

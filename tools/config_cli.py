@@ -69,10 +69,10 @@ def sign_envelope(cfg, version, key, plug):
 
 def _plug_config_module():
     """firmware/plug/config.py on CPython (through tools/shim), as `config schema` uses it."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
-    for d in (os.path.join(root, "lib"), os.path.join(root, "firmware"),
-              os.path.join(here, "shim")):
+    from .paths import FIRMWARE, LIB, shim_micropython
+
+    shim_micropython()
+    for d in (LIB, FIRMWARE):
         if d not in sys.path:
             sys.path.insert(0, d)
     from plug import config

@@ -34,8 +34,9 @@ def _plug_module(name):
     if name not in _MODULES:
         import importlib.util
 
-        from .paths import FIRMWARE
+        from .paths import FIRMWARE, shim_micropython
 
+        shim_micropython()
         spec = importlib.util.spec_from_file_location(
             "_plug_" + name, os.path.join(FIRMWARE, "plug", name + ".py"))
         mod = importlib.util.module_from_spec(spec)

@@ -196,12 +196,8 @@ def _energy(p, k, fig, read_s, st):
 def update_cuts(cuts=20, day_s=240, seed=1, log=print):
     """One plug, `cuts` updates each cut short by a SIGKILL at a random moment. Returns
     figures and the list of problems found."""
-    import sys
     import tempfile
 
-    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim")
-    if shim not in sys.path:  # the plug's store.py (audit) imports micropython.const
-        sys.path.append(shim)
     rnd = random.Random(seed)
     speed = 86400 / day_s
     read_s = max(READ_S, speed * MIN_REAL_MS / 1000)

@@ -26,6 +26,16 @@ def executable(name):
     return p
 
 
+def shim_micropython():
+    """Make the plug's code importable on CPython: tools/shim stands in for MicroPython's
+    `micropython` module (const, viper/native decorators)."""
+    import sys
+
+    shim = os.path.join(ROOT, "tools", "shim")
+    if shim not in sys.path:
+        sys.path.append(shim)
+
+
 def micropypath(dirs=DEVICE_DIRS):
     """MICROPYPATH for the unix port: project dirs first, then the frozen modules."""
     return ":".join(list(dirs) + [".frozen"])
