@@ -3,7 +3,7 @@ board_circuitsetup_6ch.wifi_link) against the fake `network` module of tests/fak
 a router that is still down at boot, a link that drops, and a signed config with a wrong
 wifi.password, which must fall back to the credentials that last worked."""
 
-from test_boards import CIRCUITSETUP, run
+from test_boards import APP_HEAP, CIRCUITSETUP, run
 from iface_util import free_port
 
 # The link is stepped on a made-up clock (one step a second) so that minutes of backoff
@@ -173,7 +173,7 @@ print((plug.online, seen))
 def test_app_brings_the_link_up_while_it_runs_and_keeps_metering(tmp_path):
     settings = {"factory": {"wifi": {"ssid": "home", "password": "secret"},
                             "meter": {"read_interval_ms": 200}}}
-    online_at_boot, seen = run(tmp_path, APP % free_port(), settings=settings, heap="512k")
+    online_at_boot, seen = run(tmp_path, APP % free_port(), settings=settings, heap=APP_HEAP)
     assert online_at_boot is False
     links = [s[0] for s in seen]
     assert "up" not in links[:6] and links[-1] == "up"
@@ -195,7 +195,7 @@ print((plug.address(), [e for e in network.log if e[0] in ("hostname", "connect"
     settings = {"factory": {"wifi": {"ssid": "home", "password": "secret"},
                             "meter": {"read_interval_ms": 200}}}
     addr, log, name, shown, mac, ip, rssi = run(tmp_path, code, settings=settings,
-                                                heap="512k")
+                                                heap=APP_HEAP)
     want = "plug-" + addr[-4:].lower()
     assert log[0] == ("hostname", want) and ("connect", "home") in log[1:], log
     assert name == shown == want

@@ -12,6 +12,7 @@ from tools import mp
 from tools.config_cli import sign_envelope
 from tools.paths import BOARDS, FIRMWARE, LIB
 from iface_util import free_port
+from test_boards import APP_HEAP
 
 OWNER_KEY = "0x" + "c3" * 32
 
@@ -56,7 +57,7 @@ def boot(flash, network, prelude):
                        "meter": {"read_interval_ms": 200}}}
     (flash / "sim.json").write_text(json.dumps(sim))
     code = "PORT = %d\n" % free_port() + prelude + APP
-    out = mp.run(code, heap="512k", path_dirs=(LIB, FIRMWARE, BOARDS), cwd=str(flash),
+    out = mp.run(code, heap=APP_HEAP, path_dirs=(LIB, FIRMWARE, BOARDS), cwd=str(flash),
                  timeout=120)
     return ast.literal_eval(out.strip().splitlines()[-1])
 

@@ -2,7 +2,7 @@
 (tests/fakehw) starts one hardware watchdog, feeds it while the plug runs, and clears the
 crash count once the boot has run for STABLE_AFTER_MS (shortened here to 2.5 s)."""
 
-from test_boards import CIRCUITSETUP, run
+from test_boards import APP_HEAP, CIRCUITSETUP, run
 from iface_util import free_port
 
 RUN = "EXTRA = []\n" + CIRCUITSETUP.replace("fes = board.front_ends(board.clock())", "") + """
@@ -37,7 +37,7 @@ print((boot, seen, end, energy > 0))
 
 
 def test_running_plug_starts_and_feeds_one_watchdog_and_clears_crashes_when_stable(tmp_path):
-    boot, seen, end, metered = run(tmp_path, RUN % free_port(), heap="512k")
+    boot, seen, end, metered = run(tmp_path, RUN % free_port(), heap=APP_HEAP)
     crashes, safe_mode, wdts_at_boot = boot
     assert (crashes, safe_mode, wdts_at_boot) == (2, False, 0)
     # exactly one watchdog, at the app's timeout, fed about once a second while running
@@ -76,7 +76,7 @@ print((len(steps), len(passes), [s[2][0][1] for s in seen], failed[:3], energy >
 
 def test_a_failing_job_backs_off_and_the_watchdog_and_money_passes_go_on(tmp_path):
     steps, passes, feeds, failed, metered = run(tmp_path, FAILING_JOB % free_port(),
-                                                heap="512k")
+                                                heap=APP_HEAP)
     # 4.5 s of running: the network step failed at 0, ~1, ~3 s (backoff 1 s, 2 s, 4 s)
     assert 2 <= steps <= 4 and len(failed) >= 2
     assert failed[0].endswith("restart in 1000 ms") and failed[1].endswith("restart in 2000 ms")
