@@ -12,7 +12,8 @@
 # format (plug/store.py: state/<name>.pre-<version>), so the old release reads its own.
 # A release on trial runs under the board's watchdog from before its app is imported (2 x
 # its trial time, 60 to 300 s; the app feeds that one), so one that hangs, even at import,
-# is reset and the reset counted as a trial boot. A watchdog reset of a release on trial
+# is reset and the reset counted as a trial boot; one whose board module raises at import
+# fails its trial boot like one whose app does. A watchdog reset of a release on trial
 # is the trial's to count: the app's crash count (safe mode) does not see it.
 import sys
 
@@ -104,27 +105,27 @@ def _failed(e):
 
 
 _rec = _slot()
-try:
-    import board
-except ImportError:  # on the host: boards/board_<PLUG_BOARD>.py
-    import os
+try:  # what a release brings, its board module and its app: an error fails a trial boot
+    try:
+        import board
+    except ImportError:  # on the host: boards/board_<PLUG_BOARD>.py
+        import os
 
-    board = __import__("board_" + (os.getenv("PLUG_BOARD") or "sim"))
+        board = __import__("board_" + (os.getenv("PLUG_BOARD") or "sim"))
 
-if _trial:
-    if board.watchdog_reset():  # the boot before, on trial, hung
-        _why = "watchdog reset: the release stopped feeding it (hung)"
-        _rec["why"] = _rolled_why(_why) if _rec.get("good") else _why
-        _save(_rec)
-    board.watchdog_reset = lambda: False  # the trial counts it (see the top)
-    if not _rec.get("good"):
-        try:
-            board.watchdog(min(_WDT_MAX_MS, max(_WDT_MIN_MS, 2000 * int(_rec.get("trial_s")
-                                                                         or 300))))
-        except Exception as e:  # noqa: BLE001 - a board without one: the trial goes on
-            print("[slot] no watchdog for the trial: %r" % e)
+    if _trial:
+        if board.watchdog_reset():  # the boot before, on trial, hung
+            _why = "watchdog reset: the release stopped feeding it (hung)"
+            _rec["why"] = _rolled_why(_why) if _rec.get("good") else _why
+            _save(_rec)
+        board.watchdog_reset = lambda: False  # the trial counts it (see the top)
+        if not _rec.get("good"):
+            try:
+                board.watchdog(min(_WDT_MAX_MS, max(_WDT_MIN_MS, 2000 * int(
+                    _rec.get("trial_s") or 300))))
+            except Exception as e:  # noqa: BLE001 - a board without one: the trial goes on
+                print("[slot] no watchdog for the trial: %r" % e)
 
-try:
     from plug import app
 except Exception as e:  # noqa: BLE001 - a release on trial that cannot start
     if _rec is None or _rec.get("good"):

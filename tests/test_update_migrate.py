@@ -41,7 +41,11 @@ def _up(obj, fmt):  # format 1 {"uwh": n} -> 2 {"energy": {"uwh": n}}
     return {"energy": {"uwh": obj["uwh"]}}
 
 
-store.migrate("ledger", 2, _up)
+def _down(obj, fmt):  # 2 -> 1, so a rollback keeps what was metered on trial
+    return {"uwh": obj["energy"]["uwh"]}
+
+
+store.migrate("ledger", 2, _up, _down if os.getenv("DOWN") else None)
 
 
 def main(board, state="state"):
@@ -84,9 +88,10 @@ def flash(tmp_path, mpy_dirs):
     return tmp_path
 
 
-def boot(flash, keep=False):
+def boot(flash, keep=False, down=False):
+    env = dict({"KEEP": "1"} if keep else {}, **({"DOWN": "1"} if down else {}))
     out = mp.run(path=str(flash / "main.py"), path_dirs=(), cwd=str(flash), heap="128k",
-                 extra_env={"KEEP": "1"} if keep else None)
+                 extra_env=env)
     led = [ln for ln in out.splitlines() if ln.startswith(("V1 ", "V2 "))]
     assert led, out
     return out, led[-1][:2], json.loads(led[-1][3:])
@@ -116,7 +121,7 @@ def header(flash):
     return [int(x) for x in best]
 
 
-def v1_then_v2_on_trial(flash):
+def v1_then_v2_on_trial(flash, down=False):
     write_slot(flash, {"active": "slot/a", "previous": "", "version": "0.5.0", "good": True})
     _, who, led = boot(flash)
     assert (who, led) == ("V1", {"uwh": 100})
@@ -124,18 +129,24 @@ def v1_then_v2_on_trial(flash):
     write_slot(flash, {"active": "slot/b", "previous": "slot/a", "version": "0.6.0",
                        "previous_version": "0.5.0", "good": False, "trial": 0,
                        "trial_s": 30})
-    out, who, led = boot(flash)
+    out, who, led = boot(flash, down=down)
     assert (who, led) == ("V2", {"energy": {"uwh": 105}}), out
     assert "ledger: format 1 -> 2" in out
     assert "ledger.pre-0.6.0" in state(flash)
     assert header(flash)[3] == 2
     with open(str(flash / "state" / "ledger.pre-0.6.0"), "rb") as f:
         pre = f.read()
-    # a second boot on trial: migrated once, the old copy unchanged
-    out, who, led = boot(flash)
+    # a second boot on trial: migrated once; the old copy unchanged, or (with a down
+    # converter) following what the trial writes, in format 1
+    out, who, led = boot(flash, down=down)
     assert (who, led) == ("V2", {"energy": {"uwh": 110}}) and "format 1 -> 2" not in out
     with open(str(flash / "state" / "ledger.pre-0.6.0"), "rb") as f:
-        assert f.read() == pre
+        kept = f.read()
+    if down:
+        assert len(kept.split(b"\n", 1)[0].split()) == 3
+        assert json.loads(kept.split(b"\n", 1)[1]) == {"uwh": 110}
+    else:
+        assert kept == pre
 
 
 def test_kept_release_drops_the_old_copy(flash):
@@ -148,9 +159,10 @@ def test_kept_release_drops_the_old_copy(flash):
     assert (who, led) == ("V2", {"energy": {"uwh": 120}})
 
 
-@pytest.mark.parametrize("cut", [False, True])
-def test_rollback_restores_the_old_copy_and_the_old_release_reads_it(flash, cut):
-    v1_then_v2_on_trial(flash)
+@pytest.mark.parametrize("cut, down", [(False, False), (True, False), (False, True),
+                                       (True, True)])
+def test_rollback_restores_the_old_copy_and_the_old_release_reads_it(flash, cut, down):
+    v1_then_v2_on_trial(flash, down)
     rec = read_slot(flash)
     rec["trial"] = 3  # three boots on trial and never kept: the next goes back
     write_slot(flash, rec)
@@ -160,10 +172,12 @@ def test_rollback_restores_the_old_copy_and_the_old_release_reads_it(flash, cut)
         write_slot(flash, rec)
     out, who, led = boot(flash)
     assert "[slot] 0.6.0 rolled back to 0.5.0" in out and "restored" in out, out
-    assert (who, led) == ("V1", {"uwh": 100})
+    # without a down converter the trial's writes are lost; with one, none is
+    uwh = 110 if down else 100
+    assert (who, led) == ("V1", {"uwh": uwh})
     assert len(header(flash)) == 3
     assert not [n for n in state(flash) if ".pre-" in n]
     rec = read_slot(flash)
     assert (rec["active"], rec["good"], rec["rolled_back"]) == ("slot/a", True, "0.6.0")
     _, who, led = boot(flash)
-    assert (who, led) == ("V1", {"uwh": 100})
+    assert (who, led) == ("V1", {"uwh": uwh})

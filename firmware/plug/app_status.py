@@ -269,11 +269,16 @@ def _money_alerts(plug, c):
 _upd = [None, -1, None]  # store, generation, record: re-read only after a save
 
 
-def _update(store):
-    """The last release's fate (update.py), read from flash once per generation."""
+def _update(plug):
+    """The last release's fate (update.py), read from flash once per generation, and the
+    last bundle refused since boot (kept in RAM only)."""
+    store = plug.store
     gen = store.generation("update")
     if _upd[0] is not store or _upd[1] != gen:
         _upd[:] = [store, gen, store.load("update")]
+    refused = getattr(plug, "update_refused", None)
+    if refused:
+        return dict(_upd[2] or {}, refused=refused)
     return _upd[2]
 
 
@@ -282,7 +287,7 @@ _SECTIONS = {
     "channels": _channels,
     "outputs": lambda plug, c: plug.out.status(),
     "faulty": _faulty,
-    "update": lambda plug, c: _update(plug.store),
+    "update": lambda plug, c: _update(plug),
     "wallets": _wallets,
     "provider": _provider,
     "payments": _payments,

@@ -15,7 +15,8 @@
 #                             release good once it has run trial_s with the meter reading,
 #                             a ledger checkpoint done, the HTTP server up and (if it pays)
 #                             the chain answering, or reboots it (a failed trial boot) if
-#                             it has not by 2 x trial_s
+#                             it has not by 2 x trial_s, or at once when the meter has not
+#                             read for 30 s (energy not counted)
 # A firmware image (plug/update_image.py, a frozen plug) is recorded the same way with
 # "image": the OTA partition written, "previous_image": the one it came from; main.py
 # counts no boots for it: the bootloader runs it once on trial and goes back by itself at
@@ -31,6 +32,7 @@ import asyncio
 
 RECORD = "slot.json"
 TRIAL_S = 300  # default; a release's manifest sets its own "trial_s"
+_METER_STALL_MS = 30000  # 3 x the longest meter.read_interval_ms
 
 
 def load():
@@ -157,15 +159,21 @@ def _unhealthy(plug, srv, reads):
 
 
 async def _trial(plug, srv, rec):
-    t0 = time.ticks_ms()
+    t0 = read_at = time.ticks_ms()
     trial_ms = int(rec.get("trial_s") or TRIAL_S) * 1000
     reads = plug.meter.reads
     why = "starting"
     while True:
         await asyncio.sleep_ms(2000)
         why = _unhealthy(plug, srv, reads)
+        now = time.ticks_ms()
+        if plug.meter.reads != reads:
+            read_at = now
         reads = plug.meter.reads
-        up = time.ticks_diff(time.ticks_ms(), t0)
+        up = time.ticks_diff(now, t0)
+        stalled = time.ticks_diff(now, read_at) >= _METER_STALL_MS
+        if stalled:  # energy flowing now is not counted: fail at once, not at 2 x trial_s
+            why = "the meter is not reading (none for %d s)" % (_METER_STALL_MS // 1000)
         if why is None and up >= trial_ms:
             rec = keep(load() or rec, plug.store.root)
             note(plug, "good", rec.get("version"), "")
@@ -173,7 +181,7 @@ async def _trial(plug, srv, rec):
                                                                   up // 1000))
             __import__("plug.supervise").supervise.unload("plug.slots")
             return
-        if up >= 2 * trial_ms:
+        if stalled or up >= 2 * trial_ms:
             rec = load() or rec
             rec["why"] = why or "not healthy"
             save(rec)

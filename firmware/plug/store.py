@@ -20,14 +20,17 @@
 # per segment file (HISTORY_SEGMENT) and in number of segments.
 #
 # Formats: a release that changes a file's format registers it, migrate(name, format,
-# fn): fn(obj, old_format) -> obj. Such a file's header carries its format as a 4th field
-# ("<generation> <crc32> <length> <format>"; none: format 1). Loading a copy of an older
-# format first keeps it as `<name>.pre-<version>` (the raw slot file; version: the release
-# migrating), then migrates and saves it. A release on trial is kept or rolled back
-# (plug/slots.py, main.py): kept, drop_pre(root, version) removes its copies; rolled
-# back, restore_pre (main.py's own, as the release it returns to may predate this) puts
-# each copy back as the newest, so the old release reads what it wrote. Anything written
-# to such a file during the trial is lost then (energy metered: since the migration).
+# fn, down=None): fn(obj, old_format) -> obj. Such a file's header carries its format as
+# a 4th field ("<generation> <crc32> <length> <format>"; none: format 1). Loading a copy
+# of an older format first keeps it as `<name>.pre-<version>` (the raw slot file;
+# version: the release migrating), then migrates and saves it. A release on trial is
+# kept or rolled back (plug/slots.py, main.py): kept, drop_pre(root, version) removes its
+# copies; rolled back, restore_pre (main.py's own, as the release it returns to may
+# predate this) puts each copy back as the newest, so the old release reads its format.
+# With down(obj, old_format) -> obj in the old format, every save during the trial also
+# rewrites the kept copy (same generation), so the old release reads what the trial
+# wrote (energy metered on trial is kept, up to the last save); without it, what was
+# written since the migration is lost at a rollback.
 import binascii
 import json
 import os
@@ -101,8 +104,8 @@ class StoreError(Exception):
 FORMATS = {}  # name -> (format, fn(obj, old format) -> obj): see the top
 
 
-def migrate(name, fmt, fn):
-    FORMATS[name] = (fmt, fn)
+def migrate(name, fmt, fn, down=None):
+    FORMATS[name] = (fmt, fn, down)
 
 
 def _pre(root, version):
@@ -258,24 +261,42 @@ class Store:
         if name not in self._gen:
             self.load(name)
         gen = self._gen[name] + 1
-        tmp = self._path(name, "tmp")
+        form = FORMATS.get(name)
+        self._write(name, self._path(name, gen & 1), gen, obj, form[0] if form else 1)
+        self._gen[name] = gen
+        if form and form[2]:
+            self._save_pre(name, gen, obj, form[2])
+        return gen
+
+    def _write(self, name, path, gen, obj, fmt):
         s = _Sum()
         json.dump(obj, s)
         crc, n = s.crc, s.n
-        fmt = FORMATS[name][0] if name in FORMATS else 1
         head = (b"%d %d %d %d\n" % (gen, crc & 0xFFFFFFFF, n, fmt) if fmt > 1 else
                 b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n))
         if len(head) + n > bound(name):
             raise StoreError("%s: %d bytes, more than the %d this file may hold; the "
                              "previous copy stays" % (name, len(head) + n, bound(name)))
+        tmp = self._path(name, "tmp")
         with open(tmp, "wb") as f:
             f.write(head)
             out = _Buffered(f)
             json.dump(obj, out)
             out.flush()
-        os.rename(tmp, self._path(name, gen & 1))
-        self._gen[name] = gen
-        return gen
+        os.rename(tmp, path)
+
+    def _save_pre(self, name, gen, obj, down):
+        # on trial after a migration: the kept copy follows, in the format before
+        from plug.version import VERSION
+
+        pre = "%s/%s.pre-%s" % (self.root, name, VERSION)
+        try:
+            with open(pre, "rb") as f:
+                head = f.readline(64).split()
+        except OSError:
+            return  # no copy kept: not on trial, or kept
+        old = int(head[3]) if len(head) > 3 else 1
+        self._write(name, pre, gen, down(obj, old), old)
 
     def generation(self, name):
         if name not in self._gen:

@@ -25,8 +25,10 @@
 # (plug/update_image.py), not into STAGE; a plug running from files refuses one, and a
 # frozen plug refuses a bundle of files.
 #
-# Every outcome is recorded as the store's "update" record {state, version, reason, at}
-# (state "staged" or "refused"), which /status shows, and logged as one [update] line.
+# A bundle staged is recorded as the store's "update" record {state, version, reason, at},
+# which /status shows. A refusal is logged as one [update] line and kept in RAM only
+# (plug.update_refused, /status update.refused): anyone can POST /update, so refusals
+# must not wear the flash nor overwrite the record of the last install or rollback.
 # Imported only when a bundle arrives; its heap while staging is the manifest buffer
 # (at most 1.5 KB, freed before the files), a 512-byte buffer and two hash objects.
 import asyncio
@@ -358,7 +360,8 @@ async def receive(plug, reader, length=None, pulled=False):
         if pulled and ("is not newer than" in why or "is on trial;" in why):
             raise
         version = s.manifest["version"] if s.manifest else None
-        _record(plug, "refused", version, why)
+        plug.update_refused = {"version": version, "reason": why[:200],
+                               "at": plug.clock.time()}
         _log("[update] refused%s: %s" % (" " + version if version else "", why))
         raise
     _record(plug, "staged", m["version"], "")

@@ -5,7 +5,7 @@
 # never the bundle in RAM. What the server keeps serving once it is installed (a bundle
 # not newer than the running release, or than one rolled back, or served while one is on
 # trial) is dropped after its manifest, quietly: no record, no log line, and only the
-# manifest's bytes read. Anything else refused is recorded and logged as for a push. A
+# manifest's bytes read. Anything else refused is logged and shown as for a push. A
 # staged release is installed (plug/slots.py, or plug/update_image.py for a frozen plug)
 # and the plug reboots into it on trial.
 #
