@@ -143,3 +143,19 @@ def test_status_names_the_firmware_build_and_the_plug_on_the_network():
     text = status_text(st)
     assert text.splitlines()[0].startswith("plug sim firmware 0.5.0 (abc1234)  config v1")
     assert "network name plug-2024  address 192.168.1.77  Wi-Fi -61 dBm" in text
+
+
+def test_status_says_what_became_of_the_last_release():
+    st = plug_status(None)
+    assert "update" not in status_text(st)
+    st["update"] = {"state": "rolled_back", "version": "0.7.0", "at": 849041000,
+                    "reason": "not marked good after 3 boots on trial: RuntimeError: boom",
+                    "refused": {"version": None, "at": 849041300,
+                                "reason": "not a release bundle (bad magic)"}}
+    text = status_text(st)
+    assert ("update 0.7.0 ROLLED BACK: not marked good after 3 boots on trial: "
+            "RuntimeError: boom") in text
+    assert "update refused: not a release bundle (bad magic)" in text
+    st["update"] = {"state": "good", "version": "0.6.0", "at": 849041000, "reason": ""}
+    assert "update 0.6.0 running, kept after its trial" in status_text(st)
+    assert "None" not in status_text(st)

@@ -170,6 +170,27 @@ def _duration(s):
             "%dm %ds" % (m, s) if m else "%ds" % s)
 
 
+_UPDATE_STATES = {"staged": "staged", "installed": "installed, rebooting into it",
+                  "trial": "on trial", "good": "running, kept after its trial",
+                  "rolled_back": "ROLLED BACK", "refused": "refused"}
+
+
+def update_lines(u):
+    """The last release's fate (/status `update`) and the last bundle refused since boot."""
+    if not isinstance(u, dict):
+        return []
+    out = []
+    if u.get("state"):
+        out.append("update %s %s%s" % (
+            _or(u.get("version"), "?"), _UPDATE_STATES.get(u["state"], u["state"]),
+            ": %s" % u["reason"] if u.get("reason") else ""))
+    r = u.get("refused")
+    if isinstance(r, dict):
+        out.append("update refused%s: %s" % (" " + r["version"] if r.get("version") else "",
+                                             _or(r.get("reason"), "?")))
+    return out
+
+
 def status_text(st, raw=False, native="ETH"):
     dev = st.get("device", {})
     prov = st.get("provider") if isinstance(st.get("provider"), dict) else None
@@ -194,6 +215,7 @@ def status_text(st, raw=False, native="ETH"):
                        ("last_error", "last error")):
         if dev.get(key):
             lines.append("%s: %s" % (label, dev[key]))
+    lines += update_lines(st.get("update"))
     net = dev.get("network")
     if isinstance(net, dict) and net.get("link") not in (None, "up", "off"):
         lines.append("network %s (ssid %s, down %ss)%s" % (
