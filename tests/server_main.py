@@ -6,7 +6,7 @@ import sys
 import time
 
 from plug import server
-from plug.prometheus import prometheus
+from plug.prometheus import CONTENT_TYPE, prometheus
 from plug.server import HTTPError, Response
 
 state = {"ticks": 0, "max_gap_ms": 0}
@@ -60,7 +60,7 @@ def metrics(req):
     fams = [("plug_ticks_total", "counter", "Ticks of the test loop", [(None, state["ticks"])]),
             ("plug_power_watts", "gauge", "Active power",
              [({"device": "M1", "channel": "A"}, 230.5), ({"device": "M1", "channel": "B"}, -12)])]
-    return server.text_response(prometheus(fams), content_type=server.PROMETHEUS)
+    return server.text_response(prometheus(fams), content_type=CONTENT_TYPE)
 
 
 srv = server.Server(max_request_bytes=int(sys.argv[2]) if len(sys.argv) > 2 else 2048,

@@ -3,7 +3,7 @@
 #   srv = Server(max_request_bytes=cfg["server"]["max_request_bytes"])
 #   srv.route("GET", "/status", lambda req: {"ok": True})           # dict/list -> JSON
 #   srv.route("GET", "/metrics", lambda req: Response(          # a generator: streamed
-#       plug.prometheus.prometheus_lines(families), content_type=PROMETHEUS))
+#       prometheus.prometheus_lines(families), content_type=prometheus.CONTENT_TYPE))
 #   srv.route("POST", "/config", handler)        # handler(req) or async handler(req)
 #   srv.route("POST", "/update", handler, stream=True)  # reads req.stream itself (_Body)
 #   await srv.start("0.0.0.0", cfg["server"]["port"])
@@ -50,11 +50,9 @@ from micropython import const
 from plug.http_request import REASONS, HTTPError, Request, parse_head, parse_query, unquote
 from plug.http_response import (CSV, JSON, TEXT, Response, csv_lines, error_response,
                                 json_response, text_response)
-from plug.prometheus import CONTENT_TYPE as PROMETHEUS
 
 __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_response",
-           "error_response", "csv_lines", "parse_query", "unquote", "PROMETHEUS", "JSON",
-           "TEXT", "CSV")
+           "error_response", "csv_lines", "parse_query", "unquote", "JSON", "TEXT", "CSV")
 
 _CHUNK = const(256)
 _BUF = const(512)  # the answer's buffer, one per connection

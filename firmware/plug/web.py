@@ -3,7 +3,6 @@
 # anyone spend; POST /config takes an envelope signed by the owner (config.py), POST
 # /switch the owner's local control token (control.py); POST /update a release bundle
 # signed by the owner, streamed to the flash as it arrives (update.py).
-from plug.prometheus import CONTENT_TYPE as PROMETHEUS
 from plug.clock import iso_utc
 from plug.server import CSV, JSON, HTTPError, Response, Server, csv_lines
 
@@ -205,7 +204,11 @@ def ledger(plug, req):
 
 
 def metrics(plug, srv):
-    """GET /metrics: Prometheus text, streamed line by line (plug/metrics.py)."""
+    """GET /metrics: Prometheus text, streamed line by line (plug/metrics.py). Its modules
+    leave sys.modules at once: the generator holds what it needs, and the heap is freed
+    once it has run (they are not kept between scrapes)."""
     from plug.metrics import lines
+    from plug.prometheus import CONTENT_TYPE
 
-    return Response(lines(plug, srv), content_type=PROMETHEUS)
+    __import__("plug.supervise").supervise.unload("plug.metrics", "plug.prometheus")
+    return Response(lines(plug, srv), content_type=CONTENT_TYPE)
