@@ -17,7 +17,7 @@ from tools.paths import FIRMWARE, ROOT, executable
 
 TESTS = os.path.join(ROOT, "tests")
 IFACE_MODULES = ("__init__", "repl", "repl_edit", "repl_raw", "server", "http_request",
-                 "http_response", "prometheus", "jsonlimit")
+                 "http_response", "prometheus", "jsonlimit", "iobuf")
 
 
 def compile_plug(out_dir, modules=IFACE_MODULES):

@@ -29,6 +29,8 @@ import socket
 import sys
 import time
 
+from plug import iobuf
+
 try:
     from micropython import const
 except ImportError:  # CPython (host tools)
@@ -305,31 +307,39 @@ class Reply:
 
 
 def _pieces(r, cap):
-    """The body read from Reply r as a list of bytearrays of _CHUNK bytes (the last one
-    shorter): no block the size of the reply (plug/jsonlimit.py parses such a list)."""
+    """The body read from Reply r as a list of buffers of _CHUNK bytes from plug/iobuf.py
+    (the last one a shorter copy): no block the size of the reply (plug/jsonlimit.py
+    parses such a list); the caller gives them back (iobuf.give_all) once parsed."""
     out = []
     got = 0
-    while True:
-        buf = bytearray(_CHUNK)
-        mv = memoryview(buf)
-        k = 0
-        while k < _CHUNK:
-            n = r.readinto(mv[k:])
-            if not n:
-                break
-            k += n
-            got += n
-            if got > cap:  # only without a Content-Length (_head bounds one)
-                raise ReplyError("reply is over the %d byte limit" % cap)
-        if k < _CHUNK:
-            if r.left:
-                raise ReplyError("truncated reply: %d of %d bytes" % (got, got + r.left))
-            if k:
-                mv = None  # CPython: no resize while a view is held
-                buf[k:] = b""
-                out.append(buf)
-            return out
-        out.append(buf)
+    buf = None
+    try:
+        while True:
+            buf = iobuf.take()
+            mv = memoryview(buf)
+            k = 0
+            while k < _CHUNK:
+                n = r.readinto(mv[k:])
+                if not n:
+                    break
+                k += n
+                got += n
+                if got > cap:  # only without a Content-Length (_head bounds one)
+                    raise ReplyError("reply is over the %d byte limit" % cap)
+            if k < _CHUNK:
+                if r.left:
+                    raise ReplyError("truncated reply: %d of %d bytes" % (got, got + r.left))
+                if k:
+                    out.append(bytes(mv[:k]))
+                mv = None
+                iobuf.give(buf)
+                return out
+            out.append(buf)
+            buf = None
+    except BaseException:
+        iobuf.give(buf)
+        iobuf.give_all(out)
+        raise
 
 
 def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
@@ -366,19 +376,25 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
         except ValueError as e:  # mbedtls refused the server's certificate
             raise OSError("https: certificate of %s refused: %s" % (host, str(e).strip()))
         data = None
-        scratch = memoryview(bytearray(_CHUNK))
-        status, length, rest = _head(c, scratch, max_header_bytes, max_body_bytes)
-        scratch = None
-        if stream:
+        if stream:  # the Reply keeps what came with the head: its own buffer
+            status, length, rest = _head(c, memoryview(bytearray(_CHUNK)), max_header_bytes,
+                                         max_body_bytes)
             kept = Reply(c, rest, length, (s, raw))
             return status, kept
+        scratch = iobuf.take()
+        length = None
         try:
+            status, length, rest = _head(c, memoryview(scratch), max_header_bytes,
+                                         max_body_bytes)
             if chunks:
                 return status, _pieces(Reply(c, rest, length, ()), max_body_bytes)
             return status, _body(c, rest, length, max_body_bytes)
         except MemoryError as e:
             raise MemoryError("no room for a reply of %s bytes (%s)"
                               % (length if length is not None else "up to %d" % max_body_bytes, e))
+        finally:
+            rest = None
+            iobuf.give(scratch)
     finally:
         if kept is None:
             s.close()

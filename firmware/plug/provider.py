@@ -166,15 +166,18 @@ def get_json(get, url):
     """The JSON of get(url) (bytes, or a list of chunks: parsed as one stream), or
     TariffError."""
     body = get(url)
-    from plug import jsonlimit
+    from plug import iobuf, jsonlimit
 
-    try:  # size and nesting before the parser and the rate parsers recurse
-        jsonlimit.check(body, rates.MAX_BODY)
-    except ValueError as e:
-        raise TariffError("JSON from %s refused: %s" % (url, e))
     try:
-        return jsonlimit.parse(body)
-    except ValueError:
-        raise TariffError("malformed JSON from %s" % url)
-    except (RuntimeError, MemoryError):  # nesting too deep for the parser or the heap
-        raise TariffError("JSON from %s is nested too deeply" % url)
+        try:  # size and nesting before the parser and the rate parsers recurse
+            jsonlimit.check(body, rates.MAX_BODY)
+        except ValueError as e:
+            raise TariffError("JSON from %s refused: %s" % (url, e))
+        try:
+            return jsonlimit.parse(body)
+        except ValueError:
+            raise TariffError("malformed JSON from %s" % url)
+        except (RuntimeError, MemoryError):  # nesting too deep for the parser or the heap
+            raise TariffError("JSON from %s is nested too deeply" % url)
+    finally:
+        iobuf.give_all(body)  # a reply read in pieces (plug/iobuf.py)

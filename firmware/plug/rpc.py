@@ -32,7 +32,7 @@
 import json
 import time
 
-from plug import jsonlimit
+from plug import iobuf, jsonlimit
 
 CALL_TIMEOUT_S = 2  # seconds without a byte before a quiet node is given up
 CALL_DEADLINE_S = 4  # seconds for one whole call: the longest the event loop waits
@@ -261,19 +261,22 @@ class RPC:
                 chunks=True)  # pieces of <= 512 B, parsed as one stream (issue 11)
         except (http_client.ReplyError, ValueError) as e:  # ValueError: a bad URL
             raise BadReply(str(e))
-        if status != 200:
-            raise BadReply("HTTP status %d" % status)
-        try:  # size and nesting before the parser and the checks recurse
-            jsonlimit.check(buf, self.max_reply_bytes)
-        except ValueError as e:
-            raise BadReply("reply refused: %s" % e)
         try:
-            return jsonlimit.parse(buf)
-        except (ValueError, RuntimeError):  # RuntimeError: nesting too deep
-            raise BadReply("reply is not JSON")
-        except MemoryError as e:
-            raise MemoryError("no room to parse a reply of %d bytes (%s)"
-                              % (sum(len(b) for b in buf), e))
+            if status != 200:
+                raise BadReply("HTTP status %d" % status)
+            try:  # size and nesting before the parser and the checks recurse
+                jsonlimit.check(buf, self.max_reply_bytes)
+            except ValueError as e:
+                raise BadReply("reply refused: %s" % e)
+            try:
+                return jsonlimit.parse(buf)
+            except (ValueError, RuntimeError):  # RuntimeError: nesting too deep
+                raise BadReply("reply is not JSON")
+            except MemoryError as e:
+                raise MemoryError("no room to parse a reply of %d bytes (%s)"
+                                  % (sum(len(b) for b in buf), e))
+        finally:
+            iobuf.give_all(buf)  # the reply's pieces (plug/iobuf.py)
 
     def _check(self, reply, method):
         if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0":

@@ -47,6 +47,7 @@ import time
 
 from micropython import const
 
+from plug import iobuf
 from plug.http_request import REASONS, HTTPError, Request, parse_head, parse_query, unquote
 from plug.http_response import (CSV, JSON, TEXT, Response, csv_lines, error_response,
                                 json_response, text_response)
@@ -55,7 +56,7 @@ __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_
            "error_response", "csv_lines", "parse_query", "unquote", "JSON", "TEXT", "CSV")
 
 _CHUNK = const(256)
-_BUF = const(512)  # the answer's buffer, one per connection
+_BUF = iobuf.SIZE  # the answer's buffer, one per connection (plug/iobuf.py)
 _LINGER_MS = const(200)
 _LINGER_BYTES = const(16384)
 _SWEEP_MS = const(100)  # how often deadlines are checked
@@ -366,7 +367,13 @@ class Server:
         if isinstance(body, (bytes, str, bytearray)):
             known = len(memoryview(body))  # a str's UTF-8 length (MicroPython)
             body = (body,)
-        buf = bytearray(_BUF)
+        buf = iobuf.take()
+        try:
+            await self._send(writer, resp, head_only, body, known, buf)
+        finally:
+            iobuf.give(buf)
+
+    async def _send(self, writer, resp, head_only, body, known, buf):
         mv = memoryview(buf)
         n = 0  # bytes in buf
         sent = False  # the head has gone (streaming)

@@ -36,6 +36,7 @@ import json
 import os
 
 from micropython import const
+from plug import iobuf
 
 try:
     from io import IOBase
@@ -43,7 +44,7 @@ except ImportError:
     IOBase = object
 
 
-_BLOCK = const(512)  # the buffer a save writes and a load checks through
+_BLOCK = const(512)  # the buffer a save writes and a load checks through (plug/iobuf.py)
 
 
 class _Sum(IOBase):
@@ -65,10 +66,10 @@ class _Buffered(IOBase):
     """json.dump writes a token at a time: hand the file whole blocks, through one
     fixed buffer that is never reallocated."""
 
-    def __init__(self, f):
+    def __init__(self, f, buf):
         self.f = f
-        self.buf = bytearray(_BLOCK)
-        self.mv = memoryview(self.buf)
+        self.buf = buf
+        self.mv = memoryview(buf)
         self.n = 0
 
     def write(self, b):
@@ -183,16 +184,19 @@ def _check_slot(path):
             fmt = f4[3] if len(f4) == 4 else 1
             if not head.endswith(b"\n") or length < 0:
                 return None
-            buf = bytearray(_BLOCK)
-            c = n = 0
-            while True:
-                k = f.readinto(buf)
-                if not k:
-                    break
-                n += k
-                if n > length:
-                    return None
-                c = binascii.crc32(buf if k == _BLOCK else memoryview(buf)[:k], c)
+            buf = iobuf.take()
+            try:
+                c = n = 0
+                while True:
+                    k = f.readinto(buf)
+                    if not k:
+                        break
+                    n += k
+                    if n > length:
+                        return None
+                    c = binascii.crc32(buf if k == _BLOCK else memoryview(buf)[:k], c)
+            finally:
+                iobuf.give(buf)
     except OSError:
         return None
     return (gen, len(head), fmt) if n == length and c & 0xFFFFFFFF == crc else None
@@ -242,13 +246,16 @@ class Store:
         from plug.version import VERSION
 
         pre = "%s/%s.pre-%s" % (self.root, name, VERSION)
-        buf = bytearray(_BLOCK)
-        with open(path, "rb") as src, open(pre + ".tmp", "wb") as dst:
-            while True:
-                k = src.readinto(buf)
-                if not k:
-                    break
-                dst.write(memoryview(buf)[:k])
+        buf = iobuf.take()
+        try:
+            with open(path, "rb") as src, open(pre + ".tmp", "wb") as dst:
+                while True:
+                    k = src.readinto(buf)
+                    if not k:
+                        break
+                    dst.write(memoryview(buf)[:k])
+        finally:
+            iobuf.give(buf)
         os.rename(pre + ".tmp", pre)
         obj = FORMATS[name][1](obj, fmt)
         self.save(name, obj)
@@ -278,11 +285,16 @@ class Store:
             raise StoreError("%s: %d bytes, more than the %d this file may hold; the "
                              "previous copy stays" % (name, len(head) + n, bound(name)))
         tmp = self._path(name, "tmp")
-        with open(tmp, "wb") as f:
-            f.write(head)
-            out = _Buffered(f)
-            json.dump(obj, out)
-            out.flush()
+        buf = iobuf.take()
+        try:
+            with open(tmp, "wb") as f:
+                f.write(head)
+                out = _Buffered(f, buf)
+                json.dump(obj, out)
+                out.flush()
+        finally:
+            out = None
+            iobuf.give(buf)
         os.rename(tmp, path)
 
     def _save_pre(self, name, gen, obj, down):
