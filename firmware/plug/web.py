@@ -4,6 +4,7 @@
 # /switch the owner's local control token (control.py); POST /update a release bundle
 # signed by the owner, streamed to the flash as it arrives (update.py).
 from plug.clock import iso_utc
+from plug.http_response import json_chunks
 from plug.server import CSV, JSON, HTTPError, Response, Server, csv_lines
 
 
@@ -149,12 +150,11 @@ class Page:
 
 
 def _array(name, items):
-    import json
-
     yield ', "%s": [' % name
     sep = ""
-    for x in items:
-        yield sep + json.dumps(x)
+    for x in items:  # an invoice or payment in pieces too: ~700 B whole
+        yield sep
+        yield from json_chunks(x)
         sep = ", "
     yield "]"
 
