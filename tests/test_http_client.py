@@ -107,7 +107,7 @@ for path, timeout, deadline, cap in CASES:
             if any(n != 512 for n in sizes[:-1]) or sizes and not 0 < sizes[-1] <= 512:
                 raise ValueError('chunks of %%r bytes' %% (sizes,))
             b = b''.join(bytes(x) for x in b)
-        body = bytes(b).decode()  # a long one is kept short: res lives on the 64 KB heap
+        body = str(b, "utf-8")  # a long one is kept short: res lives on the 64 KB heap
         r = ['ok', st, body if len(body) <= 64 else '%%d x %%r' %% (len(body), body[0])]
         body = b = None
     except hc.ReplyError as e:

@@ -13,8 +13,8 @@ CODE = """
 import gc
 from plug import iobuf
 from plug.store import Store
-iobuf._KEEP = %d  # 0: the control, each buffer asked of the GC as before
-iobuf.reserve(iobuf._KEEP and 2)
+iobuf.STORE.keep = %d  # 0: the control, each buffer asked of the GC as before
+iobuf.reserve()
 s = Store("st")
 led = {"channels": {"M1/A": [[i, i * 1000, 0] for i in range(40)]}}
 s.save("ledger", led)
@@ -51,7 +51,7 @@ print(repr((whole, got)))
 """
 
 
-@pytest.mark.parametrize("keep, saved", [(6, 1), (0, "MemoryError")])
+@pytest.mark.parametrize("keep, saved", [(1, 1), (0, "MemoryError")])
 def test_a_checkpoint_is_saved_on_a_heap_with_no_512_byte_block(keep, saved, mpy_dirs,
                                                                  tmp_path):
     out = mp.run(CODE % keep, heap="64k", path_dirs=mpy_dirs, cwd=str(tmp_path))

@@ -148,7 +148,7 @@ for m, target, _ in json.loads(%r):
 # metering and billing carry on with the last good rates
 upto = bil.bill('M1/A', [(t0 + 600, t0 + 1200, 10**9)], tf.segments)
 print(json.dumps([res, upto, bil.totals('M1/A'), gen]))
-""" % json.dumps(cases))
+""" % json.dumps(cases), heap="160k")  # 14 cases' results printed in one string
     res, upto, totals, gen = got
     import re
 

@@ -40,9 +40,6 @@ from plug.supervise import BootGuard, forever, unload
 STABLE_AFTER_MS = 60000  # a boot that ran this long resets the crash count
 WATCHDOG_MS = 300000
 _MAX_PAUSE_MS = 1000  # the longest pause after a stage that held the event loop
-# 512-byte buffers reserved at boot: a store save, an answer or two and an RPC reply's
-# pieces at once; more are taken from the GC when needed and kept (up to iobuf._KEEP)
-_IO_BUFFERS = 4
 # loaded to check and apply a new config, let go of once it is in force or refused
 # the signing stack (a payment's signature, a quote's or a config's signer) and the rate
 # parsers: loaded by the money pass or the config apply that needs them and let go of
@@ -62,7 +59,7 @@ class Plug(MoneySide):
     """Everything the plug is; at the REPL as `plug`."""
 
     def __init__(self, board, state="state"):
-        iobuf.reserve(_IO_BUFFERS)  # while the heap is whole (plug/iobuf.py)
+        iobuf.reserve()  # while the heap is whole (plug/iobuf.py)
         self.board = board
         self.boot_ms = time.ticks_ms()
         self.store = Store(state)

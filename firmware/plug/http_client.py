@@ -309,13 +309,13 @@ class Reply:
 def _pieces(r, cap):
     """The body read from Reply r as a list of buffers of _CHUNK bytes from plug/iobuf.py
     (the last one a shorter copy): no block the size of the reply (plug/jsonlimit.py
-    parses such a list); the caller gives them back (iobuf.give_all) once parsed."""
+    parses such a list); the caller gives them back (iobuf.CLIENT.give_all) once parsed."""
     out = []
     got = 0
     buf = None
     try:
         while True:
-            buf = iobuf.take()
+            buf = iobuf.CLIENT.take()
             mv = memoryview(buf)
             k = 0
             while k < _CHUNK:
@@ -332,13 +332,13 @@ def _pieces(r, cap):
                 if k:
                     out.append(bytes(mv[:k]))
                 mv = None
-                iobuf.give(buf)
+                iobuf.CLIENT.give(buf)
                 return out
             out.append(buf)
             buf = None
     except BaseException:
-        iobuf.give(buf)
-        iobuf.give_all(out)
+        iobuf.CLIENT.give(buf)
+        iobuf.CLIENT.give_all(out)
         raise
 
 
@@ -381,7 +381,7 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
                                          max_body_bytes)
             kept = Reply(c, rest, length, (s, raw))
             return status, kept
-        scratch = iobuf.take()
+        scratch = iobuf.CLIENT.take()
         length = None
         try:
             status, length, rest = _head(c, memoryview(scratch), max_header_bytes,
@@ -394,7 +394,7 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
                               % (length if length is not None else "up to %d" % max_body_bytes, e))
         finally:
             rest = None
-            iobuf.give(scratch)
+            iobuf.CLIENT.give(scratch)
     finally:
         if kept is None:
             s.close()

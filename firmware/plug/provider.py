@@ -180,4 +180,4 @@ def get_json(get, url):
         except (RuntimeError, MemoryError):  # nesting too deep for the parser or the heap
             raise TariffError("JSON from %s is nested too deeply" % url)
     finally:
-        iobuf.give_all(body)  # a reply read in pieces (plug/iobuf.py)
+        iobuf.CLIENT.give_all(body)  # a reply read in pieces (plug/iobuf.py)

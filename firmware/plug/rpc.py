@@ -276,7 +276,7 @@ class RPC:
                 raise MemoryError("no room to parse a reply of %d bytes (%s)"
                                   % (sum(len(b) for b in buf), e))
         finally:
-            iobuf.give_all(buf)  # the reply's pieces (plug/iobuf.py)
+            iobuf.CLIENT.give_all(buf)  # the reply's pieces (plug/iobuf.py)
 
     def _check(self, reply, method):
         if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0":

@@ -56,7 +56,7 @@ __all__ = ("Server", "Response", "HTTPError", "Request", "json_response", "text_
            "error_response", "csv_lines", "parse_query", "unquote", "JSON", "TEXT", "CSV")
 
 _CHUNK = const(256)
-_BUF = iobuf.SIZE  # the answer's buffer, one per connection (plug/iobuf.py)
+_BUF = const(512)  # the answer's buffer, one per connection: iobuf.SIZE
 _LINGER_MS = const(200)
 _LINGER_BYTES = const(16384)
 _SWEEP_MS = const(100)  # how often deadlines are checked
@@ -367,11 +367,11 @@ class Server:
         if isinstance(body, (bytes, str, bytearray)):
             known = len(memoryview(body))  # a str's UTF-8 length (MicroPython)
             body = (body,)
-        buf = iobuf.take()
+        buf = iobuf.SERVER.take()
         try:
             await self._send(writer, resp, head_only, body, known, buf)
         finally:
-            iobuf.give(buf)
+            iobuf.SERVER.give(buf)
 
     async def _send(self, writer, resp, head_only, body, known, buf):
         mv = memoryview(buf)

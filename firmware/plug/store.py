@@ -184,7 +184,7 @@ def _check_slot(path):
             fmt = f4[3] if len(f4) == 4 else 1
             if not head.endswith(b"\n") or length < 0:
                 return None
-            buf = iobuf.take()
+            buf = iobuf.STORE.take()
             try:
                 c = n = 0
                 while True:
@@ -196,7 +196,7 @@ def _check_slot(path):
                         return None
                     c = binascii.crc32(buf if k == _BLOCK else memoryview(buf)[:k], c)
             finally:
-                iobuf.give(buf)
+                iobuf.STORE.give(buf)
     except OSError:
         return None
     return (gen, len(head), fmt) if n == length and c & 0xFFFFFFFF == crc else None
@@ -246,7 +246,7 @@ class Store:
         from plug.version import VERSION
 
         pre = "%s/%s.pre-%s" % (self.root, name, VERSION)
-        buf = iobuf.take()
+        buf = iobuf.STORE.take()
         try:
             with open(path, "rb") as src, open(pre + ".tmp", "wb") as dst:
                 while True:
@@ -255,7 +255,7 @@ class Store:
                         break
                     dst.write(memoryview(buf)[:k])
         finally:
-            iobuf.give(buf)
+            iobuf.STORE.give(buf)
         os.rename(pre + ".tmp", pre)
         obj = FORMATS[name][1](obj, fmt)
         self.save(name, obj)
@@ -285,7 +285,7 @@ class Store:
             raise StoreError("%s: %d bytes, more than the %d this file may hold; the "
                              "previous copy stays" % (name, len(head) + n, bound(name)))
         tmp = self._path(name, "tmp")
-        buf = iobuf.take()
+        buf = iobuf.STORE.take()
         try:
             with open(tmp, "wb") as f:
                 f.write(head)
@@ -294,7 +294,7 @@ class Store:
                 out.flush()
         finally:
             out = None
-            iobuf.give(buf)
+            iobuf.STORE.give(buf)
         os.rename(tmp, path)
 
     def _save_pre(self, name, gen, obj, down):
