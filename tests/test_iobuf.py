@@ -58,3 +58,27 @@ def test_a_checkpoint_is_saved_on_a_heap_with_no_512_byte_block(keep, saved, mpy
     whole, got = eval(out.strip().splitlines()[-1])
     assert whole == "no 512-byte block"
     assert got == saved
+
+
+
+PACK = """
+import gc, sys
+from plug.ledger import _pack
+b = list(range(4 * 24 + 1))  # 24 buckets' edges and energy, as a channel holds them
+out = _pack(b, 24)  # warm (a first call's own objects; the global made)
+out = None
+gc.collect()
+a = gc.mem_alloc()
+out = _pack(b, 24)
+gc.collect()  # what is left: the list
+print(len(out), gc.mem_alloc() - a, 8 if sys.maxsize > 2**32 else 4)
+"""
+
+
+def test_a_days_buckets_pack_into_a_list_of_their_own_size(mpy_dirs):
+    # 24 buckets pack into 73 numbers for the checkpoint. Grown by appends the list asked
+    # for room for 128 (512 bytes on the ESP32's 32 bits): the block the checkpoint could
+    # not find on the ESP32-shaped heap after a payment.
+    n, used, word = map(int, mp.run(PACK, heap="64k", path_dirs=mpy_dirs).split())
+    assert n == 73
+    assert used <= 73 * word + 64, used  # the list object and its 73 slots, no more

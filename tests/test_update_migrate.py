@@ -79,7 +79,7 @@ def flash(tmp_path, mpy_dirs):
     for slot, version, app in (("a", "0.5.0", V1_APP), ("b", "0.6.0", V2_APP)):
         d = tmp_path / "slot" / slot / "plug"
         d.mkdir(parents=True)
-        for m in ("__init__.mpy", "store.mpy", "slots.mpy"):
+        for m in ("__init__.mpy", "store.mpy", "iobuf.mpy", "slots.mpy"):
             shutil.copy(os.path.join(plug_build, m), str(d / m))
         (d / "version.py").write_text("VERSION = %r\nBUILD = 't3st'\n" % version)
         (d / "app.py").write_text(app)

@@ -384,13 +384,17 @@ def _merge(b, nb):
 # [t_start0, span0, imp0, exp0, span1, imp1, exp1, ...] (about half the bytes, which
 # matters when json.dumps builds the whole checkpoint on a 64 KB heap).
 def _pack(b, nb):
-    if not nb:
-        return []
-    out = [b[0]]
+    # made at its size: appending grows a list to twice its length (512 bytes for 24
+    # buckets on 32 bits), a block a fragmented heap may not have at a checkpoint
+    out = [0] * (3 * nb + 1) if nb else []
+    if nb:
+        out[0] = b[0]
+    k = 1
     for j in range(0, 4 * nb, 4):
-        out.append(b[j + 1] - b[j])
-        out.append(b[j + 2])
-        out.append(b[j + 3])
+        out[k] = b[j + 1] - b[j]
+        out[k + 1] = b[j + 2]
+        out[k + 2] = b[j + 3]
+        k += 3
     return out
 
 
