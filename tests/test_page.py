@@ -456,6 +456,10 @@ def made_up_cases():
     tok = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     big = 2**64 + 1
     rich = {"device": {"board": "sim", "time": 800000000, "safe_mode": False},
+            "update": {"state": "rolled_back", "version": "0.7.0", "at": 799990000,
+                       "reason": "not marked good after 3 boots on trial: RuntimeError: boom",
+                       "refused": {"version": None, "at": 799999000,
+                                   "reason": "not a release bundle"}},
             "channels": {"M1/A": dict(ch, energy={p: [2**40 + 999999, 0] for p in (
                 "today", "yesterday", "month", "last_month")})},
             "outputs": {"M1/A": {"relay": True, "on": False, "reason": "over_power"}},
@@ -548,6 +552,9 @@ def test_the_page_in_a_browser_shows_the_plug_and_switches_it(plug):
     assert "safe mode: no wallet" in safe["wallets"] and safe["payments"] == [[DASH]]
     assert "Safe mode" in safe["alerts"] and "ledger format 9 unknown" in safe["alerts"]
     rich = snaps["beyond 2**53"]["fields"]
+    # what became of the last release, and the last bundle refused
+    assert ("update 0.7.0 rolled back: not marked good after 3 boots on trial: "
+            "RuntimeError: boom · update refused: not a release bundle") in rich["dev"], rich
     assert rich["bal 0"] == "18446744073709551617 UNIT"  # 2**64 + 1
     assert rich["rate"] == "9007199254740993 UNIT/kWh"  # 2**53 + 1, a JSON number only
     assert rich["paid"] == "1152921504606846979 UNIT"  # 2**60 + 3, a JSON number only
