@@ -47,7 +47,7 @@ def test_fuzzed_rate_replies_parse_or_are_refused(fmt, tmp_path):
         # a small cap for every fifth reply, so above-cap refusals are exercised too
         lines.append(json.dumps({"fmt": fmt, "decimals": decimals, "path": str(path),
                                  "cap": cap if i % 5 else 10**3}) + "\n")
-    r = mp.run(path=os.path.join(TESTS, "fuzz_rates_plug.py"), heap="96k", input="".join(lines),
+    r = mp.run(path=os.path.join(TESTS, "fuzz_rates_plug.py"), heap="104k", input="".join(lines),
                path_dirs=build_dirs(), timeout=600, check=False)
     out = r.stdout.splitlines()
     assert r.returncode == 0 and out and out[-1] == "DONE %d" % PER_FORMAT, \
