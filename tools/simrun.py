@@ -159,7 +159,10 @@ def power_off(plug, timeout=5.0):
         except (OSError, VirtualPlugError):
             pass
         seen = plug.heard_count()
-        os.kill(plug.pid, signal.SIGINT)
+        try:
+            os.kill(plug.pid, signal.SIGINT)
+        except ProcessLookupError:  # it ended on its own since plug.alive was read
+            pass
         now = time.monotonic()
         deadline, second = now + timeout, now + SECOND_SIGINT_S
         while plug.alive and time.monotonic() < deadline:
