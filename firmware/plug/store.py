@@ -102,7 +102,7 @@ class StoreError(Exception):
     pass
 
 
-FORMATS = {}  # name -> (format, fn(obj, old format) -> obj): see the top
+FORMATS = {}  # name -> (format, fn, down): see the top
 
 
 def migrate(name, fmt, fn, down=None):
