@@ -33,6 +33,7 @@ except ImportError:  # CPython (host tools): as plug.http_client counts
         return int(time.monotonic() * 1000)
 
 _FORMATS = ("native", "octopus", "awattar", "energy-charts")
+_ECONNRESET = 104  # errno on Linux, lwIP (the ESP32) and MicroPython's unix port
 
 
 class TariffError(Exception):
@@ -144,16 +145,23 @@ def http_get(url, limit=rates.MAX_BODY, timeout=FETCH_TIMEOUT_S, deadline_s=FETC
     size of a rates reply)."""
     from plug import http_client
 
-    try:  # several requests of one operation share its deadline (since: when it began)
-        status, body = http_client.request(
-            "GET", url, timeout_s=timeout, deadline_ms=int(deadline_s * 1000),
-            max_body_bytes=limit, start_ms=since, chunks=chunks)
-    except http_client.ReplyError as e:
-        raise TariffError("reply from %s refused: %s" % (url, e))
-    except OSError as e:
-        raise TariffError("no reply from %s (%s)" % (url, e))
-    except ValueError as e:
-        raise TariffError("cannot fetch %s: %s" % (url, e))
+    if since is None:
+        since = ms_now()
+    for again in (False, True):
+        try:  # several requests of one operation share its deadline (since: when it began)
+            status, body = http_client.request(
+                "GET", url, timeout_s=timeout, deadline_ms=int(deadline_s * 1000),
+                max_body_bytes=limit, start_ms=since, chunks=chunks)
+            break
+        except http_client.ReplyError as e:
+            raise TariffError("reply from %s refused: %s" % (url, e))
+        except OSError as e:
+            # a GET is safe to send again: once, within the same deadline, after the
+            # server reset the connection (a busy server's accept queue, a NAT's restart)
+            if again or not e.args or e.args[0] != _ECONNRESET:
+                raise TariffError("no reply from %s (%s)" % (url, e))
+        except ValueError as e:
+            raise TariffError("cannot fetch %s: %s" % (url, e))
     if 300 <= status < 400:
         raise TariffError("HTTP %d from %s: redirect refused (configure the final URL)"
                           % (status, url))
