@@ -349,6 +349,47 @@ def test_a_power_cut_before_the_ledger_checkpoint_bills_nothing_twice_or_skips(t
         assert bil.totals(k)[0] == led.totals(k)[0] - led.pending(k)[0]
 
 
+def test_energy_read_after_a_cut_is_billed_whole_when_the_checkpoint_predates_the_cursor(
+        tmp_path):
+    """A checkpoint taken mid-minute, then billing up to the minute's end, then the power
+    goes before the ledger's own write: the restored ledger's last bucket ends before the
+    billing cursor. Seen in `make faults` (a channel's billed + unbilled fell short of
+    its metered energy): the first read after the reboot (a chip that counted through
+    the cut hands over a lot) extended that bucket across the cursor, and billing then
+    dropped the share of it that fell before the cursor, pro rata in time."""
+    root = str(tmp_path)
+    store = CountingStore(root)
+    clock = PlugClock()
+    led = six_channels(store, clock)
+    meter_seconds(led, clock, 60)  # a minute, checkpointed at its end
+    clock.t += 30
+    for k in KEYS6:  # half a minute in one read, then a checkpoint mid-minute
+        led.add(k, 30 * 319_444, 0, clock.t, 30)
+    led.checkpoint()
+    clock.t += 29
+    for k in KEYS6:
+        led.add(k, 29 * 319_444, 0, clock.t, 29)
+    clock.t += 2  # that minute closes: billed, then the power goes before the ledger's write
+    store.cut = True
+    bil = Billing(store)
+    with pytest.raises(BillingError, match="ledger checkpoint after billing failed"):
+        bil.run(led, FixedRate())
+    billed_lost = 29 * 319_444  # billed, but gone from the restored totals with the cut
+
+    store = CountingStore(root)
+    clock.t += 60  # the plug was off a minute; its chip counted on at 10 A
+    led = six_channels(store, clock)
+    bil = Billing(store)
+    bil.align(led)  # at boot, before the meter's first read
+    for k in KEYS6:
+        led.add(k, 60 * 638_888, 0, clock.t, 60)
+    clock.t += 60
+    bil.run(led, FixedRate())
+    for k in KEYS6:
+        assert led.pending(k) == (0, 0)
+        assert bil.totals(k)[0] == led.totals(k)[0] + billed_lost
+
+
 # ---- the same core on MicroPython ------------------------------------------------------------
 
 MP_CASES = """

@@ -135,6 +135,9 @@ class Plug(MoneySide):
             if not self.ledger_error:
                 log("[app] SAFE MODE after %d crashes in a row: metering and REPL only, no "
                     "payments. It clears after a stable run." % self.guard.crashes)
+                from plug.billing import Billing
+
+                Billing(self.store).align(self.ledger)  # as _build_money does
         else:
             self._build_money()
         gc.collect()

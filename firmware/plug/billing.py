@@ -11,6 +11,8 @@
 #   bil.run(ledger, tariff, keys=None)   bill every channel of an EnergyLedger and mark
 #       what was billed there (after the billing state is durable). A pass that bills
 #       writes the flash twice at most: the billing state once, then the ledger once.
+#   bil.align(ledger)                    at boot, before the meter's first read: the
+#       ledger catches up with the cursors (its checkpoint may predate the last pass).
 #
 # Exactness. A chunk of e uWh over [t0, t1) is split at rate boundaries pro rata in
 # time with integer floors of the cumulative share (e * (b - t0) // (t1 - t0)), so the
@@ -26,9 +28,11 @@
 # and the lines are saved together; chunks that end at or before the cursor are
 # skipped (a power cut between saving here and the ledger checkpoint that follows
 # mark_billed re-lists them), and mark_billed(cursor) runs again on the next pass.
-# A chunk that starts before the cursor but ends after it (the ledger merged a
-# billed bucket into a later one) is billed for its pro-rata share after the cursor
-# only.
+# align() at boot keeps the meter from opening a bucket across a cursor: a checkpoint
+# older than the cursor would otherwise have the first reads after the reboot extend
+# its last bucket back to before the cursor. A chunk that still starts before the
+# cursor (the ledger merged a billed bucket into a later one: at max_buckets, before
+# billing caught up) is billed for its pro-rata share after the cursor only.
 #
 # Lines, per channel: [t_start, t_end, energy_uwh, rate_per_kwh, amount, pid]; a piece
 # contiguous with the previous line at the same rate and provider extends that line.
@@ -189,6 +193,17 @@ class Billing:
             if new_lines:
                 self.state["lines"][key] = lines
         return cur, billed
+
+    def align(self, ledger):
+        from plug.ledger import LedgerError
+
+        for key in ledger.keys():
+            cur = self.cursor(key)
+            if cur is not None:
+                try:
+                    ledger.mark_billed(key, cur, checkpoint=False)
+                except LedgerError:  # a merged bucket across the cursor: run() bills its share
+                    pass
 
     def run(self, ledger, tariff, keys=None):
         """Bill every channel of `ledger`; returns {key: billed-up-to time}. A channel whose

@@ -268,6 +268,8 @@ class EnergyLedger:
         if n < nb and b[4 * n] < upto_t:
             raise LedgerError("%s: upto_t %d cuts the bucket %d..%d; use a t_end from unbilled()"
                               % (key, upto_t, b[4 * n], b[4 * n + 1]))
+        if upto_t > ch[_BILLED_UPTO]:  # no bucket opened from now on starts before it
+            ch[_BILLED_UPTO] = upto_t
         if n == 0:
             return 0, 0
         for j in range(4 * n, 4 * nb):
@@ -275,8 +277,6 @@ class EnergyLedger:
         ch[_NB] = nb - n
         ch[_BILLED_IMP] += imp
         ch[_BILLED_EXP] += exp
-        if upto_t > ch[_BILLED_UPTO]:
-            ch[_BILLED_UPTO] = upto_t
         if checkpoint:
             self.checkpoint()
         return imp, exp

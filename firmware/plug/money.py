@@ -26,6 +26,7 @@ class MoneySide:
 
         self.supply = Supply(log)
         self._install_money(cfg, self._make_money(cfg))
+        self.billing.align(self.ledger)  # before the meter's first read
 
     def _make_money(self, cfg):
         """The money side for `cfg`, built from the flash without touching the one in use."""
