@@ -141,8 +141,9 @@ class RPC:
         self.round_trips = 0
         self._id = 0
         self._best = 0  # index of the URL that answered last
-        # after no node answered, calls fail at once for cooldown_ms: a hung node then
-        # blocks the plug's event loop once per cooldown, not once per call
+        # after no node answered (not for our own lack of memory: that passes at once),
+        # calls fail at once for cooldown_ms: a hung node then blocks the plug's event
+        # loop once per cooldown, not once per call
         self.cooldown_ms = cooldown_ms
         self._down = None  # (ticks when no node answered, reason)
         self.chain_id = None
@@ -194,6 +195,7 @@ class RPC:
         if None not in self._wrong:  # all on other chains: ask again rather than give up
             self._wrong = [None] * len(self.urls)
         last = "no attempt"
+        node_failed = False  # not only our own lack of memory: the cooldown applies
         n = len(self.urls)
         body = sent_id = None
         t0 = _ticks_ms()
@@ -230,6 +232,7 @@ class RPC:
                     result = self._check(reply, method)
                 except (OSError, BadReply) as e:
                     last = "%s: %s" % (self.urls[i], _describe(e))
+                    node_failed = True
                     continue
                 except MemoryError as e:  # e says what had no room: https's CA, the reply...
                     last = "%s: out of memory: %s" % (self.urls[i], _describe(e))
@@ -242,7 +245,7 @@ class RPC:
         if any(w is not None for w in self._wrong) and "config says" not in last:
             last += "; a node on chain %d is not used" % max(
                 w for w in self._wrong if w is not None)
-        if self.cooldown_ms:
+        if self.cooldown_ms and node_failed:
             self._down = (_ticks_ms(), last)
         raise Unreachable("%s: no node answered within %d ms (%s)"
                           % (method, self.deadline_ms, last))
