@@ -58,6 +58,8 @@
 # writes/h (~2.6x the total).
 # Ledger time is kept monotone (max of all times seen), so a clock stepped back by
 # NTP never reorders buckets or reopens one that billing has already seen.
+import json
+
 from micropython import const
 
 _V = const(1)  # checkpoint format version
@@ -303,14 +305,33 @@ class EnergyLedger:
     # -- durability ------------------------------------------------------------
     def checkpoint(self):
         """Write every channel durably (new file, then rename); returns the generation."""
-        chans = {}
+        return self.store.save(_STORE_NAME, self)
+
+    def dump(self, out):
+        """The checkpoint's JSON, written to `out` a number at a time (the store calls it
+        twice: for the checksum, then into the file): {"v": 1, "now": t, "ch": {key:
+        [import, export, last_t, billed_upto, billed_import, billed_export, buckets]}},
+        buckets flat and delta-coded (_unpack). Nothing is built for it: a checkpoint
+        must not fail for want of a block on a fragmented heap."""
+        w = out.write
+        w(b'{"v": %d, "now": %d, "ch": {' % (_V, self._now))
+        sep = b""
         for src in (self._dormant, self._ch):
             for key in src:
                 c = src[key]
-                chans[key] = [c[_IMP_WH] * _U + c[_IMP_U], c[_EXP_WH] * _U + c[_EXP_U],
-                              c[_LAST_T], c[_BILLED_UPTO], c[_BILLED_IMP], c[_BILLED_EXP],
-                              _pack(c[_B], c[_NB])]
-        return self.store.save(_STORE_NAME, {"v": _V, "now": self._now, "ch": chans})
+                w(sep)
+                w(json.dumps(key).encode())
+                w(b": [%d, %d, %d, %d, %d, %d, [" % (
+                    c[_IMP_WH] * _U + c[_IMP_U], c[_EXP_WH] * _U + c[_EXP_U], c[_LAST_T],
+                    c[_BILLED_UPTO], c[_BILLED_IMP], c[_BILLED_EXP]))
+                b = c[_B]
+                if c[_NB]:
+                    w(b"%d" % b[0])
+                for j in range(0, 4 * c[_NB], 4):
+                    w(b", %d, %d, %d" % (b[j + 1] - b[j], b[j + 2], b[j + 3]))
+                w(b"]]")
+                sep = b", "
+        w(b"}}")
 
     def restore(self):
         """Load the newest good checkpoint; returns its generation (0: none, fresh start)."""
@@ -380,24 +401,8 @@ def _merge(b, nb):
         b[k - 4] = b[k]
 
 
-# Buckets are contiguous, so a checkpoint stores them flat and delta-coded:
-# [t_start0, span0, imp0, exp0, span1, imp1, exp1, ...] (about half the bytes, which
-# matters when json.dumps builds the whole checkpoint on a 64 KB heap).
-def _pack(b, nb):
-    # made at its size: appending grows a list to twice its length (512 bytes for 24
-    # buckets on 32 bits), a block a fragmented heap may not have at a checkpoint
-    out = [0] * (3 * nb + 1) if nb else []
-    if nb:
-        out[0] = b[0]
-    k = 1
-    for j in range(0, 4 * nb, 4):
-        out[k] = b[j + 1] - b[j]
-        out[k + 1] = b[j + 2]
-        out[k + 2] = b[j + 3]
-        k += 3
-    return out
-
-
+# Buckets are contiguous, so a checkpoint stores them flat and delta-coded (dump()):
+# [t_start0, span0, imp0, exp0, span1, imp1, exp1, ...], about half the bytes.
 def _flat_ok(flat):
     if not isinstance(flat, list) or (flat and len(flat) % 3 != 1):
         return False

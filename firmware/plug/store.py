@@ -98,6 +98,16 @@ class _Buffered(IOBase):
             self.n = 0
 
 
+def _dump(obj, out):
+    # an object with dump(out) writes its own JSON (the energy ledger's checkpoint; a
+    # name saved so registers no down converter: down needs the object tree)
+    d = getattr(obj, "dump", None)
+    if d is None:
+        json.dump(obj, out)
+    else:
+        d(out)
+
+
 class StoreError(Exception):
     pass
 
@@ -277,7 +287,7 @@ class Store:
 
     def _write(self, name, path, gen, obj, fmt):
         s = _Sum()
-        json.dump(obj, s)
+        _dump(obj, s)
         crc, n = s.crc, s.n
         head = (b"%d %d %d %d\n" % (gen, crc & 0xFFFFFFFF, n, fmt) if fmt > 1 else
                 b"%d %d %d\n" % (gen, crc & 0xFFFFFFFF, n))
@@ -290,7 +300,7 @@ class Store:
             with open(tmp, "wb") as f:
                 f.write(head)
                 out = _Buffered(f, buf)
-                json.dump(obj, out)
+                _dump(obj, out)
                 out.flush()
         finally:
             out = None
