@@ -12,7 +12,8 @@
 #   S <name> ok|MemoryError <max free before> <max free after> for each store save/load;
 #   X <name> ok|MemoryError for the controls (which must fail);
 #   O history opens <n> (files history.py opened from the boot to the end of the first
-#   /status), O kept after the answers: <modules /metrics should have let go of>, J status same|differs (json_chunks == json.dumps), J stream same|differs (the streamed
+#   /status), O kept after the answers: <modules /metrics should have let go of>,
+#   J status same|differs (json_chunks == json.dumps), J stream same|differs (the streamed
 #   /status writer == json.dumps(plug.status())), then P <json.dumps of a status>
 #   that the answer to B status_pair must equal; M <tag> ... M end around mem_info().
 import asyncio

@@ -5,6 +5,7 @@ energy at risk. Here the heap is cut into holes far smaller than 512 bytes; the 
 save still works with the buffers the app reserves at boot, and fails without them (the
 control, so the test can fail)."""
 
+import heap_holes
 import pytest
 
 from tools import mp
@@ -21,18 +22,8 @@ s.save("ledger", led)
 s.load("ledger")
 gc.collect()
 holes = [None] * 1200
-n = i = 0
 whole = got = e = None  # every global made before the heap is cut (a dict grows)
-try:  # fill the heap with 96-byte blocks, then free every other one
-    while n < 1200:
-        holes[n] = bytearray(80)
-        n += 1
-except MemoryError:
-    pass
-while i < n:
-    holes[i] = None
-    i += 2
-gc.collect()
+""" + heap_holes.cut(80) + """
 try:
     bytearray(512)
     whole = "a 512-byte block fits"
@@ -82,18 +73,8 @@ for i in range(30):  # 30 minutes that billing has not taken yet: 24 buckets a c
         led.add(k, 12345678 + i, 7, clock.t, 60)
 led.checkpoint()  # warm: the first save's own objects
 gc.collect()
-n = i = 0
 got = e = None
-try:  # fill the heap with 96-byte blocks, then free every other one
-    while n < 1400:
-        holes[n] = bytearray(80)
-        n += 1
-except MemoryError:
-    pass
-while i < n:
-    holes[i] = None
-    i += 2
-gc.collect()
+""" + heap_holes.cut(80) + """
 try:
     for k in keys:
         led.add(k, 1000, 0, clock.t + 1, 1)
