@@ -138,6 +138,7 @@ class Plug(MoneySide):
                 from plug.billing import Billing
 
                 Billing(self.store).align(self.ledger)  # as _build_money does
+                unload("plug.billing")
         else:
             self._build_money()
         gc.collect()
