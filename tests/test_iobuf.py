@@ -5,13 +5,14 @@ energy at risk. Here the heap is cut into holes far smaller than 512 bytes; the 
 save still works with the buffers the app reserves at boot, and fails without them (the
 control, so the test can fail)."""
 
-import heap_holes
 import pytest
 
 from tools import mp
+from tools.paths import TOOLS
 
 CODE = """
 import gc
+import heap_holes
 from plug import iobuf
 from plug.store import Store
 iobuf.STORE.keep = %d  # 0: the control, each buffer asked of the GC as before
@@ -21,9 +22,8 @@ led = {"channels": {"M1/A": [[i, i * 1000, 0] for i in range(40)]}}
 s.save("ledger", led)
 s.load("ledger")
 gc.collect()
-holes = [None] * 1200
-whole = got = e = None  # every global made before the heap is cut (a dict grows)
-""" + heap_holes.cut(80) + """
+whole = got = e = keep = None  # every global made before the heap is cut (a dict grows)
+keep = heap_holes.holes(80)
 try:
     bytearray(512)
     whole = "a 512-byte block fits"
@@ -34,7 +34,7 @@ try:  # the checkpoint (a load is a boot's, not steady state's: after the holes 
     s.save("ledger", led)
 except MemoryError:
     got = "MemoryError"
-holes = None
+keep = None
 gc.collect()
 if got is None:
     got = s.load("ledger")["channels"]["M1/A"][0][1]
@@ -45,7 +45,7 @@ print(repr((whole, got)))
 @pytest.mark.parametrize("keep, saved", [(1, 1), (0, "MemoryError")])
 def test_a_checkpoint_is_saved_on_a_heap_with_no_512_byte_block(keep, saved, mpy_dirs,
                                                                  tmp_path):
-    out = mp.run(CODE % keep, heap="64k", path_dirs=mpy_dirs, cwd=str(tmp_path))
+    out = mp.run(CODE % keep, heap="64k", path_dirs=mpy_dirs + (TOOLS,), cwd=str(tmp_path))
     whole, got = eval(out.strip().splitlines()[-1])
     assert whole == "no 512-byte block"
     assert got == saved
@@ -54,6 +54,7 @@ def test_a_checkpoint_is_saved_on_a_heap_with_no_512_byte_block(keep, saved, mpy
 
 CHECKPOINT = """
 import gc
+import heap_holes
 from plug import iobuf
 from plug.ledger import EnergyLedger
 from plug.store import Store
@@ -62,7 +63,6 @@ class Clock:
     def time(self):
         return self.t
 iobuf.reserve()
-holes = [None] * 1400  # made while the heap is whole
 clock = Clock()
 keys = ["M1/A", "M1/B", "M1/C", "M2/A", "M2/B", "M2/C"]
 led = EnergyLedger(Store("st"), clock, dict((k, {"max_current_a": 16.0}) for k in keys),
@@ -73,8 +73,8 @@ for i in range(30):  # 30 minutes that billing has not taken yet: 24 buckets a c
         led.add(k, 12345678 + i, 7, clock.t, 60)
 led.checkpoint()  # warm: the first save's own objects
 gc.collect()
-got = e = None
-""" + heap_holes.cut(80) + """
+got = e = keep = None
+keep = heap_holes.holes(80)
 try:
     for k in keys:
         led.add(k, 1000, 0, clock.t + 1, 1)
@@ -82,7 +82,7 @@ try:
     got = "saved"
 except MemoryError as e:
     got = "MemoryError: %s" % e
-holes = None
+keep = None
 gc.collect()
 back = EnergyLedger(Store("st"), clock, dict((k, {"max_current_a": 16.0}) for k in keys),
                     log=lambda m: None)
@@ -99,7 +99,7 @@ def test_a_checkpoint_of_a_full_ledger_is_saved_on_a_heap_cut_into_96_byte_holes
     # checkpoint failed, energy since the last one is at risk: MemoryError(... allocating
     # 292 bytes)", the list a channel's 24 buckets were packed into for json.dump. The
     # checkpoint now writes its JSON itself, a number at a time.
-    out = mp.run(CHECKPOINT, heap="64k", path_dirs=mpy_dirs, cwd=str(tmp_path))
+    out = mp.run(CHECKPOINT, heap="64k", path_dirs=mpy_dirs + (TOOLS,), cwd=str(tmp_path))
     got, same, n = eval(out.strip().splitlines()[-1])
     assert got == "saved"
     assert same == [True] * 6  # what was saved is what the ledger held

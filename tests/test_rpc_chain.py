@@ -47,7 +47,7 @@ def test_real_node_errors_and_queries(devnet):
         tx = dict(to=PAYEE, value=1, gas=21000, chainId=31337, maxFeePerGas=3 * 10**9,
                   maxPriorityFeePerGas=10**9)
         tx.update(kw)
-        return "bytes.fromhex(%r)" % acct.sign_transaction(tx).raw_transaction.hex()
+        return repr("0x" + acct.sign_transaction(tx).raw_transaction.hex().removeprefix("0x"))
 
     devnet.set_automine(False)
     devnet.rpc("anvil_setCode", "0x" + "00" * 18 + "fa11", "0x60006000fd")

@@ -31,7 +31,7 @@ def _hostile_calls(urls_modes, chain_id):
         "    c = Chain(RPC([u], timeout_s=0.3, retries=0, deadline_s=1), %d)\n"
         "    calls = (('chain', c.check_chain), ('nonce', lambda: c.nonce(%r)),\n"
         "             ('receipt', lambda: c.receipt(%r)), ('fees', c.fees),\n"
-        "             ('send', lambda: c.send_raw(b'\\x02\\xc0')))\n"
+        "             ('send', lambda: c.send_raw('0x02c0')))\n"
         "    for name, fn in calls:\n"
         "        t = time.ticks_ms()\n"
         "        try:\n            fn()\n            res, msg = 'OK', ''\n"

@@ -8,6 +8,7 @@ LIB = os.path.join(ROOT, "lib")
 FIRMWARE = os.path.join(ROOT, "firmware")
 BOARDS = os.path.join(ROOT, "boards")
 BUILD = os.path.join(ROOT, "build")
+TOOLS = os.path.join(ROOT, "tools")  # also on MicroPython's path for heap_holes.py
 NODE_BIN = os.path.join(ROOT, "node_modules", ".bin")
 DEVICE_DIRS = (LIB, FIRMWARE, BOARDS)
 

@@ -363,8 +363,6 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
     if body is not None:
         head += "Content-Length: %d\r\n" % len(body)
     data = (head + "\r\n").encode()
-    if body:
-        data += body
     # connect waits what is left (at least 1 ms: past the deadline, send() refuses)
     left = deadline_ms - _diff(_ms(), start)
     s, raw = _connect(host, port, tls, max(0.001, min(timeout_s * 1000, left) / 1000))
@@ -375,7 +373,9 @@ def request(method, url, body=None, headers=None, timeout_s=5, deadline_ms=None,
             c.send(data)
         except ValueError as e:  # mbedtls refused the server's certificate
             raise OSError("https: certificate of %s refused: %s" % (host, str(e).strip()))
-        data = None
+        if body:  # apart from the head: no block the size of both
+            c.send(body)
+        data = body = None
         if stream:  # the Reply keeps what came with the head: its own buffer
             status, length, rest = _head(c, memoryview(bytearray(_CHUNK)), max_header_bytes,
                                          max_body_bytes)

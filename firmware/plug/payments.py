@@ -336,9 +336,8 @@ class Payments(Nonces):
             # write-ahead: a variant a reboot would not know must never reach the chain
             # (its invoice would be signed again with a new nonce)
             self._save()
-        raw = _unhex(rec["v"][-1]["raw"])
         try:
-            self.chain.send_raw(raw)
+            self.chain.send_raw(rec["v"][-1]["raw"])
         except (InsufficientFunds, ReplacementUnderpriced, NonceTooLow) as e:
             rec["err"] = str(e)
             rec["under"] = isinstance(e, ReplacementUnderpriced)

@@ -4,7 +4,7 @@
 # that take a nonce an unwanted variant could be mined at). The rules are in nonces.py.
 import eth
 from micropython import const
-from plug.nonces import _CANCEL, _bump, _hex, _unhex
+from plug.nonces import _CANCEL, _bump, _hex
 from plug.rpc import ChainError
 
 _MAX_HAZARDS = const(8)  # stranded nonces remembered (each: its variants' hashes)
@@ -51,7 +51,7 @@ def add_hazard(p, addr, acct, n, hashes, fees, iid):
 
 def send_hazard(p, h):
     try:
-        p.chain.send_raw(_unhex(h[6]))
+        p.chain.send_raw(h[6])
     except ChainError as e:  # a node that refuses a nonce gap: sent again later
         p._log("stranded nonce %d: cancellation not sent yet: %s" % (h[2], e))
 
