@@ -63,7 +63,6 @@ class WrongChain(ChainError):
     pass
 
 
-
 def _raw_body(id_, raw_hex):
     """The body of eth_sendRawTransaction in one block of its size, the transaction's hex
     (0-9, a-f: nothing to escape) copied in 64-character pieces: the largest thing a
@@ -80,6 +79,7 @@ def _raw_body(id_, raw_hex):
         n += len(piece)
     out[n:] = b'"]}'
     return out
+
 
 class RPCError(ChainError):
     def __init__(self, code, message, method=""):
