@@ -12,8 +12,9 @@
 #               the latest/next block from eth_feeHistory + eth_maxPriorityFeePerGas, or
 #               the median tip of recent blocks) or {"gasPrice"} (legacy eth_gasPrice)
 #   c.estimate_gas(tx) -> int  (tx: "from", "to", "data" bytes, "value")
-#   c.send_raw(raw_hex) -> "0x<hash>"  (AlreadyKnown counts as sent); raw_hex: "0x<signed
-#       transaction>", as the payment record keeps it (no copy of it is made to send it)
+#   c.send_raw(raw_hex, tx_hash=None) -> "0x<hash>"  (AlreadyKnown counts as sent);
+#       raw_hex: "0x<signed transaction>", as the payment record keeps it (no copy of it
+#       is made to send it); tx_hash: its hash as recorded at signing (else computed)
 #   c.receipt("0x<hash>") -> None or {"hash", "status" 0|1, "block" int}
 #   c.erc20_balance(token, owner) -> int  (balanceOf via eth_call)
 #   c.erc20_decimals(token) -> int  (decimals() via eth_call, 0..255)
@@ -137,8 +138,8 @@ class Chain:
         return qty(self.rpc.call("eth_estimateGas", (_call_obj(tx),)), "eth_estimateGas",
                    30000000)
 
-    def send_raw(self, raw_hex):
-        mine = _hex(eth.transaction_hash(binascii.unhexlify(raw_hex[2:])))
+    def send_raw(self, raw_hex, tx_hash=None):
+        mine = tx_hash or _hex(eth.transaction_hash(binascii.unhexlify(raw_hex[2:])))
         try:
             got = self.rpc.call("eth_sendRawTransaction", (raw_hex,))
         except AlreadyKnown:

@@ -18,7 +18,8 @@
 #       the reads that ended in (t_start, t_end]; buckets are contiguous and never
 #       overlap. The bucket of the current minute is still open and not listed.
 #   led.mark_billed(key, upto_t, checkpoint=True) -> (import_uwh, export_uwh)
-#       drops the unbilled buckets with t_end <= upto_t and returns their energy;
+#       drops the unbilled buckets with t_end <= upto_t and returns their energy (no
+#       bucket opened later starts before upto_t, even when none was dropped);
 #       upto_t must be a bucket end (LedgerError if it cuts a bucket); calling it
 #       again with the same upto_t returns (0, 0). Checkpoints at once so the drop
 #       is as durable as the invoice; checkpoint=False leaves that to the caller

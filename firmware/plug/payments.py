@@ -337,7 +337,7 @@ class Payments(Nonces):
             # (its invoice would be signed again with a new nonce)
             self._save()
         try:
-            self.chain.send_raw(rec["v"][-1]["raw"])
+            self.chain.send_raw(rec["v"][-1]["raw"], rec["v"][-1]["h"])
         except (InsufficientFunds, ReplacementUnderpriced, NonceTooLow) as e:
             rec["err"] = str(e)
             rec["under"] = isinstance(e, ReplacementUnderpriced)

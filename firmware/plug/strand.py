@@ -51,7 +51,7 @@ def add_hazard(p, addr, acct, n, hashes, fees, iid):
 
 def send_hazard(p, h):
     try:
-        p.chain.send_raw(h[6])
+        p.chain.send_raw(h[6], h[7])
     except ChainError as e:  # a node that refuses a nonce gap: sent again later
         p._log("stranded nonce %d: cancellation not sent yet: %s" % (h[2], e))
 
