@@ -12,7 +12,7 @@
 #   S <name> ok|MemoryError <max free before> <max free after> for each store save/load;
 #   X <name> ok|MemoryError for the controls (which must fail);
 #   O history opens <n> (files history.py opened from the boot to the end of the first
-#   /status), O kept after the answers: <modules /metrics should have let go of>,
+#   /status), O kept after the answers: <modules the answers should have let go of>,
 #   J status same|differs (json_chunks == json.dumps), J stream same|differs (the streamed
 #   /status writer == json.dumps(plug.status())), then P <json.dumps of a status>
 #   that the answer to B status_pair must equal; M <tag> ... M end around mem_info().
@@ -268,7 +268,8 @@ async def exercise(plug, measured):
             mem("after " + name)
         print("R", name, st, before, after)
     print("O kept after the answers: %s" % " ".join(
-        m for m in ("plug.metrics", "plug.prometheus") if m in sys.modules))
+        m for m in ("plug.metrics", "plug.prometheus", "plug.app_status", "plug.history")
+        if m in sys.modules))
     for name, fn in store_steps(plug):
         if measured:
             tighten(HOLE)

@@ -84,7 +84,7 @@ def test_every_answer_and_save_fits_in_2kb_holes(mpy_dirs, tmp_path):
     assert "J stream same" in out, out[:2000]  # /status, streamed: the same text
     # the first /status after boot finds the paid total without reading the history
     assert "O history opens 0" in out, out[:2000]
-    # /metrics' modules are let go of once it has answered (not kept between scrapes)
+    # what /status, /metrics and /ledger load is let go of once they have answered
     assert out.count("O kept after the answers: \n") == 2, out[:2000]
     print("  controls: %s" % ctl)
     assert mem["fragmented"] * block <= HOLE + block  # no free block beyond the hole

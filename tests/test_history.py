@@ -201,6 +201,14 @@ S.open = H.open = copen
 S.os = H.os = O()
 
 
+class SmallHistory(H.History):  # two small segments: it rotates during the moves
+    def __init__(self, store, log=None):
+        super().__init__(store, segs=2, seg_bytes=600, log=log)
+
+
+H.History = SmallHistory  # what Payments.history builds
+
+
 class Clock:
     def time(self):
         return 1000
@@ -213,9 +221,7 @@ def rec(i):
 
 
 def payments(store):
-    p = Payments(store, None, None, {}, Clock(), log=lambda m: None)
-    p._history = H.History(store, segs=2, seg_bytes=600)  # rotates during the moves
-    return p
+    return Payments(store, None, None, {}, Clock(), log=lambda m: None)
 
 
 class Plug:

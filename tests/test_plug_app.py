@@ -149,10 +149,14 @@ def test_payments_during_a_serial_session_do_not_garble_it(plug):
 
 def test_one_off_modules_are_let_go_of_and_cal_loads_when_used(plug):
     # after boot, a config apply and payments, what only those needed has left the heap
-    # (app.py unload: calibration, the config checks, the signing stack); `cal` still works
-    # (between two money passes: one that signs holds the signing stack until it ends)
+    # (app.py unload: calibration, the config checks, the signing stack, the payment
+    # history, /status's view); `cal` still works (between two money passes: one that
+    # signs holds the signing stack until it ends)
+    plug.get("/status")
+    plug.get("/ledger")
     gone = ("plug.calibration", "plug.app_config", "plug.config_sig", "plug.schema",
-            "ecdsa_micro", "ecdsa_micro.curve", "eth_tx", "eth_message")
+            "ecdsa_micro", "ecdsa_micro.curve", "eth_tx", "eth_message", "rlp",
+            "plug.history", "plug.strand", "plug.app_status")
     deadline = time.monotonic() + 60
     while True:
         loaded = plug.repl_eval("[m for m in %r if m in __import__('sys').modules]" % (gone,))

@@ -43,8 +43,8 @@ _MAX_PAUSE_MS = 1000  # the longest pause after a stage that held the event loop
 # loaded to check and apply a new config, let go of once it is in force or refused
 # the signing stack (a payment's signature, a quote's or a config's signer) and the rate
 # parsers: loaded by the money pass or the config apply that needs them and let go of
-# after it (about 2.5 KB)
-_SIGNING = ("eth_tx", "eth_message", "eth_decode", "bip32", "ecdsa_micro.rfc6979",
+# after it (about 3 KB)
+_SIGNING = ("eth_tx", "eth_message", "eth_decode", "rlp", "bip32", "ecdsa_micro.rfc6979",
             "ecdsa_micro.gtable", "ecdsa_micro.curve", "ecdsa_micro._gtable_frozen",
             "ecdsa_micro", "plug.rates_native", "plug.rates_fiat")
 _CONFIG_MODULES = ("plug.app_config", "plug.config_sig", "plug.cal_config",
@@ -220,6 +220,7 @@ class Plug(MoneySide):
         """What /status shows (plug/app_status.py)."""
         from plug.app_status import status
 
+        unload("plug.app_status")  # loaded per view: about 3.4 KB of heap otherwise
         return status(self)
 
     def __repr__(self):
@@ -247,7 +248,7 @@ class Plug(MoneySide):
             self.money_errors += 1
             self.last_error = "%s: %s" % (type(e).__name__, e)
             log("[app] money: %s" % self.last_error)
-        unload(*_SIGNING)
+        unload("plug.history", "plug.strand", *_SIGNING)
         self._net_held(t)
         return min(60000, 1000 << min(self.money_errors, 6)) if self.money_errors else 1000
 

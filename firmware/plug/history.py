@@ -156,9 +156,10 @@ def archive(pays, keep_done, keep_failed, keep_ids):
             rs.sort(key=lambda r: r.get("t", 0))
             move += rs[:len(rs) - keep]
     move.sort(key=lambda r: r.get("t", 0))
+    hist = pays.history if move else None
     for r in move:
         try:
-            pays.history.add(compact(r))
+            hist.add(compact(r))
         except Exception as e:  # flash full or failing: the record stays live
             pays.log("[pay] history: %s not archived: %s" % (r["id"], e))
             break

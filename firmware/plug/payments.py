@@ -62,6 +62,7 @@ import eth
 from micropython import const
 from plug.nonces import Nonces, _hex, _unhex
 from plug.rpc import ChainError, InsufficientFunds, NonceTooLow, ReplacementUnderpriced
+from plug.supervise import unload
 
 _NAME = "payments"
 _KEEP_DONE = const(8)  # finished records kept live (status shows them); older: history
@@ -114,7 +115,6 @@ class Payments(Nonces):
         self._paid = st.get("paid", [])
         self._hi = st.get("hi", 0)  # highest invoice seq moved to the history
         self._arch = st.get("arch", 0)  # records ever moved to the history
-        self._history = None  # loaded when first needed (heap)
         self._day = st.get("day", 0)
         self._spent = st.get("spent", {})
         self._nonce_init(st)
@@ -134,12 +134,13 @@ class Payments(Nonces):
 
     @property
     def history(self):
-        """The finished records moved out of the live state (history.py)."""
-        if self._history is None:
-            from plug.history import History
+        """The finished records moved out of the live state (history.py), read from the
+        flash afresh, its module let go of at once: neither is kept between uses, since
+        they hold about 3 KB of heap."""
+        from plug.history import History
 
-            self._history = History(self.store, log=self.log)
-        return self._history
+        unload("plug.history")
+        return History(self.store, log=self.log)
 
     def _archive(self):
         """Move the oldest finished records beyond _KEEP_DONE (failed: _KEEP_FAILED) into

@@ -6,6 +6,7 @@
 from plug.clock import iso_utc
 from plug.http_response import json_chunks
 from plug.server import CSV, JSON, HTTPError, Response, Server, csv_lines
+from plug.supervise import unload
 
 
 def build(plug):
@@ -26,6 +27,7 @@ def build(plug):
 def _status(plug):
     from plug.app_status import status_chunks  # streamed section by section
 
+    unload("plug.app_status")  # as /metrics does (below)
     return Response(status_chunks(plug), 200, JSON)
 
 
@@ -210,5 +212,5 @@ def metrics(plug, srv):
     from plug.metrics import lines
     from plug.prometheus import CONTENT_TYPE
 
-    __import__("plug.supervise").supervise.unload("plug.metrics", "plug.prometheus")
+    unload("plug.metrics", "plug.prometheus")
     return Response(lines(plug, srv), content_type=CONTENT_TYPE)
