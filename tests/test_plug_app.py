@@ -202,3 +202,31 @@ def test_safe_mode_after_three_crashes_in_a_row(world):
     assert p.status()["channels"]["M1/A"]["import_uwh"] > e0  # metering goes on
     assert "SAFE MODE" in p.mpremote("print(repr(plug))")
     assert json.loads(p.get("/status"))["device"]["safe_mode"] is True
+
+
+def test_the_serial_repl_compiles_on_a_heap_with_no_block_for_the_parser(plug):
+    # a payment can leave the heap with no free block of the 512 bytes the parser asks
+    # for (1 KB on this 64-bit port): the REPL then gives the HTTP client's pooled buffers
+    # back to the GC for its compile, and takes new ones after
+    from tools.paths import TOOLS
+
+    with open(os.path.join(TOOLS, "heap_holes.py")) as f:
+        code = f.read()
+    code += """
+from plug import repl, iobuf
+code = plain = keep = None  # bound before the heap is full: no dict grows after
+keep = holes(64)
+try:
+    compile("6 * 7", "<stdin>", "eval")
+    plain = "compiled"
+except MemoryError:
+    plain = "MemoryError"
+try:
+    code = repl._active._compile("6 * 7", "eval")
+finally:
+    keep = None
+print(plain, eval(code), len(iobuf.CLIENT.free))
+"""
+    plain, value, pool = plug.mpremote(code).split()[-3:]
+    assert plain == "MemoryError"  # compile() found no block for the parser's stack
+    assert value == "42" and pool == "4"  # compiled, the pool filled again

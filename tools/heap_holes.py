@@ -9,38 +9,50 @@
 #
 # holes(size): allocate bytearrays of `size` bytes until MemoryError (then smaller ones
 # down to 16 bytes, so no other free block is left anywhere), drop every other one of
-# the `size` ones, gc.collect(). Returns what is kept (a list): holding it keeps the
-# heap fragmented. A hole is at least `size` bytes; two freed bytearrays that ended up
-# next to each other (the filling reuses garbage out of address order) make one of up to
-# about twice that, so the bound in force is the largest free block afterwards:
-# micropython.mem_info() prints it as "max free sz", in GC blocks (16 bytes on 32 bits,
-# 32 on 64). Long-lived objects the code under test makes land in the holes too, so the
-# holes shrink as it runs.
+# the `size` ones, gc.collect(). They are held in chained lists of a fixed length: a list
+# that grew would leave its old storage free, a hole far larger than `size`. Returns what
+# is kept (a list): holding it keeps the heap fragmented. A hole is at least `size`
+# bytes; two freed bytearrays that ended up next to each other (the filling reuses
+# garbage out of address order) make one of up to about twice that, so the bound in
+# force is the largest free block afterwards: micropython.mem_info() prints it as "max
+# free sz", in GC blocks (16 bytes on 32 bits, 32 on 64). Long-lived objects the code
+# under test makes land in the holes too, so the holes shrink as it runs. Names the
+# caller binds afterwards must exist before: a namespace that grows needs a block too.
 import gc
+
+_CHUNK = 32  # slots per list holding the `size` ones (the first: the list before)
 
 
 def holes(size):
     gc.collect()
-    rest = []  # below `size`: so the only free blocks left are the holes
-    full = [rest]  # no list may grow once the heap is full
+    keep = [None, None]  # [the newest list of `size` ones, the chain of smaller ones]
     try:
         while True:
-            full.append(bytearray(size))
+            c = [None] * _CHUNK
+            c[0] = keep[0]
+            keep[0] = c
+            i = 1
+            while i < _CHUNK:
+                c[i] = bytearray(size)
+                i += 1
     except MemoryError:
         pass
-    n = size // 2
-    while n >= 16:
+    m = size // 2
+    while m >= 16:
         try:
             while True:
-                rest.append(bytearray(n))
+                keep[1] = (keep[1], bytearray(m))
         except MemoryError:
-            n //= 2
-    i = 1
-    while i < len(full):  # in place, with no object made: the heap is full
-        full[i] = None
-        i += 2
+            m //= 2
+    c = keep[0]
+    while c is not None:  # in place, with no object made: the heap is full
+        i = 1
+        while i < _CHUNK:
+            c[i] = None
+            i += 2
+        c = c[0]
     gc.collect()
-    return full
+    return keep
 
 
 def largest(step=16):

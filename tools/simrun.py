@@ -125,7 +125,8 @@ def install_firmware(state, board):
 
 def rom():
     """The virtual board's ROM: what MicroPython on a fresh board brings before anything
-    is deployed, here the serial REPL (plug/repl*.mpy), so mpremote can deploy. The
+    is deployed, here the serial REPL (plug/repl*.mpy, and iobuf.mpy it imports), so
+    mpremote can deploy. The
     flash comes first on sys.path, so deployed modules always win."""
     import shutil
 
@@ -137,7 +138,7 @@ def rom():
     dst = os.path.join(BUILD, "unix-rom", "plug")
     os.makedirs(dst, exist_ok=True)
     for name in os.listdir(src):
-        if name.startswith("repl") or name == "__init__.mpy":
+        if name.startswith("repl") or name in ("__init__.mpy", "iobuf.mpy"):
             shutil.copy2(os.path.join(src, name), dst)
     return os.path.dirname(dst)
 

@@ -27,9 +27,11 @@
 import sys
 import select
 import asyncio
+import gc
 import micropython
 from micropython import const
 
+from plug import iobuf
 from plug.repl_edit import LineEditor, _assigned, _more
 from plug.repl_raw import HEADING, RawRepl
 
@@ -118,6 +120,27 @@ class Repl(LineEditor, RawRepl):
         # handling instead, which must stay on (VirtualPlug.stop() relies on it).
         if sys.platform != "linux" and hasattr(micropython, "kbd_intr"):
             micropython.kbd_intr(3 if on else -1)
+
+    def _compile(self, src, mode="exec"):
+        """compile(src), tried once more after a MemoryError with the HTTP client's
+        buffers given back to the GC: the parser asks for one block of 512 bytes (64
+        rule-stack entries on 32 bits; 1 KB on 64), which a heap a payment fragmented may
+        not have, and those buffers, made side by side at boot, free one of about 2 KB.
+        Nothing else runs meanwhile; the pool is filled again after."""
+        try:
+            return compile(src, "<stdin>", mode)
+        except MemoryError:
+            if not iobuf.CLIENT.free:  # nothing to give back (or the ROM's REPL alone)
+                raise
+        del iobuf.CLIENT.free[:]
+        gc.collect()
+        try:
+            return compile(src, "<stdin>", mode)
+        finally:
+            try:
+                iobuf.reserve()
+            except MemoryError:
+                pass  # a request takes its buffers from the GC (iobuf.Pool.take)
 
     def _print_exc(self, e):
         import io
@@ -262,7 +285,7 @@ class Repl(LineEditor, RawRepl):
             return
         self._kbd(True)
         try:
-            exec(compile(src, "<stdin>", mode), self.ns)
+            exec(self._compile(src, mode), self.ns)
         except (Exception, KeyboardInterrupt, SystemExit) as e:
             self._print_exc(e)
         finally:
@@ -273,12 +296,12 @@ class Repl(LineEditor, RawRepl):
         body = "\n".join("    " + ln for ln in src.split("\n"))
         try:
             try:  # an expression: print its value like the normal REPL
-                code = compile(head + "    return " + src.strip(), "<stdin>", "exec")
+                code = self._compile(head + "    return " + src.strip())
             except SyntaxError:
                 name = _assigned(src)  # `x = await f()` keeps x, as at the normal prompt
                 if name:
                     head += "    global %s\n" % name
-                code = compile(head + body, "<stdin>", "exec")
+                code = self._compile(head + body)
             exec(code, self.ns)
             task = asyncio.create_task(self.ns.pop("__repl_cmd")())
             while not task.done():

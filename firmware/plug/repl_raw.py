@@ -16,7 +16,7 @@ HEADING = b"raw REPL; CTRL-B to exit\r\n"
 
 class RawRepl:
     """Mixin for Repl: needs self._w, self._getc, self._kbd, self._print_exc, self.ns,
-    self.window, self.max_source, self._flush_held."""
+    self.window, self.max_source, self._flush_held, self._compile."""
 
     async def _raw_session(self):
         """Serve raw mode until Ctrl-B; False at end of input."""
@@ -91,7 +91,7 @@ class RawRepl:
         try:
             if len(src) > self.max_source:
                 raise MemoryError("command longer than %d bytes" % self.max_source)
-            exec(compile(bytes(src).decode(), "<stdin>", "exec"), self.ns)
+            exec(self._compile(bytes(src).decode()), self.ns)
         except (Exception, KeyboardInterrupt, SystemExit) as e:
             err = e
         finally:
