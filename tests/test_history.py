@@ -318,3 +318,32 @@ def test_an_invoice_in_the_history_is_never_paid_again(tmp_path):
     assert live == list(range(13, 21)) + list(range(25, 29))  # 8 newest done, 4 failed
     assert held == 16 and st == "confirmed" and mined == "0x%064x" % 3
     assert failed_st == "failed" and unknown is None
+
+
+IDS = """
+import gc, sys
+from plug.payments import Payments
+from plug.store import Store
+
+store = Store(%r)
+if sys.argv[-1] == "save":  # what a plug that paid 256 invoices since they moved holds
+    store.save("payments", {"recs": {}, "paid": ["%%d-0" %% i for i in range(1, 257)],
+                            "day": 0, "spent": {}, "hi": 256, "arch": 256})
+else:
+    gc.collect()
+    a = gc.mem_alloc()
+    p = Payments(store, None, None, {}, None, log=lambda m: None)
+    gc.collect()
+    print(gc.mem_alloc() - a, p.get("256-0")["st"])
+"""
+
+
+def test_the_ids_of_paid_invoices_kept_in_the_heap_are_bounded(tmp_path):
+    # a plug that has paid for weeks keeps the ids of its last confirmed invoices to refuse
+    # paying one again; 256 of them held 9 KB of an ESP32's heap (16 KB here on 64 bits)
+    from paytest import build_dir
+
+    mp.run(IDS % str(tmp_path), heap="256k", path_dirs=build_dir(), args=["save"])
+    held, st = mp.run(IDS % str(tmp_path), heap="256k", path_dirs=build_dir()).split()[-2:]
+    assert st == "confirmed"  # the newest is still refused without a history scan
+    assert int(held) < 4096, held

@@ -314,7 +314,7 @@ def _check_plug(snap, ok_txs, lost_uwh=0):
     return probs, sum(r["amt"] for r in recs) + _pruned_sum(led, mine), ahead
 
 
-KEEP_IDS = 256  # payments.py keeps the ids of this many older confirmed invoices
+KEEP_IDS = 32  # payments.py keeps the ids of this many older confirmed invoices
 
 
 def _invoice_id(t, accounts):

@@ -69,8 +69,9 @@ _KEEP_DONE = const(8)  # finished records kept live (status shows them); older: 
 _KEEP_FAILED = const(4)  # failed payments kept live for retry_payment; older: history
 _MAX_OPEN = const(8)  # unfinished payments at once: pay() refuses more (the store's bound)
 _MAX_LIVE = const(20)  # records in the store at once: pay() refuses more
-_KEEP_IDS = const(256)  # ids of confirmed invoices moved to the history, kept to refuse
-                        # paying them again without a history scan
+_KEEP_IDS = const(32)  # ids of confirmed invoices moved to the history, kept to refuse
+                       # paying them again without a history scan (heap: ~36 B each on
+                       # the ESP32; 256 of them held 9 KB)
 _MAX_MEMO = 256
 _UNFINISHED = ("prepared", "sent")
 
@@ -112,7 +113,7 @@ class Payments(Nonces):
         self._dirty = False  # the last save failed: nothing is broadcast until one succeeds
         st = store.load(_NAME) or {}
         self._recs = st.get("recs", {})
-        self._paid = st.get("paid", [])
+        self._paid = st.get("paid", [])[-_KEEP_IDS:]  # a file may hold more (older firmware)
         self._hi = st.get("hi", 0)  # highest invoice seq moved to the history
         self._arch = st.get("arch", 0)  # records ever moved to the history
         self._day = st.get("day", 0)

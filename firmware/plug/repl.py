@@ -122,25 +122,29 @@ class Repl(LineEditor, RawRepl):
             micropython.kbd_intr(3 if on else -1)
 
     def _compile(self, src, mode="exec"):
-        """compile(src), tried once more after a MemoryError with the HTTP client's
-        buffers given back to the GC: the parser asks for one block of 512 bytes (64
-        rule-stack entries on 32 bits; 1 KB on 64), which a heap a payment fragmented may
-        not have, and those buffers, made side by side at boot, free one of about 2 KB.
-        Nothing else runs meanwhile; the pool is filled again after."""
+        """compile(src); after a MemoryError tried again with one more of the HTTP
+        client's pooled buffers given back to the GC each time, and the pool filled again
+        after. The parser asks for one block of 512 bytes (64 rule-stack entries on 32
+        bits; 1 KB on 64), which a heap a payment fragmented may not have: one buffer's
+        block (528 bytes) is enough, those made side by side at boot free a larger one.
+        Nothing else runs meanwhile."""
+        bufs = iobuf.CLIENT.free
+        n = len(bufs)
         try:
-            return compile(src, "<stdin>", mode)
-        except MemoryError:
-            if not iobuf.CLIENT.free:  # nothing to give back (or the ROM's REPL alone)
-                raise
-        del iobuf.CLIENT.free[:]
-        gc.collect()
-        try:
-            return compile(src, "<stdin>", mode)
+            while True:
+                try:
+                    return compile(src, "<stdin>", mode)
+                except MemoryError:
+                    if not bufs:  # none left (or the ROM's REPL alone: none ever)
+                        raise
+                    bufs.pop()
+                    gc.collect()
         finally:
-            try:
-                iobuf.reserve()
-            except MemoryError:
-                pass  # a request takes its buffers from the GC (iobuf.Pool.take)
+            if len(bufs) < n:
+                try:
+                    iobuf.reserve()
+                except MemoryError:
+                    pass  # a request takes what is missing from the GC (iobuf.Pool.take)
 
     def _print_exc(self, e):
         import io
