@@ -206,8 +206,8 @@ def test_safe_mode_after_three_crashes_in_a_row(world):
 
 def test_the_serial_repl_compiles_on_a_heap_with_no_block_for_the_parser(plug):
     # a payment can leave the heap with no free block of the 512 bytes the parser asks
-    # for (1 KB on this 64-bit port): the REPL then gives the HTTP client's pooled buffers
-    # back to the GC for its compile, and takes new ones after
+    # for (1 KB on this 64-bit port): the REPL then gives pooled I/O buffers back to the
+    # GC for its compile, the HTTP server's (2 side by side) before those payments use
     from tools.paths import TOOLS
 
     with open(os.path.join(TOOLS, "heap_holes.py")) as f:
@@ -229,4 +229,4 @@ print(plain, eval(code), len(iobuf.CLIENT.free))
 """
     plain, value, pool = plug.mpremote(code).split()[-3:]
     assert plain == "MemoryError"  # compile() found no block for the parser's stack
-    assert value == "42" and pool == "4"  # compiled, the pool filled again
+    assert value == "42" and pool == "4"  # compiled; the payments' buffers all kept

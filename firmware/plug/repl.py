@@ -122,29 +122,31 @@ class Repl(LineEditor, RawRepl):
             micropython.kbd_intr(3 if on else -1)
 
     def _compile(self, src, mode="exec"):
-        """compile(src); after a MemoryError tried again with one more of the HTTP
-        client's pooled buffers given back to the GC each time, and the pool filled again
-        after. The parser asks for one block of 512 bytes (64 rule-stack entries on 32
-        bits; 1 KB on 64), which a heap a payment fragmented may not have: one buffer's
-        block (528 bytes) is enough, those made side by side at boot free a larger one.
-        Nothing else runs meanwhile."""
-        bufs = iobuf.CLIENT.free
-        n = len(bufs)
+        """compile(src); after a MemoryError tried again with one more pooled I/O buffer
+        given back to the GC each time (the HTTP server's first, the HTTP client's, which
+        payments use, last), and the pools filled again after. The parser asks for one
+        block of 512 bytes (64 rule-stack entries on 32 bits; 1 KB on 64), which a heap a
+        payment fragmented may not have: a buffer's block (528 bytes) is one, and those
+        of a pool, made side by side at boot, free larger ones. Nothing else runs
+        meanwhile."""
+        gave = False
         try:
             while True:
                 try:
                     return compile(src, "<stdin>", mode)
                 except MemoryError:
+                    bufs = iobuf.SERVER.free or iobuf.CLIENT.free
                     if not bufs:  # none left (or the ROM's REPL alone: none ever)
                         raise
                     bufs.pop()
+                    gave = True
                     gc.collect()
         finally:
-            if len(bufs) < n:
+            if gave:
                 try:
                     iobuf.reserve()
                 except MemoryError:
-                    pass  # a request takes what is missing from the GC (iobuf.Pool.take)
+                    pass  # an answer takes what is missing from the GC (iobuf.Pool.take)
 
     def _print_exc(self, e):
         import io
