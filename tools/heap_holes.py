@@ -18,12 +18,15 @@
 # free sz", in GC blocks (16 bytes on 32 bits, 32 on 64). Long-lived objects the code
 # under test makes land in the holes too, so the holes shrink as it runs. Names the
 # caller binds afterwards must exist before: a namespace that grows needs a block too.
+# holes(size, slack=True) frees the smaller ones as well: free pieces below `size` are
+# scattered between the kept blocks, as in a heap that has run a while, so what the code
+# under test keeps need not fill the holes (a piece next to a hole makes it larger).
 import gc
 
 _CHUNK = 32  # slots per list holding the `size` ones (the first: the list before)
 
 
-def holes(size):
+def holes(size, slack=False):
     gc.collect()
     keep = [None, None]  # [the newest list of `size` ones, the chain of smaller ones]
     try:
@@ -51,6 +54,8 @@ def holes(size):
             c[i] = None
             i += 2
         c = c[0]
+    if slack:
+        keep[1] = None
     gc.collect()
     return keep
 

@@ -62,7 +62,6 @@ import eth
 from micropython import const
 from plug.nonces import Nonces, _hex, _unhex
 from plug.rpc import ChainError, InsufficientFunds, NonceTooLow, ReplacementUnderpriced
-from plug.supervise import unload
 
 _NAME = "payments"
 _KEEP_DONE = const(8)  # finished records kept live (status shows them); older: history
@@ -139,6 +138,7 @@ class Payments(Nonces):
         flash afresh, its module let go of at once: neither is kept between uses, since
         they hold about 3 KB of heap."""
         from plug.history import History
+        from plug.supervise import unload
 
         unload("plug.history")
         return History(self.store, log=self.log)

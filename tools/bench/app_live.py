@@ -249,11 +249,12 @@ class LiveRun:
         return {"free": int(free.group(1)), "max_free": int(blk.group(1)) * int(size.group(1))}
 
     def holes(self, size):
-        """Fragment the running plug's heap into holes of `size` bytes (tools/heap_holes.py),
-        kept until the process ends: from now on no allocation above `size` succeeds."""
+        """Fragment the running plug's heap into holes of `size` bytes with slack
+        (tools/heap_holes.py), kept until the process ends: from now on no allocation
+        above the largest free block succeeds."""
         with open(HOLES) as f:
             src = f.read()
-        self.exec(src + "\n_bench_holes = holes(%d)\nprint('holes made')\n" % size)
+        self.exec(src + "\n_bench_holes = holes(%d, slack=True)\nprint('holes made')\n" % size)
 
     def objects(self, modules, settle_s=8, timeout=120):
         """{what: bytes it held at idle} (tools/bench/app_objects.py): the plug is stopped
