@@ -347,3 +347,50 @@ def test_the_ids_of_paid_invoices_kept_in_the_heap_are_bounded(tmp_path):
     held, st = mp.run(IDS % str(tmp_path), heap="256k", path_dirs=build_dir()).split()[-2:]
     assert st == "confirmed"  # the newest is still refused without a history scan
     assert int(held) < 4096, held
+
+
+RECS = """
+import gc, json, sys
+from plug.payments import Payments
+from plug.store import Store
+
+store = Store(%r)
+
+
+def rec(i, st):
+    h = "0x%%064x" %% (0xabc0 + i)
+    return {"id": "%%d-0" %% i, "st": st, "from": "0xD03a51Cc524E3b607b7334f5f888ff2962338d88",
+            "acct": 0, "to": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "amt": 314001406100000 + i, "tok": None, "memo": "0x%%08x" %% i, "n": i,
+            "gas": 21192, "v": [{"h": h, "fee": [2000000000, 1000000000]}], "hash": h,
+            "mined": h, "blk": 100 + i, "err": None if st == "confirmed" else "reverted",
+            "att": 1, "t": 849000000 + i, "tb": 849000010 + i, "ch": "M1/A", "under": False}
+
+
+if sys.argv[-1] == "save":  # the most a plug keeps live once it has paid for a while
+    recs = dict((r["id"], r) for r in [rec(i, "confirmed") for i in range(1, 9)] +
+                [rec(i, "failed") for i in range(9, 13)])
+    store.save("payments", {"recs": recs, "paid": [], "day": 0, "spent": {}, "hi": 0,
+                            "arch": 0})
+    print(json.dumps(recs))
+else:
+    gc.collect()
+    a = gc.mem_alloc()
+    p = Payments(store, None, None, {}, None, log=lambda m: None)
+    gc.collect()
+    print(json.dumps(dict((r["id"], r) for r in p.records())))
+    print(gc.mem_alloc() - a)
+"""
+
+
+def test_the_finished_payments_kept_live_share_their_strings(tmp_path):
+    # a plug keeps its last 8 confirmed and 4 failed payments live; read from the flash,
+    # each hash and address was its own string: 872 bytes a record on 32 bits (about 600
+    # shared), 27,008 bytes for the twelve here on 64 bits (21,824 shared)
+    from paytest import build_dir
+
+    saved = json.loads(mp.run(RECS % str(tmp_path), heap="256k", path_dirs=build_dir(),
+                              args=["save"]).splitlines()[-1])
+    out = mp.run(RECS % str(tmp_path), heap="256k", path_dirs=build_dir()).splitlines()
+    assert json.loads(out[-2]) == saved  # the same records
+    assert int(out[-1]) < 24000, out[-1]

@@ -276,6 +276,28 @@ def test_urllib_client_and_many_sequential_requests_leave_the_heap_steady(srv):
     assert free1 > free0 - 4096, (free0, free1)
 
 
+def test_a_finished_request_leaves_nothing_in_the_heap(srv):
+    # the deadline sweep kept the last connection it looked at, and with it that
+    # request's body and answer, until another one came along: up to 8 KB (a config
+    # envelope) on a plug that nobody asks anything
+    body = json.dumps({"pad": "x" * 1200}).encode()
+    head = b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+    for _ in range(3):
+        free0 = status(srv)["mem_free"]
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.sendall(head + body[:100])
+            time.sleep(0.5)  # the sweep looks at it meanwhile (every 100 ms)
+            s.sendall(body[100:])
+            got = b""
+            while not got.endswith(b"}"):
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+        assert b'"len": %d' % len(body) in got
+        _wait_for(lambda: status(srv)["active"] == 1)  # only this /status
+        assert status(srv)["mem_free"] > free0 - 1024, free0
+
+
 # -- fuzzing: every request gets a well-formed answer or a close, never a 500 or a hang --
 
 _methods = st.sampled_from(["GET", "POST", "PUT", "HEAD", "DELETE", "get", "G ET", "", "X" * 50])

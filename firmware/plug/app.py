@@ -120,6 +120,7 @@ class Plug(MoneySide):
         self.balances = {}
         self._balances_at = None
         self.money_errors = 0
+        self.money_busy = False  # a money pass is running: MQTT holds its state until it ends
         self.last_error = None
         self._reboot = False
         self._fee = None
@@ -236,6 +237,7 @@ class Plug(MoneySide):
         """One pass of the money loop, its stages apart (_net_turn); returns the ms until
         the next: 1 s, doubling after each failed pass up to a minute."""
         t = await self._net_turn()
+        self.money_busy = True
         try:
             for _ in self.money_steps():
                 t = await self._net_turn(t)
@@ -248,6 +250,8 @@ class Plug(MoneySide):
             self.money_errors += 1
             self.last_error = "%s: %s" % (type(e).__name__, e)
             log("[app] money: %s" % self.last_error)
+        finally:
+            self.money_busy = False
         unload("plug.history", "plug.strand", *_SIGNING)
         self._net_held(t)
         return min(60000, 1000 << min(self.money_errors, 6)) if self.money_errors else 1000

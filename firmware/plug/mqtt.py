@@ -24,6 +24,9 @@
 # config). Name lookup (getaddrinfo) is the one
 # unbounded wait, as everywhere on MicroPython (README, Known limits).
 #
+# States go out every mqtt.interval_s; one that falls due while a money pass runs
+# (plug.money_busy) waits for it to end, so their heap peaks never meet.
+#
 # Commands (mqtt.commands true, a board with relays): "ON"/"OFF" on B/<channel>/switch/set
 # switch that output as POST /switch does: an output held off (over-temperature, unpaid)
 # is not switched on, the log says why, and B/<channel>/switch publishes its real state
@@ -46,6 +49,7 @@ _MAX_IN = const(512)  # the longest packet taken from the broker
 _IO_MS = const(5000)
 _KEEPALIVE_S = const(60)
 _BACKOFF_MAX_MS = const(300000)
+_BUSY_POLL_MS = const(100)
 _UNIX_2000 = const(946684800)
 _STATE = ["off", None, None]  # state, last error, since (Unix time)
 _REFUSED = ("", "unacceptable protocol version", "client id refused", "server unavailable",
@@ -246,7 +250,7 @@ class Session:
             await self.c.publish(topic, doc, True)
             count += 1
             await self.c.poll(0)  # a broker that talks back meanwhile is heard
-        labels = None
+        labels = doc = None  # not held in this frame for as long as the session lasts
         for topic in n.gone(self.relays, self.commands):  # commands switched on or off
             await self.c.publish(topic, b"", True)
         if self.commands:
@@ -256,14 +260,16 @@ class Session:
         every = m["interval_s"] * 1000
         due = time.ticks_ms()
         while self.plug.cfgm.version == version:
-            if time.ticks_diff(time.ticks_ms(), due) >= 0:
+            wait = time.ticks_diff(due, time.ticks_ms())
+            if wait <= 0 and not self.plug.money_busy:
                 due = time.ticks_add(due, every)
                 if time.ticks_diff(time.ticks_ms(), due) > 0:
                     due = time.ticks_add(time.ticks_ms(), every)
                 await self.publish_state()
-            else:
+                wait = time.ticks_diff(due, time.ticks_ms())
+            else:  # not due yet, or due while a money pass runs: it waits for the end
                 await self.publish_outputs(False)
-            await self.c.poll(max(0, min(1000, time.ticks_diff(due, time.ticks_ms()))))
+            await self.c.poll(min(1000, wait) if wait > 0 else _BUSY_POLL_MS)
 
     def symbol(self):
         try:

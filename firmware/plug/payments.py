@@ -93,6 +93,20 @@ def intrinsic_gas(data):
     return max(21000 + 16 * nz + 4 * z, 21000 + 40 * nz + 10 * z)
 
 
+def _share(recs):
+    """Equal strings of the live records made one object: a record's hash, mined hash and
+    variants' hashes, and the addresses, each its own copy when read from the flash or a
+    receipt (about 280 bytes a record of an ESP32's heap)."""
+    seen = {}
+    for r in recs.values():
+        for k in ("from", "to", "tok", "hash", "mined"):
+            s = r.get(k)
+            if s is not None:
+                r[k] = seen.setdefault(s, s)
+        for v in r.get("v", ()):
+            v["h"] = seen.setdefault(v["h"], v["h"])
+
+
 class Payments(Nonces):
     def __init__(self, store, chain, wallet, config, clock, log=print):
         self.store = store
@@ -112,6 +126,7 @@ class Payments(Nonces):
         self._dirty = False  # the last save failed: nothing is broadcast until one succeeds
         st = store.load(_NAME) or {}
         self._recs = st.get("recs", {})
+        _share(self._recs)
         self._paid = st.get("paid", [])[-_KEEP_IDS:]  # a file may hold more (older firmware)
         self._hi = st.get("hi", 0)  # highest invoice seq moved to the history
         self._arch = st.get("arch", 0)  # records ever moved to the history
@@ -126,6 +141,7 @@ class Payments(Nonces):
 
     def _save(self):
         self._archive()
+        _share(self._recs)
         self._dirty = True
         self.store.save(_NAME, {"recs": self._recs, "paid": self._paid, "day": self._day,
                                 "spent": self._spent, "hi": self._hi, "arch": self._arch,

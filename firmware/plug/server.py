@@ -181,6 +181,7 @@ class Server:
                 c.setblocking(False)
                 st = asyncio.StreamReader(c)
                 asyncio.create_task(self._serve(st, st))
+                c = st = None  # the connection's task holds them; this frame waits on
             except (OSError, MemoryError) as e:  # e.g. the client gave up; no room
                 if isinstance(e, MemoryError):
                     self.stats["rejected"] += 1
@@ -205,6 +206,7 @@ class Server:
                     self._cut(c, _LATE)  # removes it from the list
                 else:
                     i += 1
+            c = None  # else this frame keeps a finished request (body, answer) till the next
 
     def _evict(self):
         """Make room for a newcomer: cut off the connection that has waited longest on its
