@@ -96,7 +96,7 @@ def intrinsic_gas(data):
 def _share(recs):
     """Equal strings of the live records made one object: a record's hash, mined hash and
     variants' hashes, and the addresses, each its own copy when read from the flash or a
-    receipt (about 280 bytes a record of an ESP32's heap)."""
+    receipt (about 300 bytes a record on the ESP32)."""
     seen = {}
     for r in recs.values():
         for k in ("from", "to", "tok", "hash", "mined"):
