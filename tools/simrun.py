@@ -126,8 +126,8 @@ def install_firmware(state, board):
 def rom():
     """The virtual board's ROM: what MicroPython on a fresh board brings before anything
     is deployed, here the serial REPL (plug/repl*.mpy, and iobuf.mpy it imports), so
-    mpremote can deploy. The
-    flash comes first on sys.path, so deployed modules always win."""
+    mpremote can deploy. The flash comes first on sys.path, so deployed modules always
+    win."""
     import shutil
 
     from . import build_mpy

@@ -94,17 +94,26 @@ def intrinsic_gas(data):
 
 
 def _share(recs):
-    """Equal strings of the live records made one object: a record's hash, mined hash and
-    variants' hashes, and the addresses, each its own copy when read from the flash or a
-    receipt (about 300 bytes a record on the ESP32)."""
-    seen = {}
+    """Equal strings of the live records made one object, with nothing allocated: a
+    record's mined hash and variants' hashes with its hash, and its addresses with the
+    record before's. Each is its own copy when read from the flash or a receipt (about
+    300 bytes a record on the ESP32)."""
+    prev = None
     for r in recs.values():
-        for k in ("from", "to", "tok", "hash", "mined"):
-            s = r.get(k)
-            if s is not None:
-                r[k] = seen.setdefault(s, s)
+        h, m = r.get("hash"), r.get("mined")
+        if m is not None and m == h:
+            r["mined"] = h
         for v in r.get("v", ()):
-            v["h"] = seen.setdefault(v["h"], v["h"])
+            if v["h"] == h:
+                v["h"] = h
+            elif v["h"] == m:
+                v["h"] = m
+        if prev is not None:
+            for k in ("from", "to", "tok"):
+                s = r.get(k)
+                if s is not None and s == prev.get(k):
+                    r[k] = prev[k]
+        prev = r
 
 
 class Payments(Nonces):
